@@ -1,0 +1,530 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Configuration: one declared table of keys drives the key file, environment
+ * overrides, validation messages and the --check-config summary. */
+
+#define G_LOG_DOMAIN "calldocker-config"
+
+#include "cd-config.h"
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <string.h>
+
+G_DEFINE_QUARK (cd-config-error-quark, cd_config_error)
+
+typedef enum {
+  KEY_STRING,
+  KEY_UINT,
+  KEY_UINT64,
+  KEY_LISTEN,
+  KEY_LOG_LEVEL,
+} KeyType;
+
+typedef struct {
+  const char *section;
+  const char *key;
+  KeyType type;
+  gsize offset;
+  guint64 min;
+  guint64 max;
+  const char *default_value;
+  const char *help;
+} KeyInfo;
+
+#define OFF(field) offsetof (CdConfig, field)
+
+static const KeyInfo keys[] = {
+  { "server", "listen", KEY_LISTEN, OFF (listen_host), 0, 65535, "127.0.0.1:8080",
+    "address and port the HTTP server listens on (port 0: any free port)" },
+  { "server", "max_body_bytes", KEY_UINT64, OFF (max_body_bytes), 1024, 64 * 1024 * 1024,
+    "1048576", "largest request body accepted, in bytes" },
+  { "state", "dir", KEY_STRING, OFF (state_dir), 0, 0, ".calldocker",
+    "folder for the lock file and the embedded PostgreSQL and Redis" },
+  { "postgres", "conninfo", KEY_STRING, OFF (pg_conninfo), 0, 0, "",
+    "libpq connection string; empty runs an embedded server under the state folder" },
+  { "postgres", "pool_size", KEY_UINT, OFF (pg_pool_size), 1, 64, "4",
+    "connections kept open" },
+  { "postgres", "query_timeout_ms", KEY_UINT, OFF (pg_query_timeout_ms), 100, 600000, "5000",
+    "how long a query waits for a connection and an answer" },
+  { "redis", "url", KEY_STRING, OFF (redis_url), 0, 0, "",
+    "redis://[:password@]host[:port][/db] or unix:/path/to/socket; empty runs an embedded server" },
+  { "redis", "command_timeout_ms", KEY_UINT, OFF (redis_command_timeout_ms), 100, 600000, "2000",
+    "how long a Redis command may take" },
+  { "store", "reconnect_min_ms", KEY_UINT, OFF (reconnect_min_ms), 10, 600000, "100",
+    "first delay before reconnecting to PostgreSQL or Redis" },
+  { "store", "reconnect_max_ms", KEY_UINT, OFF (reconnect_max_ms), 10, 600000, "5000",
+    "longest delay between reconnection attempts" },
+  { "log", "level", KEY_LOG_LEVEL, OFF (log_level), 0, 0, "info",
+    "lowest level logged: debug, info, message, warning" },
+  { "shutdown", "timeout_s", KEY_UINT, OFF (shutdown_timeout_s), 1, 3600, "10",
+    "how long a graceful shutdown may take before children are killed" },
+};
+
+static const char *log_levels[] = { "debug", "info", "message", "warning", NULL };
+
+static const KeyInfo *
+lookup_key (const char *section, const char *key)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++) {
+    if (g_str_equal (keys[i].section, section) && g_str_equal (keys[i].key, key))
+      return &keys[i];
+  }
+  return NULL;
+}
+
+static gboolean
+section_exists (const char *section)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++) {
+    if (g_str_equal (keys[i].section, section))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static gboolean
+parse_uint (const char *value, guint64 min, guint64 max, guint64 *out)
+{
+  guint64 v;
+
+  if (value == NULL || *value == '\0' || !g_ascii_isdigit (value[0]))
+    return FALSE;
+  if (!g_ascii_string_to_unsigned (value, 10, min, max, &v, NULL))
+    return FALSE;
+  *out = v;
+  return TRUE;
+}
+
+static gboolean
+parse_listen (const char *value, char **host, guint *port)
+{
+  const char *colon;
+  g_autofree char *h = NULL;
+  guint64 p;
+
+  if (value == NULL)
+    return FALSE;
+  if (value[0] == '[') {
+    const char *end = strchr (value, ']');
+    if (end == NULL || end[1] != ':')
+      return FALSE;
+    h = g_strndup (value + 1, (gsize) (end - value - 1));
+    colon = end + 1;
+  } else {
+    colon = strrchr (value, ':');
+    if (colon == NULL)
+      return FALSE;
+    h = g_strndup (value, (gsize) (colon - value));
+    if (strchr (h, ':') != NULL)
+      return FALSE;
+  }
+  if (*h == '\0' || !parse_uint (colon + 1, 0, 65535, &p))
+    return FALSE;
+  if (!g_hostname_is_ip_address (h) && !g_str_equal (h, "localhost"))
+    return FALSE;
+  g_free (*host);
+  *host = g_steal_pointer (&h);
+  *port = (guint) p;
+  return TRUE;
+}
+
+static void
+key_set_default (CdConfig *config, const KeyInfo *info)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!cd_config_set (config, info->section, info->key, info->default_value, "default", &error))
+    g_error ("bad default for %s.%s: %s", info->section, info->key, error->message);
+}
+
+/**
+ * cd_config_new_default:
+ *
+ * Returns: (transfer full): a configuration with every key at its default
+ */
+CdConfig *
+cd_config_new_default (void)
+{
+  CdConfig *config = g_new0 (CdConfig, 1);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
+    key_set_default (config, &keys[i]);
+  return config;
+}
+
+void
+cd_config_free (CdConfig *config)
+{
+  if (config == NULL)
+    return;
+  g_free (config->listen_host);
+  g_free (config->state_dir);
+  g_free (config->pg_conninfo);
+  g_free (config->redis_url);
+  g_free (config->log_level);
+  g_free (config->source_path);
+  g_clear_pointer (&config->redis_address, cd_redis_address_free);
+  g_free (config);
+}
+
+/**
+ * cd_config_set:
+ * @origin: where the value came from, for messages ("config.conf", "CALLDOCKER_X")
+ *
+ * Sets one key from its text form; the message names the key and the problem.
+ */
+gboolean
+cd_config_set (CdConfig   *config,
+               const char *section,
+               const char *key,
+               const char *value,
+               const char *origin,
+               GError    **error)
+{
+  const KeyInfo *info = lookup_key (section, key);
+  char *base = (char *) config;
+  guint64 v;
+
+  if (info == NULL) {
+    if (!section_exists (section))
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_UNKNOWN_KEY,
+                   "%s: unknown section [%s]", origin, section);
+    else
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_UNKNOWN_KEY,
+                   "%s: unknown key '%s' in section [%s]", origin, key, section);
+    return FALSE;
+  }
+
+  switch (info->type) {
+  case KEY_STRING: {
+    char **field = (char **) (base + info->offset);
+    if (!g_utf8_validate (value, -1, NULL))
+      goto invalid_utf8;
+    g_free (*field);
+    *field = g_strstrip (g_strdup (value));
+    return TRUE;
+  }
+  case KEY_UINT:
+    if (!parse_uint (value, info->min, info->max, &v))
+      goto out_of_range;
+    *(guint *) (base + info->offset) = (guint) v;
+    return TRUE;
+  case KEY_UINT64:
+    if (!parse_uint (value, info->min, info->max, &v))
+      goto out_of_range;
+    *(guint64 *) (base + info->offset) = v;
+    return TRUE;
+  case KEY_LISTEN:
+    if (!parse_listen (value, &config->listen_host, &config->listen_port)) {
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                   "%s: %s.%s = '%s' is not an IP address and port "
+                   "(like 127.0.0.1:8080 or [::1]:8080)",
+                   origin, section, key, value);
+      return FALSE;
+    }
+    return TRUE;
+  case KEY_LOG_LEVEL:
+    if (!g_strv_contains (log_levels, value)) {
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                   "%s: %s.%s = '%s' is not one of debug, info, message, warning", origin,
+                   section, key, value);
+      return FALSE;
+    }
+    g_free (config->log_level);
+    config->log_level = g_strdup (value);
+    return TRUE;
+  default:
+    g_assert_not_reached ();
+  }
+
+out_of_range:
+  g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+               "%s: %s.%s = '%s' is not a whole number from %" G_GUINT64_FORMAT
+               " to %" G_GUINT64_FORMAT,
+               origin, section, key, value, info->min, info->max);
+  return FALSE;
+
+invalid_utf8:
+  g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+               "%s: %s.%s is not valid UTF-8", origin, section, key);
+  return FALSE;
+}
+
+/**
+ * cd_config_load_data:
+ *
+ * Reads a key file's text. Every key must be known; the first problem found
+ * is reported and @config is left as it was.
+ */
+gboolean
+cd_config_load_data (CdConfig *config, const char *data, gsize length, GError **error)
+{
+  g_autoptr (GKeyFile) file = g_key_file_new ();
+  g_autoptr (GError) local_error = NULL;
+  g_auto (GStrv) groups = NULL;
+  g_autoptr (CdConfig) scratch = cd_config_new_default ();
+  const char *origin = config->source_path ? config->source_path : "config";
+
+  if (!g_key_file_load_from_data (file, data, length, G_KEY_FILE_NONE, &local_error)) {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_SYNTAX, "%s: %s", origin,
+                 local_error->message);
+    return FALSE;
+  }
+
+  /* Validate every key on a scratch copy first, so a bad file changes nothing. */
+  groups = g_key_file_get_groups (file, NULL);
+  for (int pass = 0; pass < 2; pass++) {
+    CdConfig *target = pass == 0 ? scratch : config;
+    for (gsize g = 0; groups[g] != NULL; g++) {
+      g_auto (GStrv) names = g_key_file_get_keys (file, groups[g], NULL, NULL);
+      if (!section_exists (groups[g])) {
+        g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_UNKNOWN_KEY,
+                     "%s: unknown section [%s]", origin, groups[g]);
+        return FALSE;
+      }
+      for (gsize k = 0; names != NULL && names[k] != NULL; k++) {
+        g_autofree char *value = g_key_file_get_value (file, groups[g], names[k], NULL);
+        if (value == NULL || !cd_config_set (target, groups[g], names[k], value, origin, error))
+          return FALSE;
+      }
+    }
+  }
+  return TRUE;
+}
+
+gboolean
+cd_config_load_file (CdConfig *config, const char *path, GError **error)
+{
+  g_autofree char *data = NULL;
+  g_autoptr (GError) local_error = NULL;
+  gsize length;
+
+  if (!g_file_get_contents (path, &data, &length, &local_error)) {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_READ, "cannot read config %s: %s", path,
+                 local_error->message);
+    return FALSE;
+  }
+  g_free (config->source_path);
+  config->source_path = g_strdup (path);
+  return cd_config_load_data (config, data, length, error);
+}
+
+static char *
+env_name_for (const KeyInfo *info)
+{
+  g_autofree char *name = g_strdup_printf ("CALLDOCKER_%s_%s", info->section, info->key);
+  return g_ascii_strup (name, -1);
+}
+
+/**
+ * cd_config_apply_environment:
+ * @envp: (nullable): environment as from g_get_environ(); %NULL reads the process's
+ *
+ * Applies CALLDOCKER_SECTION_KEY overrides, e.g. CALLDOCKER_SERVER_LISTEN.
+ */
+gboolean
+cd_config_apply_environment (CdConfig *config, char **envp, GError **error)
+{
+  g_auto (GStrv) own_env = NULL;
+
+  if (envp == NULL)
+    envp = own_env = g_get_environ ();
+
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++) {
+    g_autofree char *name = env_name_for (&keys[i]);
+    const char *value = g_environ_getenv (envp, name);
+    if (value != NULL &&
+        !cd_config_set (config, keys[i].section, keys[i].key, value, name, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/**
+ * cd_config_validate:
+ *
+ * Checks what single keys cannot: values that contradict each other and
+ * connection strings. Fills the derived fields.
+ */
+gboolean
+cd_config_validate (CdConfig *config, GError **error)
+{
+  if (config->reconnect_min_ms > config->reconnect_max_ms) {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_CONTRADICTION,
+                 "store.reconnect_min_ms (%u) is larger than store.reconnect_max_ms (%u)",
+                 config->reconnect_min_ms, config->reconnect_max_ms);
+    return FALSE;
+  }
+  if (config->state_dir[0] == '\0' &&
+      (cd_config_uses_embedded_postgres (config) || cd_config_uses_embedded_redis (config))) {
+    g_set_error_literal (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_CONTRADICTION,
+                         "state.dir is empty, but the embedded PostgreSQL or Redis needs it "
+                         "(set state.dir, or both postgres.conninfo and redis.url)");
+    return FALSE;
+  }
+  if (config->pg_conninfo[0] != '\0') {
+    char *pq_error = NULL;
+    PQconninfoOption *options = PQconninfoParse (config->pg_conninfo, &pq_error);
+    if (options == NULL) {
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                   "postgres.conninfo is not a valid libpq connection string: %s",
+                   pq_error ? g_strstrip (pq_error) : "out of memory");
+      PQfreemem (pq_error);
+      return FALSE;
+    }
+    PQconninfoFree (options);
+  }
+  g_clear_pointer (&config->redis_address, cd_redis_address_free);
+  if (config->redis_url[0] != '\0') {
+    g_autoptr (GError) local_error = NULL;
+    config->redis_address = cd_redis_address_parse (config->redis_url, &local_error);
+    if (config->redis_address == NULL) {
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE, "redis.url: %s",
+                   local_error->message);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+gboolean
+cd_config_uses_embedded_postgres (const CdConfig *config)
+{
+  return config->pg_conninfo[0] == '\0';
+}
+
+gboolean
+cd_config_uses_embedded_redis (const CdConfig *config)
+{
+  return config->redis_url[0] == '\0';
+}
+
+/**
+ * cd_config_describe:
+ *
+ * Returns: (transfer full): one "section.key = value" line per key; secrets hidden
+ */
+char *
+cd_config_describe (const CdConfig *config)
+{
+  GString *out = g_string_new (NULL);
+  const char *base = (const char *) config;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++) {
+    const KeyInfo *info = &keys[i];
+    g_string_append_printf (out, "%s.%s = ", info->section, info->key);
+    switch (info->type) {
+    case KEY_STRING: {
+      const char *v = *(char *const *) (base + info->offset);
+      if (g_str_equal (info->key, "conninfo") || g_str_equal (info->key, "url"))
+        g_string_append (out, v[0] ? "(set)" : "(embedded)");
+      else
+        g_string_append (out, v);
+      break;
+    }
+    case KEY_UINT:
+      g_string_append_printf (out, "%u", *(const guint *) (base + info->offset));
+      break;
+    case KEY_UINT64:
+      g_string_append_printf (out, "%" G_GUINT64_FORMAT,
+                              *(const guint64 *) (base + info->offset));
+      break;
+    case KEY_LISTEN:
+      if (strchr (config->listen_host, ':'))
+        g_string_append_printf (out, "[%s]:%u", config->listen_host, config->listen_port);
+      else
+        g_string_append_printf (out, "%s:%u", config->listen_host, config->listen_port);
+      break;
+    case KEY_LOG_LEVEL:
+      g_string_append (out, config->log_level);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+    g_string_append_c (out, '\n');
+  }
+  return g_string_free (out, FALSE);
+}
+
+/**
+ * cd_redis_address_parse:
+ * @url: redis://[:password@]host[:port][/db] or unix:/path[?db=N]
+ */
+CdRedisAddress *
+cd_redis_address_parse (const char *url, GError **error)
+{
+  g_autoptr (GUri) uri = NULL;
+  g_autoptr (GError) local_error = NULL;
+  g_autoptr (CdRedisAddress) address = g_new0 (CdRedisAddress, 1);
+  const char *scheme;
+  const char *path;
+
+  uri = g_uri_parse (url, G_URI_FLAGS_HAS_PASSWORD | G_URI_FLAGS_ENCODED_QUERY, &local_error);
+  if (uri == NULL) {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE, "'%s' is not a URL: %s",
+                 url, local_error->message);
+    return NULL;
+  }
+  scheme = g_uri_get_scheme (uri);
+  path = g_uri_get_path (uri);
+  if (g_uri_get_password (uri) != NULL && g_uri_get_password (uri)[0] != '\0')
+    address->password = g_strdup (g_uri_get_password (uri));
+
+  if (g_str_equal (scheme, "redis")) {
+    guint64 db = 0;
+    if (g_uri_get_host (uri) == NULL || g_uri_get_host (uri)[0] == '\0') {
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                   "'%s' names no host", url);
+      return NULL;
+    }
+    address->transport = CD_REDIS_TRANSPORT_TCP;
+    address->host = g_strdup (g_uri_get_host (uri));
+    address->port = g_uri_get_port (uri) > 0 ? (guint16) g_uri_get_port (uri) : 6379;
+    if (path[0] == '/' && path[1] != '\0' && !parse_uint (path + 1, 0, 1023, &db)) {
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                   "'%s': database '%s' is not a number from 0 to 1023", url, path + 1);
+      return NULL;
+    }
+    address->db = (guint) db;
+  } else if (g_str_equal (scheme, "unix")) {
+    if (path[0] != '/') {
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                   "'%s' needs an absolute socket path (unix:/path/to/redis.sock)", url);
+      return NULL;
+    }
+    address->transport = CD_REDIS_TRANSPORT_UNIX;
+    address->path = g_strdup (path);
+  } else {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                 "'%s' has scheme '%s'; use redis:// or unix:", url, scheme);
+    return NULL;
+  }
+  return g_steal_pointer (&address);
+}
+
+CdRedisAddress *
+cd_redis_address_copy (const CdRedisAddress *address)
+{
+  CdRedisAddress *copy = g_new0 (CdRedisAddress, 1);
+
+  copy->transport = address->transport;
+  copy->host = g_strdup (address->host);
+  copy->port = address->port;
+  copy->path = g_strdup (address->path);
+  copy->password = g_strdup (address->password);
+  copy->db = address->db;
+  return copy;
+}
+
+void
+cd_redis_address_free (CdRedisAddress *address)
+{
+  if (address == NULL)
+    return;
+  g_free (address->host);
+  g_free (address->path);
+  if (address->password)
+    memset (address->password, 0, strlen (address->password));
+  g_free (address->password);
+  g_free (address);
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* calldockerd's configuration: a key file, CALLDOCKER_SECTION_KEY environment
+ * overrides and command-line options, validated as a whole before start. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define CD_CONFIG_ERROR (cd_config_error_quark ())
+
+typedef enum {
+  CD_CONFIG_ERROR_READ,
+  CD_CONFIG_ERROR_SYNTAX,
+  CD_CONFIG_ERROR_UNKNOWN_KEY,
+  CD_CONFIG_ERROR_INVALID_VALUE,
+  CD_CONFIG_ERROR_CONTRADICTION,
+} CdConfigError;
+
+GQuark cd_config_error_quark (void);
+
+typedef enum {
+  CD_REDIS_TRANSPORT_TCP,
+  CD_REDIS_TRANSPORT_UNIX,
+} CdRedisTransport;
+
+typedef struct {
+  CdRedisTransport transport;
+  char *host;     /* TCP */
+  guint16 port;   /* TCP */
+  char *path;     /* unix socket */
+  char *password; /* nullable */
+  guint db;
+} CdRedisAddress;
+
+typedef struct {
+  /* [server] */
+  char *listen_host;
+  guint listen_port;
+  guint64 max_body_bytes;
+  /* [state] */
+  char *state_dir;
+  /* [postgres] */
+  char *pg_conninfo; /* empty: the embedded server under the state folder */
+  guint pg_pool_size;
+  guint pg_query_timeout_ms;
+  /* [redis] */
+  char *redis_url; /* empty: the embedded server under the state folder */
+  guint redis_command_timeout_ms;
+  /* [store] */
+  guint reconnect_min_ms;
+  guint reconnect_max_ms;
+  /* [log] */
+  char *log_level;
+  /* [shutdown] */
+  guint shutdown_timeout_s;
+
+  /* derived */
+  CdRedisAddress *redis_address; /* NULL while redis_url is empty */
+  char *source_path;             /* file it came from, nullable */
+} CdConfig;
+
+CdConfig *cd_config_new_default (void);
+void cd_config_free (CdConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdConfig, cd_config_free)
+
+gboolean cd_config_load_file (CdConfig *config, const char *path, GError **error);
+gboolean cd_config_load_data (CdConfig *config, const char *data, gsize length, GError **error);
+gboolean cd_config_apply_environment (CdConfig *config, char **envp, GError **error);
+gboolean cd_config_set (CdConfig   *config,
+                        const char *section,
+                        const char *key,
+                        const char *value,
+                        const char *origin,
+                        GError    **error);
+gboolean cd_config_validate (CdConfig *config, GError **error);
+char *cd_config_describe (const CdConfig *config);
+
+gboolean cd_config_uses_embedded_postgres (const CdConfig *config);
+gboolean cd_config_uses_embedded_redis (const CdConfig *config);
+
+CdRedisAddress *cd_redis_address_parse (const char *url, GError **error);
+CdRedisAddress *cd_redis_address_copy (const CdRedisAddress *address);
+void cd_redis_address_free (CdRedisAddress *address);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdRedisAddress, cd_redis_address_free)
+
+G_END_DECLS

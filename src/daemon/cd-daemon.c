@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Start: lock the state folder, listen, start the embedded servers, connect,
+ * migrate. Stop: stop accepting, end calls, flush, close stores, stop servers. */
+
+#define G_LOG_DOMAIN "calldocker"
+
+#include "cd-daemon.h"
+
+#include "cd-build-config.h"
+#include "events/cd-metrics.h"
+#include "http/cd-http-health.h"
+#include "http/cd-http-server.h"
+#include "store/cd-embedded-stores.h"
+#include "store/cd-pg-migrations.h"
+#include "store/cd-pg-pool.h"
+#include "store/cd-redis.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <gst/gst.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+typedef enum {
+  STATE_NEW,
+  STATE_STARTING,
+  STATE_RUNNING,
+  STATE_STOPPING,
+  STATE_STOPPED,
+} DaemonState;
+
+enum {
+  SIGNAL_READY,
+  SIGNAL_STOPPED,
+  N_SIGNALS,
+};
+
+static guint signals[N_SIGNALS];
+
+/* Everything here belongs to the main thread. */
+struct _CdDaemon {
+  GObject parent_instance;
+
+  CdConfig *config;
+  DaemonState state;
+  GCancellable *cancellable; /* cancelled when shutdown starts */
+  int lock_fd;
+  char *lock_path;
+  CdMetrics *metrics;
+  CdEmbeddedStores *embedded;
+  CdPgPool *pool;
+  CdRedis *redis;
+  CdHttpServer *http;
+  CdHttpHealth *health;
+  gboolean migrated;
+  guint migrate_retry_id;
+  guint migrate_backoff_ms;
+  gint64 started_at;
+};
+
+G_DEFINE_FINAL_TYPE (CdDaemon, cd_daemon, G_TYPE_OBJECT)
+
+static char *
+migrations_dir (void)
+{
+  const char *env = g_getenv ("CALLDOCKER_DATADIR");
+  g_autofree char *installed = g_build_filename (CD_DATADIR, "sql", NULL);
+
+  if (env && *env)
+    return g_build_filename (env, "sql", NULL);
+  if (g_file_test (installed, G_FILE_TEST_IS_DIR))
+    return g_steal_pointer (&installed);
+  return g_build_filename (CD_SOURCE_DATADIR, "sql", NULL);
+}
+
+/* One daemon per state folder: an flock() held for the process's life. */
+static gboolean
+lock_state_dir (CdDaemon *self, GError **error)
+{
+  const char *dir = self->config->state_dir;
+  g_autofree char *pid_text = NULL;
+  int fd;
+
+  if (g_mkdir_with_parents (dir, 0700) != 0) {
+    int e = errno;
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e), "cannot create state folder %s: %s",
+                 dir, g_strerror (e));
+    return FALSE;
+  }
+  self->lock_path = g_build_filename (dir, "calldockerd.lock", NULL);
+  fd = g_open (self->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int e = errno;
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e), "cannot open %s: %s",
+                 self->lock_path, g_strerror (e));
+    return FALSE;
+  }
+  if (flock (fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = { 0 };
+    ssize_t n = pread (fd, buf, sizeof buf - 1, 0);
+    g_strstrip (buf);
+    close (fd);
+    g_set_error (error, CD_STORE_ERROR, CD_STORE_ERROR_LOCKED,
+                 "another calldockerd%s%s%s is using the state folder %s; stop it or choose "
+                 "another --state-dir",
+                 n > 0 ? " (pid " : "", n > 0 ? buf : "", n > 0 ? ")" : "", dir);
+    return FALSE;
+  }
+  pid_text = g_strdup_printf ("%d\n", (int) getpid ());
+  if (ftruncate (fd, 0) != 0 || pwrite (fd, pid_text, strlen (pid_text), 0) < 0)
+    g_warning ("cannot write the pid into %s", self->lock_path);
+  self->lock_fd = fd;
+  return TRUE;
+}
+
+static void
+unlock_state_dir (CdDaemon *self)
+{
+  if (self->lock_fd < 0)
+    return;
+  if (ftruncate (self->lock_fd, 0) != 0)
+    g_debug ("cannot empty %s", self->lock_path);
+  close (self->lock_fd);
+  self->lock_fd = -1;
+}
+
+static gboolean
+readiness (gpointer user_data, char **reason)
+{
+  CdDaemon *self = user_data;
+
+  if (self->state == STATE_STOPPING || self->state == STATE_STOPPED) {
+    *reason = g_strdup ("shutting down");
+    return FALSE;
+  }
+  if (!self->migrated) {
+    *reason = g_strdup ("database migrations pending");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+collect_store_metrics (CdMetrics *metrics, gpointer user_data)
+{
+  CdDaemon *self = user_data;
+  CdPgPoolStats pg;
+  CdRedisStats rs;
+
+  cd_pg_pool_get_stats (self->pool, &pg);
+  cd_redis_get_stats (self->redis, &rs);
+  cd_metrics_set (metrics, "calldocker_pg_pool_connections", "state=\"connected\"", pg.connected);
+  cd_metrics_set (metrics, "calldocker_pg_pool_connections", "state=\"leased\"", pg.leased);
+  cd_metrics_set (metrics, "calldocker_pg_pool_connections", "state=\"busy\"", pg.busy);
+  cd_metrics_set (metrics, "calldocker_pg_pool_size", NULL, pg.size);
+  cd_metrics_set (metrics, "calldocker_pg_pool_waiting", NULL, pg.waiting);
+  cd_metrics_set (metrics, "calldocker_pg_reconnects", NULL, (double) pg.reconnects);
+  cd_metrics_set (metrics, "calldocker_pg_queries", NULL, (double) pg.queries);
+  cd_metrics_set (metrics, "calldocker_pg_query_errors", NULL, (double) pg.query_errors);
+  cd_metrics_set (metrics, "calldocker_redis_connected", NULL, cd_redis_is_connected (self->redis));
+  cd_metrics_set (metrics, "calldocker_redis_reconnects", NULL, (double) rs.reconnects);
+  cd_metrics_set (metrics, "calldocker_redis_commands", NULL, (double) rs.commands);
+  cd_metrics_set (metrics, "calldocker_redis_errors", NULL, (double) rs.errors);
+  cd_metrics_set (metrics, "calldocker_uptime_seconds", NULL,
+                  (g_get_monotonic_time () - self->started_at) / 1e6);
+}
+
+static void
+register_metrics (CdDaemon *self)
+{
+  CdMetrics *m = self->metrics;
+  g_autofree char *gst = gst_version_string ();
+  g_autofree char *gst_label = cd_metrics_escape_label (gst);
+  g_autofree char *labels = g_strdup_printf ("version=\"%s\",gstreamer=\"%s\",buildtype=\"%s\"",
+                                             CD_VERSION, gst_label, CD_BUILD_TYPE);
+
+  cd_metrics_register (m, "calldocker_build_info", CD_METRIC_GAUGE,
+                       "Always 1; labels tell the version", NULL, 0);
+  cd_metrics_set (m, "calldocker_build_info", labels, 1);
+  cd_metrics_register (m, "calldocker_uptime_seconds", CD_METRIC_GAUGE,
+                       "Seconds since the daemon started", NULL, 0);
+  /* Mirrors of the stores' own counters are gauges: they restart with the
+   * objects, not with the process. */
+  cd_metrics_register (m, "calldocker_pg_pool_connections", CD_METRIC_GAUGE,
+                       "PostgreSQL pool connections by state", NULL, 0);
+  cd_metrics_register (m, "calldocker_pg_pool_size", CD_METRIC_GAUGE,
+                       "Configured PostgreSQL pool size", NULL, 0);
+  cd_metrics_register (m, "calldocker_pg_pool_waiting", CD_METRIC_GAUGE,
+                       "Requests waiting for a PostgreSQL connection", NULL, 0);
+  cd_metrics_register (m, "calldocker_pg_reconnects", CD_METRIC_GAUGE,
+                       "PostgreSQL reconnection attempts since start", NULL, 0);
+  cd_metrics_register (m, "calldocker_pg_queries", CD_METRIC_GAUGE,
+                       "PostgreSQL statements sent since start", NULL, 0);
+  cd_metrics_register (m, "calldocker_pg_query_errors", CD_METRIC_GAUGE,
+                       "PostgreSQL statements that failed since start", NULL, 0);
+  cd_metrics_register (m, "calldocker_redis_connected", CD_METRIC_GAUGE,
+                       "1 while both Redis connections are up", NULL, 0);
+  cd_metrics_register (m, "calldocker_redis_reconnects", CD_METRIC_GAUGE,
+                       "Redis reconnection attempts since start", NULL, 0);
+  cd_metrics_register (m, "calldocker_redis_commands", CD_METRIC_GAUGE,
+                       "Redis commands sent since start", NULL, 0);
+  cd_metrics_register (m, "calldocker_redis_errors", CD_METRIC_GAUGE,
+                       "Redis commands that failed since start", NULL, 0);
+  cd_metrics_add_collector (m, collect_store_metrics, self);
+}
+
+static void start_migrations (CdDaemon *self);
+
+static gboolean
+on_migrate_retry (gpointer user_data)
+{
+  CdDaemon *self = user_data;
+
+  self->migrate_retry_id = 0;
+  start_migrations (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CdDaemon) self = user_data;
+  g_autoptr (GError) error = NULL;
+  guint applied = 0;
+
+  if (!cd_pg_migrate_finish (CD_PG_POOL (source), result, &applied, &error)) {
+    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ||
+        self->state >= STATE_STOPPING)
+      return;
+    if (error->domain == CD_STORE_ERROR && error->code == CD_STORE_ERROR_MIGRATION) {
+      /* the files or the database are wrong: retrying will not help */
+      g_critical ("cannot migrate the database: %s", error->message);
+      g_printerr ("calldockerd: cannot migrate the database: %s\n", error->message);
+      cd_daemon_shutdown (self);
+      return;
+    }
+    self->migrate_backoff_ms = self->migrate_backoff_ms == 0
+                                   ? self->config->reconnect_min_ms
+                                   : MIN (self->migrate_backoff_ms * 2,
+                                          self->config->reconnect_max_ms);
+    g_info ("waiting for PostgreSQL to apply migrations (%s); retrying in %u ms", error->message,
+            self->migrate_backoff_ms);
+    self->migrate_retry_id = g_timeout_add (self->migrate_backoff_ms, on_migrate_retry, self);
+    return;
+  }
+  self->migrated = TRUE;
+  self->state = STATE_RUNNING;
+  g_info ("database ready (%u migration%s applied)", applied, applied == 1 ? "" : "s");
+  g_print ("calldockerd: ready\n");
+  g_signal_emit (self, signals[SIGNAL_READY], 0);
+}
+
+static void
+start_migrations (CdDaemon *self)
+{
+  g_autofree char *dir = migrations_dir ();
+
+  cd_pg_migrate_async (self->pool, dir, self->cancellable, on_migrated, g_object_ref (self));
+}
+
+static void
+on_embedded_started (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CdDaemon) self = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!cd_embedded_stores_start_finish (CD_EMBEDDED_STORES (source), result, &error)) {
+    if (self->state >= STATE_STOPPING)
+      return;
+    g_critical ("cannot start the embedded stores: %s", error->message);
+    g_printerr ("calldockerd: cannot start the embedded stores: %s\n", error->message);
+    cd_daemon_shutdown (self);
+    return;
+  }
+  if (self->state >= STATE_STOPPING)
+    return;
+  cd_pg_pool_start (self->pool);
+  cd_redis_start (self->redis);
+  start_migrations (self);
+}
+
+static void
+on_embedded_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CdDaemon) self = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!cd_embedded_stores_stop_finish (CD_EMBEDDED_STORES (source), result, &error))
+    g_warning ("stopping the embedded stores: %s", error->message);
+  unlock_state_dir (self);
+  self->state = STATE_STOPPED;
+  g_info ("stopped");
+  g_signal_emit (self, signals[SIGNAL_STOPPED], 0);
+}
+
+static void
+cd_daemon_dispose (GObject *object)
+{
+  CdDaemon *self = CD_DAEMON (object);
+
+  g_clear_handle_id (&self->migrate_retry_id, g_source_remove);
+  g_clear_pointer (&self->health, cd_http_health_free);
+  g_clear_object (&self->http);
+  if (self->pool)
+    cd_pg_pool_close (self->pool);
+  g_clear_object (&self->pool);
+  if (self->redis)
+    cd_redis_close (self->redis);
+  g_clear_object (&self->redis);
+  g_clear_object (&self->embedded);
+  g_clear_object (&self->metrics);
+  g_clear_object (&self->cancellable);
+  unlock_state_dir (self);
+  G_OBJECT_CLASS (cd_daemon_parent_class)->dispose (object);
+}
+
+static void
+cd_daemon_finalize (GObject *object)
+{
+  CdDaemon *self = CD_DAEMON (object);
+
+  cd_config_free (self->config);
+  g_free (self->lock_path);
+  G_OBJECT_CLASS (cd_daemon_parent_class)->finalize (object);
+}
+
+static void
+cd_daemon_class_init (CdDaemonClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = cd_daemon_dispose;
+  object_class->finalize = cd_daemon_finalize;
+
+  /**
+   * CdDaemon::ready:
+   *
+   * The stores answer and the database is migrated.
+   */
+  signals[SIGNAL_READY] = g_signal_new ("ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                        NULL, NULL, NULL, G_TYPE_NONE, 0);
+  /**
+   * CdDaemon::stopped:
+   *
+   * Shutdown is complete: the process may exit.
+   */
+  signals[SIGNAL_STOPPED] = g_signal_new ("stopped", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                          0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+cd_daemon_init (CdDaemon *self)
+{
+  self->lock_fd = -1;
+  self->cancellable = g_cancellable_new ();
+}
+
+/**
+ * cd_daemon_new:
+ * @config: (transfer full): a validated configuration
+ */
+CdDaemon *
+cd_daemon_new (CdConfig *config)
+{
+  CdDaemon *self = g_object_new (CD_TYPE_DAEMON, NULL);
+
+  self->config = config;
+  return self;
+}
+
+/**
+ * cd_daemon_start:
+ *
+ * Does the quick, fallible part of start-up (lock, checks, listening) and
+ * starts the rest; #CdDaemon::ready follows.
+ */
+gboolean
+cd_daemon_start (CdDaemon *self, GError **error)
+{
+  CdConfig *config = self->config;
+  gboolean embedded_pg = cd_config_uses_embedded_postgres (config);
+  gboolean embedded_redis = cd_config_uses_embedded_redis (config);
+  g_autofree char *conninfo = NULL;
+  g_autoptr (CdRedisAddress) redis_address = NULL;
+
+  g_return_val_if_fail (self->state == STATE_NEW, FALSE);
+  self->state = STATE_STARTING;
+  self->started_at = g_get_monotonic_time ();
+
+  if (embedded_pg || embedded_redis) {
+    self->embedded = cd_embedded_stores_new (config->state_dir, embedded_pg, embedded_redis);
+    if (g_getenv ("CALLDOCKER_TEST_FAST_UNSAFE"))
+      cd_embedded_stores_set_fast_unsafe (self->embedded, TRUE);
+    if (!cd_embedded_stores_check (self->embedded, error) || !lock_state_dir (self, error))
+      return FALSE;
+  }
+  conninfo = embedded_pg ? cd_embedded_stores_get_pg_conninfo (self->embedded)
+                         : g_strdup (config->pg_conninfo);
+  redis_address = embedded_redis ? cd_embedded_stores_get_redis_address (self->embedded)
+                                 : cd_redis_address_copy (config->redis_address);
+
+  self->metrics = cd_metrics_new ();
+  self->pool = cd_pg_pool_new (conninfo, config->pg_pool_size, config->pg_query_timeout_ms,
+                               config->reconnect_min_ms, config->reconnect_max_ms);
+  self->redis = cd_redis_new (redis_address, config->redis_command_timeout_ms,
+                              config->reconnect_min_ms, config->reconnect_max_ms);
+  self->http = cd_http_server_new (self->metrics, config->max_body_bytes);
+  self->health = cd_http_health_new (self->metrics, self->pool, self->redis, readiness, self);
+  register_metrics (self);
+  if (!cd_http_health_register (self->health, self->http, error))
+    return FALSE;
+  if (!cd_http_server_listen (self->http, config->listen_host, config->listen_port, error)) {
+    g_prefix_error (error, "cannot listen on %s:%u: ", config->listen_host, config->listen_port);
+    return FALSE;
+  }
+
+  if (self->embedded) {
+    cd_embedded_stores_start_async (self->embedded, self->cancellable, on_embedded_started,
+                                    g_object_ref (self));
+  } else {
+    cd_pg_pool_start (self->pool);
+    cd_redis_start (self->redis);
+    start_migrations (self);
+  }
+  return TRUE;
+}
+
+/**
+ * cd_daemon_shutdown:
+ *
+ * Stops in order: stop accepting, end calls, flush, close the stores, stop
+ * the embedded servers. #CdDaemon::stopped follows. Idempotent.
+ */
+void
+cd_daemon_shutdown (CdDaemon *self)
+{
+  if (self->state >= STATE_STOPPING)
+    return;
+  self->state = STATE_STOPPING;
+  g_info ("shutting down");
+
+  /* 1. stop accepting */
+  if (self->http)
+    cd_http_server_stop (self->http);
+  /* 2. end calls: none run yet at this layer */
+  /* 3. flush: abandon start-up work still pending */
+  g_cancellable_cancel (self->cancellable);
+  g_clear_handle_id (&self->migrate_retry_id, g_source_remove);
+  /* 4. close the stores */
+  if (self->pool)
+    cd_pg_pool_close (self->pool);
+  if (self->redis)
+    cd_redis_close (self->redis);
+  /* 5. stop the embedded servers */
+  if (self->embedded) {
+    cd_embedded_stores_stop_async (self->embedded, self->config->shutdown_timeout_s,
+                                   on_embedded_stopped, g_object_ref (self));
+    return;
+  }
+  unlock_state_dir (self);
+  self->state = STATE_STOPPED;
+  g_info ("stopped");
+  g_signal_emit (self, signals[SIGNAL_STOPPED], 0);
+}
+
+gboolean
+cd_daemon_is_ready (CdDaemon *self)
+{
+  return self->state == STATE_RUNNING;
+}
+
+gboolean
+cd_daemon_is_stopping (CdDaemon *self)
+{
+  return self->state >= STATE_STOPPING;
+}
+
+/**
+ * cd_daemon_get_uris:
+ *
+ * Returns: (transfer full) (element-type GUri): where the HTTP server listens
+ */
+GSList *
+cd_daemon_get_uris (CdDaemon *self)
+{
+  return self->http ? cd_http_server_get_uris (self->http) : NULL;
+}

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* CdHttpServer: wraps SoupServer. The early handler assigns the request id
+ * and refuses oversized bodies before they are read; the handler routes. */
+
+#define G_LOG_DOMAIN "calldocker-http"
+
+#include "cd-http-server.h"
+
+#include "cd-http-problem.h"
+
+#include <string.h>
+
+#define DATA_REQUEST_ID "cd-request-id"
+#define DATA_STARTED "cd-started"
+#define DATA_ROUTE "cd-route"
+
+/* Upper bounds of the latency histogram, in seconds. */
+static const double latency_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                          0.1,    0.25,  0.5,    1,     2.5,  5,     10 };
+
+struct _CdHttpServer {
+  GObject parent_instance;
+
+  SoupServer *soup;
+  CdHttpRouter *router;
+  CdMetrics *metrics;
+  guint64 max_body_bytes;
+  guint in_flight;
+  gboolean stopped;
+};
+
+G_DEFINE_FINAL_TYPE (CdHttpServer, cd_http_server, G_TYPE_OBJECT)
+
+static gboolean
+request_id_is_acceptable (const char *id)
+{
+  gsize n = strlen (id);
+
+  if (n == 0 || n > 64)
+    return FALSE;
+  for (const char *p = id; *p; p++) {
+    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_' && *p != '.')
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static char *
+new_request_id (void)
+{
+  return g_strdup_printf ("%08x%08x", g_random_int (), g_random_int ());
+}
+
+static const char *
+message_request_id (SoupServerMessage *msg)
+{
+  return g_object_get_data (G_OBJECT (msg), DATA_REQUEST_ID);
+}
+
+static void
+on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
+{
+  CdHttpServer *self = user_data;
+  gint64 *started = g_new (gint64, 1);
+
+  *started = g_get_monotonic_time ();
+  g_object_set_data_full (G_OBJECT (msg), DATA_STARTED, started, g_free);
+  self->in_flight++;
+}
+
+static void
+finish_request (CdHttpServer *self, SoupServerMessage *msg, gboolean aborted)
+{
+  gint64 *started = g_object_get_data (G_OBJECT (msg), DATA_STARTED);
+  const char *route = g_object_get_data (G_OBJECT (msg), DATA_ROUTE);
+  const char *request_id = message_request_id (msg);
+  const char *method = soup_server_message_get_method (msg);
+  guint status = soup_server_message_get_status (msg);
+  double seconds = started ? (g_get_monotonic_time () - *started) / 1e6 : 0;
+  g_autofree char *route_label = cd_metrics_escape_label (route ? route : "unmatched");
+  g_autofree char *method_label = cd_metrics_escape_label (method ? method : "?");
+  g_autofree char *labels = NULL;
+  g_autofree char *status_text = g_strdup_printf ("%u", status);
+  g_autofree char *duration = g_strdup_printf ("%.2f", seconds * 1000);
+  GUri *uri = soup_server_message_get_uri (msg);
+
+  if (started == NULL)
+    return; /* counted once */
+  g_object_set_data (G_OBJECT (msg), DATA_STARTED, NULL);
+  self->in_flight--;
+
+  labels = g_strdup_printf ("route=\"%s\",method=\"%s\",status=\"%u\"", route_label,
+                            method_label, status);
+  cd_metrics_add (self->metrics, "calldocker_http_requests_total", labels, 1);
+  g_free (labels);
+  labels = g_strdup_printf ("route=\"%s\"", route_label);
+  cd_metrics_observe (self->metrics, "calldocker_http_request_duration_seconds", labels, seconds);
+
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO, "REQUEST_ID", request_id ? request_id : "-",
+                    "HTTP_METHOD", method ? method : "?", "HTTP_PATH",
+                    uri ? g_uri_get_path (uri) : "?", "HTTP_STATUS", status_text, "DURATION_MS",
+                    duration, "MESSAGE", "%s %s %u%s", method ? method : "?",
+                    uri ? g_uri_get_path (uri) : "?", status, aborted ? " (aborted)" : "");
+}
+
+static void
+on_request_finished (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
+{
+  finish_request (user_data, msg, FALSE);
+}
+
+static void
+on_request_aborted (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
+{
+  finish_request (user_data, msg, TRUE);
+}
+
+/* Runs once the headers are in: the body has not been read yet. */
+static void
+on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
+          gpointer user_data)
+{
+  CdHttpServer *self = user_data;
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  const char *incoming = soup_message_headers_get_one (headers, "X-Request-Id");
+  char *request_id = incoming && request_id_is_acceptable (incoming) ? g_strdup (incoming)
+                                                                     : new_request_id ();
+  SoupEncoding encoding = soup_message_headers_get_encoding (headers);
+
+  g_object_set_data_full (G_OBJECT (msg), DATA_REQUEST_ID, request_id, g_free);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "X-Request-Id",
+                                request_id);
+
+  if (encoding == SOUP_ENCODING_CHUNKED || encoding == SOUP_ENCODING_EOF) {
+    cd_http_respond_error (msg, request_id, CD_HTTP_ERROR_LENGTH_REQUIRED,
+                           "send the request body with a Content-Length header");
+    return;
+  }
+  if (encoding == SOUP_ENCODING_CONTENT_LENGTH &&
+      (guint64) soup_message_headers_get_content_length (headers) > self->max_body_bytes) {
+    cd_http_respond_error (msg, request_id, CD_HTTP_ERROR_PAYLOAD_TOO_LARGE,
+                           "the body has %" G_GINT64_FORMAT " bytes; the limit is %" G_GUINT64_FORMAT,
+                           soup_message_headers_get_content_length (headers),
+                           self->max_body_bytes);
+  }
+}
+
+static void
+on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
+            gpointer user_data)
+{
+  CdHttpServer *self = user_data;
+  const char *request_id = message_request_id (msg);
+  const char *method = soup_server_message_get_method (msg);
+  const char *pattern = NULL;
+  CdHttpHandler handler = NULL;
+  gpointer handler_data = NULL;
+  g_autoptr (GHashTable) params = NULL;
+  g_autofree char *allowed = NULL;
+  CdHttpRequest request;
+
+  /* the early handler may have answered already */
+  if (soup_server_message_get_status (msg) != 0)
+    return;
+
+  if (self->stopped) {
+    cd_http_respond_error (msg, request_id, CD_HTTP_ERROR_UNAVAILABLE, "the server is stopping");
+    return;
+  }
+
+  switch (cd_http_router_match (self->router, method, path, &pattern, &handler, &handler_data,
+                                &params, &allowed)) {
+  case CD_ROUTE_FOUND:
+    break;
+  case CD_ROUTE_NO_METHOD:
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow",
+                                  allowed);
+    cd_http_respond_error (msg, request_id, CD_HTTP_ERROR_METHOD_NOT_ALLOWED,
+                           "%s is not allowed here; allowed: %s", method, allowed);
+    return;
+  case CD_ROUTE_NO_PATH:
+  default:
+    cd_http_respond_error (msg, request_id, CD_HTTP_ERROR_NOT_FOUND, "nothing is served at %s",
+                           path);
+    return;
+  }
+
+  g_object_set_data_full (G_OBJECT (msg), DATA_ROUTE, g_strdup (pattern), g_free);
+  request.msg = msg;
+  request.request_id = request_id;
+  request.route = pattern;
+  request.params = params;
+  handler (&request, handler_data);
+}
+
+static void
+cd_http_server_dispose (GObject *object)
+{
+  CdHttpServer *self = CD_HTTP_SERVER (object);
+
+  if (self->soup) {
+    g_signal_handlers_disconnect_by_data (self->soup, self);
+    soup_server_disconnect (self->soup);
+    g_clear_object (&self->soup);
+  }
+  g_clear_object (&self->metrics);
+  G_OBJECT_CLASS (cd_http_server_parent_class)->dispose (object);
+}
+
+static void
+cd_http_server_finalize (GObject *object)
+{
+  CdHttpServer *self = CD_HTTP_SERVER (object);
+
+  cd_http_router_free (self->router);
+  G_OBJECT_CLASS (cd_http_server_parent_class)->finalize (object);
+}
+
+static void
+cd_http_server_class_init (CdHttpServerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = cd_http_server_dispose;
+  object_class->finalize = cd_http_server_finalize;
+}
+
+static void
+cd_http_server_init (CdHttpServer *self)
+{
+  self->router = cd_http_router_new ();
+}
+
+/**
+ * cd_http_server_new:
+ * @metrics: where request counts and latencies go
+ * @max_body_bytes: larger request bodies get 413 before they are read
+ *
+ * Returns: (transfer full): a server, not yet listening
+ */
+CdHttpServer *
+cd_http_server_new (CdMetrics *metrics, guint64 max_body_bytes)
+{
+  CdHttpServer *self = g_object_new (CD_TYPE_HTTP_SERVER, NULL);
+
+  self->metrics = g_object_ref (metrics);
+  self->max_body_bytes = max_body_bytes;
+  self->soup = soup_server_new ("server-header", "calldockerd", NULL);
+  soup_server_add_early_handler (self->soup, NULL, on_early, self, NULL);
+  soup_server_add_handler (self->soup, NULL, on_request, self, NULL);
+  g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
+  g_signal_connect (self->soup, "request-finished", G_CALLBACK (on_request_finished), self);
+  g_signal_connect (self->soup, "request-aborted", G_CALLBACK (on_request_aborted), self);
+
+  cd_metrics_register (metrics, "calldocker_http_requests_total", CD_METRIC_COUNTER,
+                       "HTTP requests answered, by route, method and status", NULL, 0);
+  cd_metrics_register (metrics, "calldocker_http_request_duration_seconds", CD_METRIC_HISTOGRAM,
+                       "Time from request start to response end, by route", latency_buckets,
+                       G_N_ELEMENTS (latency_buckets));
+  return self;
+}
+
+gboolean
+cd_http_server_add_route (CdHttpServer *self, const char *method, const char *pattern,
+                          CdHttpHandler handler, gpointer user_data, GError **error)
+{
+  return cd_http_router_add (self->router, method, pattern, handler, user_data, error);
+}
+
+/**
+ * cd_http_server_listen:
+ * @host: an IP address, or "localhost" for the loopback addresses
+ * @port: 0 picks a free port (see cd_http_server_get_uris())
+ */
+gboolean
+cd_http_server_listen (CdHttpServer *self, const char *host, guint port, GError **error)
+{
+  g_autoptr (GSocketAddress) address = NULL;
+
+  if (g_str_equal (host, "localhost"))
+    return soup_server_listen_local (self->soup, port, 0, error);
+  address = g_inet_socket_address_new_from_string (host, port);
+  if (address == NULL) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s is not an IP address", host);
+    return FALSE;
+  }
+  return soup_server_listen (self->soup, address, 0, error);
+}
+
+/**
+ * cd_http_server_get_uris:
+ *
+ * Returns: (transfer full) (element-type GUri): where the server listens
+ */
+GSList *
+cd_http_server_get_uris (CdHttpServer *self)
+{
+  return soup_server_get_uris (self->soup);
+}
+
+guint
+cd_http_server_get_in_flight (CdHttpServer *self)
+{
+  return self->in_flight;
+}
+
+/**
+ * cd_http_server_stop:
+ *
+ * Closes the listening sockets and every client connection. Requests that
+ * arrive on a kept-alive connection before that are answered 503.
+ */
+void
+cd_http_server_stop (CdHttpServer *self)
+{
+  if (self->stopped)
+    return;
+  self->stopped = TRUE;
+  soup_server_disconnect (self->soup);
+}
+
+gboolean
+cd_http_server_is_stopped (CdHttpServer *self)
+{
+  return self->stopped;
+}

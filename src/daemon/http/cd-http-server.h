@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The HTTP front: a libsoup server with request ids, body limits, one log
+ * line and metrics per request, and problem+json errors. */
+#pragma once
+
+#include <libsoup/soup.h>
+
+#include "../events/cd-metrics.h"
+#include "cd-http-router.h"
+
+G_BEGIN_DECLS
+
+#define CD_TYPE_HTTP_SERVER (cd_http_server_get_type ())
+G_DECLARE_FINAL_TYPE (CdHttpServer, cd_http_server, CD, HTTP_SERVER, GObject)
+
+CdHttpServer *cd_http_server_new (CdMetrics *metrics, guint64 max_body_bytes);
+gboolean cd_http_server_add_route (CdHttpServer *self,
+                                   const char   *method,
+                                   const char   *pattern,
+                                   CdHttpHandler handler,
+                                   gpointer      user_data,
+                                   GError      **error);
+gboolean cd_http_server_listen (CdHttpServer *self,
+                                const char   *host,
+                                guint         port,
+                                GError      **error);
+GSList *cd_http_server_get_uris (CdHttpServer *self);
+guint cd_http_server_get_in_flight (CdHttpServer *self);
+void cd_http_server_stop (CdHttpServer *self);
+gboolean cd_http_server_is_stopped (CdHttpServer *self);
+
+G_END_DECLS

@@ -1,0 +1,6 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The store layer's error domain. */
+
+#include "cd-store-error.h"
+
+G_DEFINE_QUARK (cd-store-error-quark, cd_store_error)
