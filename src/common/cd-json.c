@@ -27,15 +27,33 @@ scan_structure (const char *data,
   g_autoptr (GArray) stack = g_array_new (FALSE, FALSE, sizeof (ScanFrame));
   gboolean in_string = FALSE;
   gboolean value_seen = FALSE; /* inside the innermost object since '{' or ',' */
+  gsize bad_at = 0;
 
   for (gsize i = 0; i < length; i++) {
     char c = data[i];
 
     if (in_string) {
-      if (c == '\\')
+      if (c == '\\') {
+        /* only JSON's escapes: json-glib takes more */
+        if (i + 1 >= length || !strchr ("\"\\/bfnrtu", data[i + 1]) || data[i + 1] == '\0') {
+          bad_at = i;
+          goto unexpected;
+        }
+        if (data[i + 1] == 'u') {
+          for (gsize k = 2; k < 6; k++) {
+            if (i + k >= length || !g_ascii_isxdigit (data[i + k])) {
+              bad_at = i;
+              goto unexpected;
+            }
+          }
+        }
         i++;
-      else if (c == '"')
+      } else if (c == '"') {
         in_string = FALSE;
+      } else if ((guchar) c < 0x20) {
+        bad_at = i;
+        goto unexpected;
+      }
       continue;
     }
 
@@ -84,11 +102,33 @@ scan_structure (const char *data,
     case ':':
       break;
     default:
+      /* json-glib's scanner also takes single quotes, comments and other
+       * extensions: outside strings only JSON's own characters pass */
+      if (!strchr ("0123456789+-.eEtruefalsn", c)) {
+        bad_at = i;
+        goto unexpected;
+      }
       value_seen = TRUE;
       break;
     }
   }
+  if (in_string) {
+    g_set_error_literal (error, CD_JSON_ERROR, CD_JSON_ERROR_SYNTAX,
+                         "invalid JSON: unterminated string");
+    return FALSE;
+  }
   return TRUE;
+
+unexpected:
+  if (g_ascii_isprint (data[bad_at]))
+    g_set_error (error, CD_JSON_ERROR, CD_JSON_ERROR_SYNTAX,
+                 "invalid JSON: unexpected character '%c' at offset %" G_GSIZE_FORMAT,
+                 data[bad_at], bad_at);
+  else
+    g_set_error (error, CD_JSON_ERROR, CD_JSON_ERROR_SYNTAX,
+                 "invalid JSON: unexpected byte 0x%02x at offset %" G_GSIZE_FORMAT,
+                 (guchar) data[bad_at], bad_at);
+  return FALSE;
 
 too_deep:
   g_set_error (error, CD_JSON_ERROR, CD_JSON_ERROR_TOO_DEEP,

@@ -246,7 +246,7 @@ append_number (GString *out, double v)
   else if (v == floor (v) && fabs (v) < 1e15)
     g_string_append_printf (out, "%.0f", v);
   else
-    g_string_append (out, g_ascii_dtostr (buf, sizeof buf, v));
+    g_string_append (out, g_ascii_formatd (buf, sizeof buf, "%.15g", v));
 }
 
 static void

@@ -115,6 +115,74 @@ on_request_aborted (SoupServer *soup, SoupServerMessage *msg, gpointer user_data
   finish_request (user_data, msg, TRUE);
 }
 
+typedef struct {
+  GIOStream *stream;
+  char *text;
+} Refusal;
+
+static void
+on_refusal_written (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Refusal *refusal = user_data;
+
+  g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL);
+  g_io_stream_close_async (refusal->stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  g_object_unref (refusal->stream);
+  g_free (refusal->text);
+  g_free (refusal);
+}
+
+/* Answers before the body is read and closes the connection: libsoup would
+ * otherwise read (and wait for) the whole announced body first. A client that
+ * sent "Expect: 100-continue" gets the ordinary early answer. */
+static void
+refuse_unread (CdHttpServer *self, SoupServerMessage *msg, const char *request_id,
+               CdHttpError code, const char *detail)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  g_autoptr (GError) error = g_error_new_literal (CD_HTTP_ERROR, code, detail);
+  g_autoptr (SoupServerMessage) hold = g_object_ref (msg);
+  g_autoptr (GBytes) body = NULL;
+  g_autofree char *labels = NULL;
+  Refusal *refusal;
+  GString *response;
+  guint status;
+  gsize length;
+
+  cd_http_respond_problem (msg, request_id, error);
+  if (soup_message_headers_get_expectations (headers) & SOUP_EXPECTATION_CONTINUE)
+    return;
+
+  status = soup_server_message_get_status (msg);
+  body = soup_message_body_flatten (soup_server_message_get_response_body (msg));
+  response = g_string_new (NULL);
+  g_string_append_printf (response,
+                          "HTTP/1.1 %u %s\r\nServer: calldockerd\r\n"
+                          "Content-Type: application/problem+json\r\n"
+                          "Content-Length: %" G_GSIZE_FORMAT "\r\nX-Request-Id: %s\r\n"
+                          "Connection: close\r\n\r\n",
+                          status, soup_status_get_phrase (status), g_bytes_get_size (body),
+                          request_id);
+  g_string_append_len (response, g_bytes_get_data (body, NULL), (gssize) g_bytes_get_size (body));
+
+  labels = g_strdup_printf ("route=\"unmatched\",method=\"%s\",status=\"%u\"",
+                            soup_server_message_get_method (msg), status);
+  cd_metrics_add (self->metrics, "calldocker_http_requests_total", labels, 1);
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO, "REQUEST_ID", request_id, "HTTP_STATUS",
+                    "refused", "MESSAGE", "%s %s %u (refused before the body: %s)",
+                    soup_server_message_get_method (msg),
+                    g_uri_get_path (soup_server_message_get_uri (msg)), status, detail);
+  g_object_set_data (G_OBJECT (msg), DATA_STARTED, NULL);
+  self->in_flight--;
+
+  refusal = g_new0 (Refusal, 1);
+  refusal->stream = soup_server_message_steal_connection (msg);
+  length = response->len;
+  refusal->text = g_string_free (response, FALSE);
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (refusal->stream), refusal->text,
+                                   length, G_PRIORITY_DEFAULT, NULL, on_refusal_written, refusal);
+}
+
 /* Runs once the headers are in: the body has not been read yet. */
 static void
 on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
@@ -132,16 +200,16 @@ on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
                                 request_id);
 
   if (encoding == SOUP_ENCODING_CHUNKED || encoding == SOUP_ENCODING_EOF) {
-    cd_http_respond_error (msg, request_id, CD_HTTP_ERROR_LENGTH_REQUIRED,
-                           "send the request body with a Content-Length header");
+    refuse_unread (self, msg, request_id, CD_HTTP_ERROR_LENGTH_REQUIRED,
+                   "send the request body with a Content-Length header");
     return;
   }
   if (encoding == SOUP_ENCODING_CONTENT_LENGTH &&
       (guint64) soup_message_headers_get_content_length (headers) > self->max_body_bytes) {
-    cd_http_respond_error (msg, request_id, CD_HTTP_ERROR_PAYLOAD_TOO_LARGE,
-                           "the body has %" G_GINT64_FORMAT " bytes; the limit is %" G_GUINT64_FORMAT,
-                           soup_message_headers_get_content_length (headers),
-                           self->max_body_bytes);
+    g_autofree char *detail = g_strdup_printf (
+        "the body has %" G_GINT64_FORMAT " bytes; the limit is %" G_GUINT64_FORMAT,
+        soup_message_headers_get_content_length (headers), self->max_body_bytes);
+    refuse_unread (self, msg, request_id, CD_HTTP_ERROR_PAYLOAD_TOO_LARGE, detail);
   }
 }
 

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The test harness: real PostgreSQL and Redis in a temporary folder, the
+ * daemon as a child process, and helpers to wait on the main loop. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "cd-config.h"
+#include "store/cd-embedded-stores.h"
+
+G_BEGIN_DECLS
+
+/* Iterates the default main context until @cond holds or @timeout_ms passes;
+ * fails the test on timeout. */
+#define WAIT_UNTIL(cond, timeout_ms)                                                            \
+  G_STMT_START                                                                                  \
+  {                                                                                             \
+    gint64 _deadline = g_get_monotonic_time () + (gint64) (timeout_ms) * 1000;                  \
+    while (!(cond)) {                                                                           \
+      if (g_get_monotonic_time () > _deadline)                                                  \
+        g_error ("%s:%d: timed out after %d ms waiting for: %s", __FILE__, __LINE__,            \
+                 (int) (timeout_ms), #cond);                                                    \
+      cd_test_iterate (50);                                                                     \
+    }                                                                                           \
+  }                                                                                             \
+  G_STMT_END
+
+void cd_test_iterate (guint max_wait_ms);
+void cd_test_sleep (guint ms);
+
+/* Captures an async result: pass &slot as user data with cd_test_capture. */
+void cd_test_capture (GObject *source, GAsyncResult *result, gpointer user_data);
+GAsyncResult *cd_test_wait_result (GAsyncResult **slot, guint timeout_ms);
+
+char *cd_test_make_tmp_dir (const char *template_name);
+void cd_test_remove_tree (const char *path);
+
+typedef struct {
+  char *dir;
+  CdEmbeddedStores *stores;
+  char *pg_conninfo;
+  CdRedisAddress *redis_address;
+} CdTestStores;
+
+CdTestStores *cd_test_stores_start (void);
+void cd_test_stores_stop (CdTestStores *stores);
+void cd_test_stores_kill_server (CdTestStores *stores, CdEmbeddedServer server, int sig);
+void cd_test_stores_wait_postgres (CdTestStores *stores, guint timeout_ms);
+
+/* calldockerd in a child process */
+typedef struct {
+  GSubprocess *process;
+  char *state_dir;
+  char *base_url;  /* http://127.0.0.1:PORT/ once known */
+  gboolean ready;
+  gboolean exited;
+  int exit_status;
+  GString *out;    /* everything printed on stdout */
+  GString *err;    /* and on stderr */
+  GDataInputStream *out_stream;
+  GDataInputStream *err_stream;
+  GCancellable *cancellable;
+} CdTestDaemon;
+
+const char *cd_test_daemon_binary (void);
+CdTestDaemon *cd_test_daemon_spawn (const char *state_dir, const char *const *extra_args,
+                                    const char *const *extra_env);
+void cd_test_daemon_wait_ready (CdTestDaemon *daemon, guint timeout_ms);
+void cd_test_daemon_wait_exit (CdTestDaemon *daemon, guint timeout_ms);
+void cd_test_daemon_free (CdTestDaemon *daemon);
+GArray *cd_test_children_of (GPid pid);
+gboolean cd_test_pid_alive (GPid pid);
+
+/* HTTP on the default main context */
+guint cd_test_http_get (const char *url, char **body, char **content_type);
+guint cd_test_http_request (const char  *method,
+                            const char  *url,
+                            const char  *content_type,
+                            const char  *body,
+                            gsize        body_length,
+                            const char *const *extra_headers,
+                            char       **response_body,
+                            GHashTable **response_headers);
+
+char *cd_test_http_raw (const char *address, const char *request, gsize length, guint timeout_ms);
+
+G_END_DECLS
