@@ -203,10 +203,10 @@ on_child_exited (GObject *source, GAsyncResult *result, gpointer user_data)
   }
 
   if (g_subprocess_get_if_signaled (process))
-    g_warning ("embedded %s was killed by signal %d; restarting (its log: %s)", child->name,
+    g_message ("embedded %s was killed by signal %d; restarting (its log: %s)", child->name,
                g_subprocess_get_term_sig (process), child->log_path);
   else
-    g_warning ("embedded %s exited with status %d; restarting (its log: %s)", child->name,
+    g_message ("embedded %s exited with status %d; restarting (its log: %s)", child->name,
                g_subprocess_get_exit_status (process), child->log_path);
   /* quick crash loops back off; a long healthy run starts the delay afresh */
   if (g_get_monotonic_time () - child->started_at > 60 * G_USEC_PER_SEC)

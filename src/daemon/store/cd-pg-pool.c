@@ -193,6 +193,8 @@ conn_lost (PgConn *pc, const char *why)
   CdPgPool *self = pc->pool;
   PgRequest *req = g_steal_pointer (&pc->current);
   gboolean was_ready = pc->state == CONN_READY;
+  /* @why often points into the connection that is freed below */
+  g_autofree char *reason = g_strstrip (g_strdup (why && *why ? why : "closed"));
 
   conn_clear_io (pc);
   g_clear_handle_id (&pc->connect_timeout_id, g_source_remove);
@@ -206,9 +208,9 @@ conn_lost (PgConn *pc, const char *why)
   pc->leased = FALSE;
 
   if (was_ready)
-    g_warning ("PostgreSQL connection %u lost: %s", pc->index, why);
+    g_message ("PostgreSQL connection %u lost: %s; reconnecting", pc->index, reason);
   else
-    g_debug ("PostgreSQL connection %u failed: %s", pc->index, why);
+    g_debug ("PostgreSQL connection %u failed: %s", pc->index, reason);
 
   if (req)
     request_fail (req, g_error_new (CD_STORE_ERROR, CD_STORE_ERROR_UNAVAILABLE,

@@ -268,7 +268,7 @@ on_command_timeout (gpointer user_data)
                            "Redis did not answer in %u ms", self->command_timeout_ms);
   /* a connection that does not answer is not trusted: start afresh */
   if (self->commands.ac != NULL) {
-    g_warning ("Redis command timed out; reconnecting");
+    g_message ("Redis command timed out; reconnecting");
     /* not Disconnect: that waits for the replies that are not coming */
     redisAsyncFree (self->commands.ac);
   }
@@ -319,7 +319,7 @@ on_disconnect (const redisAsyncContext *ac, int status)
   gboolean was_ready = link->ready;
 
   if (status != REDIS_OK && was_ready)
-    g_warning ("Redis %s connection lost: %s", link->subscriber ? "pub/sub" : "command",
+    g_message ("Redis %s connection lost: %s; reconnecting", link->subscriber ? "pub/sub" : "command",
                ac->errstr[0] ? ac->errstr : "closed");
   link_forget_context (link);
   link_schedule_retry (link);
