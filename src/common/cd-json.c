@@ -6,9 +6,60 @@
 
 #include "cd-json.h"
 
+#include <math.h>
 #include <string.h>
 
 G_DEFINE_QUARK (cd-json-error-quark, cd_json_error)
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? that a double can hold.
+ * Returns the offset just past the number, or 0 if it is malformed. */
+static gsize
+scan_number (const char *data, gsize length, gsize start)
+{
+  gsize i = start;
+  char buf[64];
+  double v;
+
+  if (i < length && data[i] == '-')
+    i++;
+  if (i >= length || !g_ascii_isdigit (data[i]))
+    return 0;
+  if (data[i] == '0')
+    i++;
+  else
+    while (i < length && g_ascii_isdigit (data[i]))
+      i++;
+  if (i < length && data[i] == '.') {
+    i++;
+    if (i >= length || !g_ascii_isdigit (data[i]))
+      return 0;
+    while (i < length && g_ascii_isdigit (data[i]))
+      i++;
+  }
+  if (i < length && (data[i] == 'e' || data[i] == 'E')) {
+    i++;
+    if (i < length && (data[i] == '+' || data[i] == '-'))
+      i++;
+    if (i >= length || !g_ascii_isdigit (data[i]))
+      return 0;
+    while (i < length && g_ascii_isdigit (data[i]))
+      i++;
+  }
+  if (i < length && (g_ascii_isalnum (data[i]) || data[i] == '.' || data[i] == '-' ||
+                     data[i] == '+'))
+    return 0;
+  /* json-glib reads this as a double or an int64 and prints large doubles in
+   * a form that is not JSON ("1e+100.0"): numbers stay within JavaScript's
+   * safe integer range, +-2^53 */
+  if (i - start >= sizeof buf)
+    return 0;
+  memcpy (buf, data + start, i - start);
+  buf[i - start] = '\0';
+  v = g_ascii_strtod (buf, NULL);
+  if (isinf (v) || isnan (v) || fabs (v) > 9007199254740992.0)
+    return 0;
+  return i;
+}
 
 typedef struct {
   gboolean is_object;
@@ -102,9 +153,25 @@ scan_structure (const char *data,
     case ':':
       break;
     default:
-      /* json-glib's scanner also takes single quotes, comments and other
-       * extensions: outside strings only JSON's own characters pass */
-      if (!strchr ("0123456789+-.eEtruefalsn", c)) {
+      /* json-glib's scanner also takes single quotes, comments, "01", "1."
+       * and more, and prints what overflows as "inf": outside strings, only
+       * JSON's own tokens pass */
+      if (c == '-' || g_ascii_isdigit (c)) {
+        gsize end = scan_number (data, length, i);
+        if (end == 0) {
+          bad_at = i;
+          goto bad_number;
+        }
+        i = end - 1;
+      } else if (c == 't' || c == 'f' || c == 'n') {
+        const char *word = c == 't' ? "true" : c == 'f' ? "false" : "null";
+        gsize n = strlen (word);
+        if (length - i < n || memcmp (data + i, word, n) != 0) {
+          bad_at = i;
+          goto unexpected;
+        }
+        i += n - 1;
+      } else {
         bad_at = i;
         goto unexpected;
       }
@@ -128,6 +195,11 @@ unexpected:
     g_set_error (error, CD_JSON_ERROR, CD_JSON_ERROR_SYNTAX,
                  "invalid JSON: unexpected byte 0x%02x at offset %" G_GSIZE_FORMAT,
                  (guchar) data[bad_at], bad_at);
+  return FALSE;
+
+bad_number:
+  g_set_error (error, CD_JSON_ERROR, CD_JSON_ERROR_SYNTAX,
+               "invalid JSON: malformed or out-of-range number at offset %" G_GSIZE_FORMAT, bad_at);
   return FALSE;
 
 too_deep:

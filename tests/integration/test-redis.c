@@ -90,9 +90,15 @@ test_array_reply (void)
   const char *push[] = { "RPUSH", "t:list", "a", "b", "c" };
   const char *range[] = { "LRANGE", "t:list", "0", "-1" };
   g_autoptr (CdRedisReply) r0 = command (redis, del, NULL, 2, &error);
-  g_autoptr (CdRedisReply) r1 = command (redis, push, NULL, 5, &error);
-  g_autoptr (CdRedisReply) r2 = command (redis, range, NULL, 4, &error);
+  g_autoptr (CdRedisReply) r1 = NULL;
+  g_autoptr (CdRedisReply) r2 = NULL;
 
+  g_assert_no_error (error);
+  g_assert_nonnull (r0);
+  r1 = command (redis, push, NULL, 5, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (r1->integer, ==, 3);
+  r2 = command (redis, range, NULL, 4, &error);
   g_assert_no_error (error);
   g_assert_cmpint (r2->type, ==, CD_REDIS_REPLY_ARRAY);
   g_assert_cmpuint (r2->n_elements, ==, 3);

@@ -20,6 +20,7 @@ test_accepts_valid (void)
     "{}", "[]", "1", "\"s\"", "null", "{\"a\":1,\"b\":[1,2,{\"c\":\"}\"}]}",
     "{\"a\":{\"a\":{\"a\":1}}}", "[{\"x\":1},{\"x\":2}]", "{\"k\\\"\":1,\"k\":2}",
     "  {\"a\" : [ ] , \"b\" : { } }  ",
+    "[-0.5e-3,123,0,1E+2,-7,9007199254740992,1e-300]", "\"\\u00e9\\n\\/\"",
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (good); i++) {
@@ -84,7 +85,11 @@ test_refuses_large (void)
 static void
 test_refuses_garbage (void)
 {
-  static const char *bad[] = { "", "{", "{\"a\":}", "[1,]", "{'a':1}", "nul", "\"\\x\"" };
+  static const char *bad[] = {
+    "", "{", "{\"a\":}", "[1,]", "{'a':1}", "nul", "nulll", "tru", "\"\\x\"", "01", "1.",
+    "1.e5", "-", "+1", "-1e+100", "10000000000000000", "1e", "[1e999]", "0x10", "/* c */ 1", "# c\n1", "\"a\tb\"", "\"\\u12\"",
+    "\"open",
+  };
 
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++) {
     g_autoptr (GError) error = NULL;

@@ -141,7 +141,6 @@ refuse_unread (CdHttpServer *self, SoupServerMessage *msg, const char *request_i
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   g_autoptr (GError) error = g_error_new_literal (CD_HTTP_ERROR, code, detail);
-  g_autoptr (SoupServerMessage) hold = g_object_ref (msg);
   g_autoptr (GBytes) body = NULL;
   g_autofree char *labels = NULL;
   Refusal *refusal;

@@ -305,7 +305,7 @@ static gboolean
 on_conn_io (int fd, GIOCondition condition, gpointer user_data)
 {
   PgConn *pc = user_data;
-  g_autoptr (CdPgPool) hold = g_object_ref (pc->pool);
+  G_GNUC_UNUSED g_autoptr (CdPgPool) hold = g_object_ref (pc->pool);
 
   if (pc->state == CONN_CONNECTING) {
     pc->poll_status = PQconnectPoll (pc->conn);
@@ -367,7 +367,7 @@ static gboolean
 on_connect_timeout (gpointer user_data)
 {
   PgConn *pc = user_data;
-  g_autoptr (CdPgPool) hold = g_object_ref (pc->pool);
+  G_GNUC_UNUSED g_autoptr (CdPgPool) hold = g_object_ref (pc->pool);
 
   pc->connect_timeout_id = 0;
   conn_lost (pc, "connection attempt timed out");
@@ -481,7 +481,7 @@ on_request_timeout (gpointer user_data)
 {
   PgRequest *req = user_data;
   CdPgPool *self = g_task_get_source_object (req->task);
-  g_autoptr (CdPgPool) hold = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr (CdPgPool) hold = g_object_ref (self);
 
   req->timeout_id = 0;
   self->stats.timeouts++;
@@ -776,7 +776,7 @@ static gboolean
 on_lease_request_timeout (gpointer user_data)
 {
   PgRequest *req = user_data;
-  g_autoptr (CdPgPool) hold = g_object_ref (req->conn->pool);
+  G_GNUC_UNUSED g_autoptr (CdPgPool) hold = g_object_ref (req->conn->pool);
 
   req->timeout_id = 0;
   req->conn->pool->stats.timeouts++;
