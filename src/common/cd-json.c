@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-G_DEFINE_QUARK (cd-json-error-quark, cd_json_error)
+G_DEFINE_QUARK (calldocker_json_error, cd_json_error)
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? that a double can hold.
  * Returns the offset just past the number, or 0 if it is malformed. */
@@ -45,8 +45,8 @@ scan_number (const char *data, gsize length, gsize start)
     while (i < length && g_ascii_isdigit (data[i]))
       i++;
   }
-  if (i < length && (g_ascii_isalnum (data[i]) || data[i] == '.' || data[i] == '-' ||
-                     data[i] == '+'))
+  if (i < length &&
+      (g_ascii_isalnum (data[i]) || data[i] == '.' || data[i] == '-' || data[i] == '+'))
     return 0;
   /* json-glib reads this as a double or an int64 and prints large doubles in
    * a form that is not JSON ("1e+100.0"): numbers stay within JavaScript's
@@ -69,11 +69,8 @@ typedef struct {
 /* Scans @data and records, for each object in document order, its number of
  * members. Does not validate the grammar: json-glib does that afterwards. */
 static gboolean
-scan_structure (const char *data,
-                gsize       length,
-                guint       max_depth,
-                GArray     *member_counts,
-                GError    **error)
+scan_structure (const char *data, gsize length, guint max_depth, GArray *member_counts,
+                GError **error)
 {
   g_autoptr (GArray) stack = g_array_new (FALSE, FALSE, sizeof (ScanFrame));
   gboolean in_string = FALSE;
@@ -189,8 +186,8 @@ scan_structure (const char *data,
 unexpected:
   if (g_ascii_isprint (data[bad_at]))
     g_set_error (error, CD_JSON_ERROR, CD_JSON_ERROR_SYNTAX,
-                 "invalid JSON: unexpected character '%c' at offset %" G_GSIZE_FORMAT,
-                 data[bad_at], bad_at);
+                 "invalid JSON: unexpected character '%c' at offset %" G_GSIZE_FORMAT, data[bad_at],
+                 bad_at);
   else
     g_set_error (error, CD_JSON_ERROR, CD_JSON_ERROR_SYNTAX,
                  "invalid JSON: unexpected byte 0x%02x at offset %" G_GSIZE_FORMAT,
@@ -203,18 +200,15 @@ bad_number:
   return FALSE;
 
 too_deep:
-  g_set_error (error, CD_JSON_ERROR, CD_JSON_ERROR_TOO_DEEP,
-               "JSON nests deeper than %u levels", max_depth);
+  g_set_error (error, CD_JSON_ERROR, CD_JSON_ERROR_TOO_DEEP, "JSON nests deeper than %u levels",
+               max_depth);
   return FALSE;
 }
 
 /* Walks objects in document order (pre-order, members in order) and compares
  * their sizes with the scan's counts. */
 static gboolean
-check_members (JsonNode    *node,
-               const GArray *member_counts,
-               guint        *next,
-               const char  **duplicate_in)
+check_members (JsonNode *node, const GArray *member_counts, guint *next, const char **duplicate_in)
 {
   switch (JSON_NODE_TYPE (node)) {
   case JSON_NODE_OBJECT: {
@@ -262,10 +256,7 @@ check_members (JsonNode    *node,
  * Returns: (transfer full): the parsed root, or %NULL with @error set
  */
 JsonNode *
-cd_json_parse_bounded (const char         *data,
-                       gsize               length,
-                       const CdJsonLimits *limits,
-                       GError            **error)
+cd_json_parse_bounded (const char *data, gsize length, const CdJsonLimits *limits, GError **error)
 {
   CdJsonLimits defaults = { 0, CD_JSON_DEFAULT_MAX_DEPTH, FALSE };
   g_autoptr (GArray) member_counts = g_array_new (FALSE, FALSE, sizeof (guint));
@@ -323,10 +314,7 @@ cd_json_parse_bounded (const char         *data,
  * Returns: (transfer full): the root object
  */
 JsonObject *
-cd_json_parse_object (const char         *data,
-                      gsize               length,
-                      const CdJsonLimits *limits,
-                      GError            **error)
+cd_json_parse_object (const char *data, gsize length, const CdJsonLimits *limits, GError **error)
 {
   g_autoptr (JsonNode) root = cd_json_parse_bounded (data, length, limits, error);
 

@@ -20,22 +20,18 @@ typedef enum {
 GQuark cd_json_error_quark (void);
 
 typedef struct {
-  gsize max_bytes;   /* 0: no limit */
-  guint max_depth;   /* 0: no limit */
+  gsize max_bytes; /* 0: no limit */
+  guint max_depth; /* 0: no limit */
   gboolean allow_duplicate_keys;
 } CdJsonLimits;
 
 #define CD_JSON_DEFAULT_MAX_DEPTH 32
 
-JsonNode *cd_json_parse_bounded (const char         *data,
-                                 gsize               length,
-                                 const CdJsonLimits *limits,
-                                 GError            **error);
+JsonNode *cd_json_parse_bounded (const char *data, gsize length, const CdJsonLimits *limits,
+                                 GError **error);
 
-JsonObject *cd_json_parse_object (const char         *data,
-                                  gsize               length,
-                                  const CdJsonLimits *limits,
-                                  GError            **error);
+JsonObject *cd_json_parse_object (const char *data, gsize length, const CdJsonLimits *limits,
+                                  GError **error);
 
 char *cd_json_to_string (JsonNode *node);
 

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 
-G_DEFINE_QUARK (cd-config-error-quark, cd_config_error)
+G_DEFINE_QUARK (calldocker_config_error, cd_config_error)
 
 typedef enum {
   KEY_STRING,
@@ -36,14 +36,13 @@ typedef struct {
 static const KeyInfo keys[] = {
   { "server", "listen", KEY_LISTEN, OFF (listen_host), 0, 65535, "127.0.0.1:8080",
     "address and port the HTTP server listens on (port 0: any free port)" },
-  { "server", "max_body_bytes", KEY_UINT64, OFF (max_body_bytes), 1024, 64 * 1024 * 1024,
-    "1048576", "largest request body accepted, in bytes" },
+  { "server", "max_body_bytes", KEY_UINT64, OFF (max_body_bytes), 1024, 64 * 1024 * 1024, "1048576",
+    "largest request body accepted, in bytes" },
   { "state", "dir", KEY_STRING, OFF (state_dir), 0, 0, ".calldocker",
     "folder for the lock file and the embedded PostgreSQL and Redis" },
   { "postgres", "conninfo", KEY_STRING, OFF (pg_conninfo), 0, 0, "",
     "libpq connection string; empty runs an embedded server under the state folder" },
-  { "postgres", "pool_size", KEY_UINT, OFF (pg_pool_size), 1, 64, "4",
-    "connections kept open" },
+  { "postgres", "pool_size", KEY_UINT, OFF (pg_pool_size), 1, 64, "4", "connections kept open" },
   { "postgres", "query_timeout_ms", KEY_UINT, OFF (pg_query_timeout_ms), 100, 600000, "5000",
     "how long a query waits for a connection and an answer" },
   { "redis", "url", KEY_STRING, OFF (redis_url), 0, 0, "",
@@ -174,12 +173,8 @@ cd_config_free (CdConfig *config)
  * Sets one key from its text form; the message names the key and the problem.
  */
 gboolean
-cd_config_set (CdConfig   *config,
-               const char *section,
-               const char *key,
-               const char *value,
-               const char *origin,
-               GError    **error)
+cd_config_set (CdConfig *config, const char *section, const char *key, const char *value,
+               const char *origin, GError **error)
 {
   const KeyInfo *info = lookup_key (section, key);
   char *base = (char *) config;
@@ -187,8 +182,8 @@ cd_config_set (CdConfig   *config,
 
   if (info == NULL) {
     if (!section_exists (section))
-      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_UNKNOWN_KEY,
-                   "%s: unknown section [%s]", origin, section);
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_UNKNOWN_KEY, "%s: unknown section [%s]",
+                   origin, section);
     else
       g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_UNKNOWN_KEY,
                    "%s: unknown key '%s' in section [%s]", origin, key, section);
@@ -226,8 +221,8 @@ cd_config_set (CdConfig   *config,
   case KEY_LOG_LEVEL:
     if (!g_strv_contains (log_levels, value)) {
       g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
-                   "%s: %s.%s = '%s' is not one of debug, info, message, warning", origin,
-                   section, key, value);
+                   "%s: %s.%s = '%s' is not one of debug, info, message, warning", origin, section,
+                   key, value);
       return FALSE;
     }
     g_free (config->log_level);
@@ -333,8 +328,7 @@ cd_config_apply_environment (CdConfig *config, char **envp, GError **error)
   for (gsize i = 0; i < G_N_ELEMENTS (keys); i++) {
     g_autofree char *name = env_name_for (&keys[i]);
     const char *value = g_environ_getenv (envp, name);
-    if (value != NULL &&
-        !cd_config_set (config, keys[i].section, keys[i].key, value, name, error))
+    if (value != NULL && !cd_config_set (config, keys[i].section, keys[i].key, value, name, error))
       return FALSE;
   }
   return TRUE;
@@ -426,8 +420,7 @@ cd_config_describe (const CdConfig *config)
       g_string_append_printf (out, "%u", *(const guint *) (base + info->offset));
       break;
     case KEY_UINT64:
-      g_string_append_printf (out, "%" G_GUINT64_FORMAT,
-                              *(const guint64 *) (base + info->offset));
+      g_string_append_printf (out, "%" G_GUINT64_FORMAT, *(const guint64 *) (base + info->offset));
       break;
     case KEY_LISTEN:
       if (strchr (config->listen_host, ':'))
@@ -473,8 +466,8 @@ cd_redis_address_parse (const char *url, GError **error)
   if (g_str_equal (scheme, "redis")) {
     guint64 db = 0;
     if (g_uri_get_host (uri) == NULL || g_uri_get_host (uri)[0] == '\0') {
-      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
-                   "'%s' names no host", url);
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE, "'%s' names no host",
+                   url);
       return NULL;
     }
     address->transport = CD_REDIS_TRANSPORT_TCP;

@@ -67,12 +67,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdConfig, cd_config_free)
 gboolean cd_config_load_file (CdConfig *config, const char *path, GError **error);
 gboolean cd_config_load_data (CdConfig *config, const char *data, gsize length, GError **error);
 gboolean cd_config_apply_environment (CdConfig *config, char **envp, GError **error);
-gboolean cd_config_set (CdConfig   *config,
-                        const char *section,
-                        const char *key,
-                        const char *value,
-                        const char *origin,
-                        GError    **error);
+gboolean cd_config_set (CdConfig *config, const char *section, const char *key, const char *value,
+                        const char *origin, GError **error);
 gboolean cd_config_validate (CdConfig *config, GError **error);
 char *cd_config_describe (const CdConfig *config);
 

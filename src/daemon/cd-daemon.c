@@ -226,8 +226,7 @@ on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
   guint applied = 0;
 
   if (!cd_pg_migrate_finish (CD_PG_POOL (source), result, &applied, &error)) {
-    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ||
-        self->state >= STATE_STOPPING)
+    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || self->state >= STATE_STOPPING)
       return;
     if (error->domain == CD_STORE_ERROR && error->code == CD_STORE_ERROR_MIGRATION) {
       /* the files or the database are wrong: retrying will not help */
@@ -236,10 +235,9 @@ on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
       cd_daemon_shutdown (self);
       return;
     }
-    self->migrate_backoff_ms = self->migrate_backoff_ms == 0
-                                   ? self->config->reconnect_min_ms
-                                   : MIN (self->migrate_backoff_ms * 2,
-                                          self->config->reconnect_max_ms);
+    self->migrate_backoff_ms = self->migrate_backoff_ms == 0 ? self->config->reconnect_min_ms
+                                                             : MIN (self->migrate_backoff_ms * 2,
+                                                                    self->config->reconnect_max_ms);
     g_info ("waiting for PostgreSQL to apply migrations (%s); retrying in %u ms", error->message,
             self->migrate_backoff_ms);
     self->migrate_retry_id = g_timeout_add (self->migrate_backoff_ms, on_migrate_retry, self);

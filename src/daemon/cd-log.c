@@ -111,8 +111,8 @@ write_log (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpoint
     to_journal = g_log_writer_is_journald (STDERR_FILENO);
     g_once_init_leave (&journal_checked, 1);
   }
-  if (to_journal && g_log_writer_journald (level, fields, n_fields, user_data) ==
-                        G_LOG_WRITER_HANDLED)
+  if (to_journal &&
+      g_log_writer_journald (level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
     return G_LOG_WRITER_HANDLED;
 
   line = cd_log_format_line (level, fields, n_fields, TRUE);

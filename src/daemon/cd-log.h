@@ -9,9 +9,7 @@ G_BEGIN_DECLS
 
 gboolean cd_log_parse_level (const char *name, GLogLevelFlags *level);
 void cd_log_install (GLogLevelFlags lowest_level);
-char *cd_log_format_line (GLogLevelFlags   level,
-                          const GLogField *fields,
-                          gsize            n_fields,
-                          gboolean         with_time);
+char *cd_log_format_line (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                          gboolean with_time);
 
 G_END_DECLS

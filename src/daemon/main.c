@@ -63,8 +63,8 @@ main (int argc, char **argv)
   gboolean version = FALSE;
   gboolean check_config = FALSE;
   GOptionEntry entries[] = {
-    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
-      "Read the configuration from FILE", "FILE" },
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path, "Read the configuration from FILE",
+      "FILE" },
     { "listen", 'l', 0, G_OPTION_ARG_STRING, &listen,
       "Listen on ADDRESS:PORT (overrides server.listen)", "ADDRESS:PORT" },
     { "state-dir", 's', 0, G_OPTION_ARG_FILENAME, &state_dir,

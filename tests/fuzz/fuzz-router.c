@@ -40,8 +40,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     method = text;
     path = newline + 1;
   }
-  switch (cd_http_router_match (router, method, path, &pattern, &h, &user_data, &params,
-                                &allowed)) {
+  switch (
+      cd_http_router_match (router, method, path, &pattern, &h, &user_data, &params, &allowed)) {
   case CD_ROUTE_FOUND:
     g_assert_nonnull (params);
     g_assert_true (h == handler);

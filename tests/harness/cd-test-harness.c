@@ -186,8 +186,8 @@ on_line (GObject *source, GAsyncResult *result, gpointer user_data)
   LineReader *reader = user_data;
   g_autoptr (GError) error = NULL;
   gsize length;
-  g_autofree char *line = g_data_input_stream_read_line_finish_utf8 (
-      G_DATA_INPUT_STREAM (source), result, &length, &error);
+  g_autofree char *line = g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source),
+                                                                     result, &length, &error);
   CdTestDaemon *daemon = reader->daemon;
   gboolean from_stdout = reader->from_stdout;
 
@@ -244,8 +244,8 @@ cd_test_daemon_spawn (const char *state_dir, const char *const *extra_args,
                       const char *const *extra_env)
 {
   CdTestDaemon *daemon = g_new0 (CdTestDaemon, 1);
-  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (
-      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_autoptr (GSubprocessLauncher) launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GError) error = NULL;
 
@@ -269,8 +269,8 @@ cd_test_daemon_spawn (const char *state_dir, const char *const *extra_args,
   daemon->out = g_string_new (NULL);
   daemon->err = g_string_new (NULL);
   daemon->cancellable = g_cancellable_new ();
-  daemon->process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata,
-                                                  &error);
+  daemon->process =
+      g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
   daemon->out_stream = g_data_input_stream_new (g_subprocess_get_stdout_pipe (daemon->process));
   daemon->err_stream = g_data_input_stream_new (g_subprocess_get_stderr_pipe (daemon->process));
@@ -428,8 +428,8 @@ cd_test_http_get (const char *url, char **body, char **content_type)
   guint status = cd_test_http_request ("GET", url, NULL, NULL, 0, NULL, body, &headers);
 
   if (content_type)
-    *content_type = status && headers ? g_strdup (g_hash_table_lookup (headers, "content-type"))
-                                      : NULL;
+    *content_type =
+        status && headers ? g_strdup (g_hash_table_lookup (headers, "content-type")) : NULL;
   return status;
 }
 
@@ -461,8 +461,8 @@ cd_test_http_raw (const char *address, const char *request, gsize length, guint 
 
   out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
   in = g_io_stream_get_input_stream (G_IO_STREAM (connection));
-  g_output_stream_write_all_async (out, request, length, G_PRIORITY_DEFAULT, NULL,
-                                   cd_test_capture, &result);
+  g_output_stream_write_all_async (out, request, length, G_PRIORITY_DEFAULT, NULL, cd_test_capture,
+                                   &result);
   cd_test_wait_result (&result, timeout_ms);
   g_output_stream_write_all_finish (out, result, NULL, &error);
   g_clear_error (&error); /* the server may close early: read what it said */

@@ -12,17 +12,17 @@ G_BEGIN_DECLS
 
 /* Iterates the default main context until @cond holds or @timeout_ms passes;
  * fails the test on timeout. */
-#define WAIT_UNTIL(cond, timeout_ms)                                                            \
-  G_STMT_START                                                                                  \
-  {                                                                                             \
-    gint64 _deadline = g_get_monotonic_time () + (gint64) (timeout_ms) * 1000;                  \
-    while (!(cond)) {                                                                           \
-      if (g_get_monotonic_time () > _deadline)                                                  \
-        g_error ("%s:%d: timed out after %d ms waiting for: %s", __FILE__, __LINE__,            \
-                 (int) (timeout_ms), #cond);                                                    \
-      cd_test_iterate (50);                                                                     \
-    }                                                                                           \
-  }                                                                                             \
+#define WAIT_UNTIL(cond, timeout_ms)                                                 \
+  G_STMT_START                                                                       \
+  {                                                                                  \
+    gint64 _deadline = g_get_monotonic_time () + (gint64) (timeout_ms) *1000;        \
+    while (!(cond)) {                                                                \
+      if (g_get_monotonic_time () > _deadline)                                       \
+        g_error ("%s:%d: timed out after %d ms waiting for: %s", __FILE__, __LINE__, \
+                 (int) (timeout_ms), #cond);                                         \
+      cd_test_iterate (50);                                                          \
+    }                                                                                \
+  }                                                                                  \
   G_STMT_END
 
 void cd_test_iterate (guint max_wait_ms);
@@ -51,12 +51,12 @@ void cd_test_stores_wait_postgres (CdTestStores *stores, guint timeout_ms);
 typedef struct {
   GSubprocess *process;
   char *state_dir;
-  char *base_url;  /* http://127.0.0.1:PORT/ once known */
+  char *base_url; /* http://127.0.0.1:PORT/ once known */
   gboolean ready;
   gboolean exited;
   int exit_status;
-  GString *out;    /* everything printed on stdout */
-  GString *err;    /* and on stderr */
+  GString *out; /* everything printed on stdout */
+  GString *err; /* and on stderr */
   GDataInputStream *out_stream;
   GDataInputStream *err_stream;
   GCancellable *cancellable;
@@ -73,14 +73,9 @@ gboolean cd_test_pid_alive (GPid pid);
 
 /* HTTP on the default main context */
 guint cd_test_http_get (const char *url, char **body, char **content_type);
-guint cd_test_http_request (const char  *method,
-                            const char  *url,
-                            const char  *content_type,
-                            const char  *body,
-                            gsize        body_length,
-                            const char *const *extra_headers,
-                            char       **response_body,
-                            GHashTable **response_headers);
+guint cd_test_http_request (const char *method, const char *url, const char *content_type,
+                            const char *body, gsize body_length, const char *const *extra_headers,
+                            char **response_body, GHashTable **response_headers);
 
 char *cd_test_http_raw (const char *address, const char *request, gsize length, guint timeout_ms);
 

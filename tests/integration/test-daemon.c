@@ -107,8 +107,8 @@ test_version (void)
 static void
 test_check_config (void)
 {
-  g_autofree char *example = g_build_filename (g_getenv ("CALLDOCKER_DATADIR"),
-                                               "calldockerd.conf.example", NULL);
+  g_autofree char *example =
+      g_build_filename (g_getenv ("CALLDOCKER_DATADIR"), "calldockerd.conf.example", NULL);
   const char *args[] = { "--config", example, "--check-config", NULL };
   CdTestDaemon *d = cd_test_daemon_spawn (NULL, args, NULL);
 

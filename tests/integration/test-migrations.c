@@ -100,8 +100,9 @@ scalar (CdPgPool *pool, const char *sql)
 static void
 write_three (Fixture *f)
 {
-  write_file (f, "0001_people.sql", "CREATE TABLE people (id int PRIMARY KEY, name text);\n"
-                                    "INSERT INTO people VALUES (1, 'Ada');");
+  write_file (f, "0001_people.sql",
+              "CREATE TABLE people (id int PRIMARY KEY, name text);\n"
+              "INSERT INTO people VALUES (1, 'Ada');");
   write_file (f, "0002_slow.sql", "SELECT pg_sleep(0.3); ALTER TABLE people ADD COLUMN age int;");
   write_file (f, "0010_index.sql", "CREATE INDEX people_name ON people (name);");
   write_file (f, "README", "not a migration: ignored");

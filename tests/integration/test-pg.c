@@ -60,8 +60,8 @@ test_parameters (void)
   g_autoptr (CdPgPool) pool = new_pool (2, 5000);
   g_autoptr (GError) error = NULL;
   const char *params[] = { "Robert'); DROP TABLE students;--", NULL, "42" };
-  g_autoptr (PGresult) res = query (pool, "SELECT $1::text, $2::text IS NULL, $3::int + 1", params,
-                                    3, &error);
+  g_autoptr (PGresult) res =
+      query (pool, "SELECT $1::text, $2::text IS NULL, $3::int + 1", params, 3, &error);
 
   g_assert_no_error (error);
   g_assert_cmpint (PQntuples (res), ==, 1);

@@ -140,8 +140,8 @@ test_bad_conninfo (void)
   g_autoptr (CdConfig) config = cd_config_new_default ();
   g_autoptr (GError) error = NULL;
 
-  g_assert_true (cd_config_set (config, "postgres", "conninfo", "host=x nosuchoption=1", "t",
-                                &error));
+  g_assert_true (
+      cd_config_set (config, "postgres", "conninfo", "host=x nosuchoption=1", "t", &error));
   g_assert_false (cd_config_validate (config, &error));
   g_assert_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE);
   g_assert_nonnull (strstr (error->message, "postgres.conninfo"));
@@ -177,8 +177,8 @@ static void
 test_redis_urls (void)
 {
   static const char *bad[] = {
-    "http://x:1", "redis://", "redis://host:1/abc", "redis://host/99999", "unix:relative.sock",
-    "just text",
+    "http://x:1",         "redis://",           "redis://host:1/abc",
+    "redis://host/99999", "unix:relative.sock", "just text",
   };
   g_autoptr (CdRedisAddress) a = NULL;
   g_autoptr (GError) error = NULL;
@@ -202,8 +202,8 @@ test_example_file_is_valid (void)
 {
   g_autoptr (CdConfig) config = cd_config_new_default ();
   g_autoptr (GError) error = NULL;
-  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "..", "data",
-                                                 "calldockerd.conf.example", NULL);
+  g_autofree char *path =
+      g_test_build_filename (G_TEST_DIST, "..", "data", "calldockerd.conf.example", NULL);
 
   g_assert_true (cd_config_load_file (config, path, &error));
   g_assert_no_error (error);

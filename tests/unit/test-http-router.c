@@ -20,12 +20,12 @@ make_router (void)
   g_autoptr (GError) error = NULL;
 
   g_assert_true (cd_http_router_add (router, "GET", "/healthz", handler_a, NULL, &error));
-  g_assert_true (cd_http_router_add (router, "GET", "/api/v1/companies/{id}", handler_a, NULL,
-                                     &error));
-  g_assert_true (cd_http_router_add (router, "PATCH", "/api/v1/companies/{id}", handler_b, NULL,
-                                     &error));
-  g_assert_true (cd_http_router_add (router, "GET", "/api/v1/companies/mine", handler_b, NULL,
-                                     &error));
+  g_assert_true (
+      cd_http_router_add (router, "GET", "/api/v1/companies/{id}", handler_a, NULL, &error));
+  g_assert_true (
+      cd_http_router_add (router, "PATCH", "/api/v1/companies/{id}", handler_b, NULL, &error));
+  g_assert_true (
+      cd_http_router_add (router, "GET", "/api/v1/companies/mine", handler_b, NULL, &error));
   g_assert_true (cd_http_router_add (router, "GET", "/api/v1/companies/{id}/queues/{queue}",
                                      handler_b, NULL, &error));
   g_assert_no_error (error);
@@ -102,8 +102,14 @@ static void
 test_not_found (void)
 {
   static const char *paths[] = {
-    "/nothing", "/healthz/", "//healthz", "/api/v1/companies/", "/api/v1/companies//queues/x",
-    "/api/v1/companies/a%2Fb", "healthz", "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s",
+    "/nothing",
+    "/healthz/",
+    "//healthz",
+    "/api/v1/companies/",
+    "/api/v1/companies//queues/x",
+    "/api/v1/companies/a%2Fb",
+    "healthz",
+    "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s",
   };
   g_autoptr (CdHttpRouter) router = make_router ();
 

@@ -7,6 +7,7 @@
 #include "cd-test-harness.h"
 #include "http/cd-http-problem.h"
 #include "http/cd-http-server.h"
+#include "store/cd-store-error.h"
 
 #include <string.h>
 
@@ -39,8 +40,8 @@ handle_echo (CdHttpRequest *request, gpointer user_data)
 static void
 handle_item (CdHttpRequest *request, gpointer user_data)
 {
-  g_autofree char *text = g_strdup_printf ("{\"id\":\"%s\"}",
-                                           (char *) g_hash_table_lookup (request->params, "id"));
+  g_autofree char *text =
+      g_strdup_printf ("{\"id\":\"%s\"}", (char *) g_hash_table_lookup (request->params, "id"));
   g_autoptr (JsonNode) node = json_from_string (text, NULL);
 
   cd_http_respond_json (request->msg, 200, node);
@@ -56,8 +57,8 @@ fixture_setup (Fixture *f, gconstpointer data)
   f->metrics = cd_metrics_new ();
   f->server = cd_http_server_new (f->metrics, 1024);
   g_assert_true (cd_http_server_add_route (f->server, "POST", "/echo", handle_echo, NULL, &error));
-  g_assert_true (cd_http_server_add_route (f->server, "GET", "/items/{id}", handle_item, NULL,
-                                           &error));
+  g_assert_true (
+      cd_http_server_add_route (f->server, "GET", "/items/{id}", handle_item, NULL, &error));
   g_assert_true (cd_http_server_listen (f->server, "127.0.0.1", 0, &error));
   g_assert_no_error (error);
   uris = cd_http_server_get_uris (f->server);
@@ -132,8 +133,7 @@ test_method_not_allowed (Fixture *f, gconstpointer data)
   g_autoptr (GHashTable) headers = NULL;
   g_autoptr (JsonObject) problem = NULL;
 
-  g_assert_cmpuint (cd_test_http_request ("GET", u, NULL, NULL, 0, NULL, &body, &headers), ==,
-                    405);
+  g_assert_cmpuint (cd_test_http_request ("GET", u, NULL, NULL, 0, NULL, &body, &headers), ==, 405);
   g_assert_cmpstr (g_hash_table_lookup (headers, "allow"), ==, "POST");
   problem = parse_problem (body, 405, "method-not-allowed");
 }
@@ -149,19 +149,19 @@ test_json_echo_and_bad_json (Fixture *f, gconstpointer data)
   g_autoptr (JsonObject) problem2 = NULL;
   const char *dup = "{\"role\":\"agent\",\"role\":\"superadmin\"}";
 
-  g_assert_cmpuint (cd_test_http_request ("POST", u, "application/json", "{\"a\":[1,2]}", 11, NULL,
-                                          &body, NULL),
-                    ==, 200);
+  g_assert_cmpuint (
+      cd_test_http_request ("POST", u, "application/json", "{\"a\":[1,2]}", 11, NULL, &body, NULL),
+      ==, 200);
   g_assert_cmpstr (body, ==, "{\"a\":[1,2]}");
 
-  g_assert_cmpuint (cd_test_http_request ("POST", u, "application/json", "{\"a\":", 5, NULL,
-                                          &body2, NULL),
-                    ==, 400);
+  g_assert_cmpuint (
+      cd_test_http_request ("POST", u, "application/json", "{\"a\":", 5, NULL, &body2, NULL), ==,
+      400);
   problem = parse_problem (body2, 400, "invalid-json");
 
-  g_assert_cmpuint (cd_test_http_request ("POST", u, "application/json", dup, strlen (dup), NULL,
-                                          &body3, NULL),
-                    ==, 400);
+  g_assert_cmpuint (
+      cd_test_http_request ("POST", u, "application/json", dup, strlen (dup), NULL, &body3, NULL),
+      ==, 400);
   problem2 = parse_problem (body3, 400, "invalid-json");
   g_assert_nonnull (strstr (json_object_get_string_member (problem2, "detail"), "duplicate"));
 }
@@ -175,16 +175,14 @@ test_body_too_large (Fixture *f, gconstpointer data)
   g_autofree char *after = NULL;
   g_autoptr (JsonObject) problem = NULL;
 
-  g_assert_cmpuint (cd_test_http_request ("POST", u, "application/json", big, 4096, NULL, &body,
-                                          NULL),
-                    ==, 413);
+  g_assert_cmpuint (
+      cd_test_http_request ("POST", u, "application/json", big, 4096, NULL, &body, NULL), ==, 413);
   problem = parse_problem (body, 413, "payload-too-large");
   g_assert_nonnull (strstr (json_object_get_string_member (problem, "detail"), "1024"));
 
   /* and the server still serves */
-  g_assert_cmpuint (cd_test_http_request ("POST", u, "application/json", "[]", 2, NULL, &after,
-                                          NULL),
-                    ==, 200);
+  g_assert_cmpuint (
+      cd_test_http_request ("POST", u, "application/json", "[]", 2, NULL, &after, NULL), ==, 200);
 }
 
 static void
@@ -219,7 +217,8 @@ test_garbage_request (Fixture *f, gconstpointer data)
   g_autofree char *u = url (f, "/items/x");
 
   g_test_message ("response: %s", response);
-  g_assert_true (g_str_has_prefix (response, "HTTP/1.0 400") || g_str_has_prefix (response, "HTTP/1.1 400"));
+  g_assert_true (g_str_has_prefix (response, "HTTP/1.0 400") ||
+                 g_str_has_prefix (response, "HTTP/1.1 400"));
   g_assert_cmpuint (cd_test_http_get (u, NULL, NULL), ==, 200);
 }
 
@@ -273,17 +272,50 @@ test_stop_refuses_connections (Fixture *f, gconstpointer data)
   g_assert_cmpuint (cd_test_http_get (u, NULL, NULL), ==, 0);
 }
 
+static void
+test_problem_mapping (void)
+{
+  static const struct {
+    GQuark domain;
+    int code;
+    guint status;
+    const char *slug;
+    gboolean exposed;
+  } rows[] = {
+    { 0, CD_HTTP_ERROR_NOT_FOUND, 404, "not-found", TRUE },
+    { 0, CD_HTTP_ERROR_PAYLOAD_TOO_LARGE, 413, "payload-too-large", TRUE },
+    { 1, CD_JSON_ERROR_SYNTAX, 400, "invalid-json", TRUE },
+    { 1, CD_JSON_ERROR_TOO_LARGE, 413, "payload-too-large", TRUE },
+    { 2, CD_STORE_ERROR_UNAVAILABLE, 503, "store-unavailable", FALSE },
+    { 2, CD_STORE_ERROR_CONSTRAINT, 409, "conflict", FALSE },
+    { 2, CD_STORE_ERROR_QUERY, 500, "internal", FALSE },
+    { 3, 0, 500, "internal", FALSE },
+  };
+  GQuark domains[] = { CD_HTTP_ERROR, CD_JSON_ERROR, CD_STORE_ERROR, G_IO_ERROR };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (rows); i++) {
+    g_autoptr (GError) error = g_error_new_literal (domains[rows[i].domain], rows[i].code,
+                                                    "SQLSTATE 42P01: secret detail");
+    const CdProblemInfo *info = cd_problem_info_for_error (error);
+    g_assert_cmpuint (info->status, ==, rows[i].status);
+    g_assert_cmpstr (info->slug, ==, rows[i].slug);
+    g_assert_cmpint (info->expose_detail, ==, rows[i].exposed);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/http/problem/mapping", test_problem_mapping);
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
   ADD ("/http/server/routes-and-params", test_routes_and_params);
   ADD ("/http/server/not-found-is-problem", test_not_found_is_problem);
   ADD ("/http/server/method-not-allowed", test_method_not_allowed);
   ADD ("/http/server/json-echo-and-bad-json", test_json_echo_and_bad_json);
   ADD ("/http/server/body-too-large", test_body_too_large);
-  ADD ("/http/server/huge-declared-length-refused-unread", test_huge_declared_length_refused_unread);
+  ADD ("/http/server/huge-declared-length-refused-unread",
+       test_huge_declared_length_refused_unread);
   ADD ("/http/server/chunked-refused", test_chunked_refused);
   ADD ("/http/server/garbage-request", test_garbage_request);
   ADD ("/http/server/request-ids", test_request_ids);

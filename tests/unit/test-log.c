@@ -17,8 +17,8 @@ test_format (void)
     { "HTTP_STATUS", "200", -1 },
     { "BINARY", "\x01\x02", 2 },
   };
-  g_autofree char *line = cd_log_format_line (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields),
-                                              FALSE);
+  g_autofree char *line =
+      cd_log_format_line (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields), FALSE);
 
   g_assert_cmpstr (line, ==,
                    "INFO    calldocker-http: GET /healthz 200 request_id=abc123 http_status=200");
@@ -30,7 +30,8 @@ test_time_prefix (void)
   const GLogField fields[] = { { "MESSAGE", "hello", -1 } };
   g_autofree char *line = cd_log_format_line (G_LOG_LEVEL_WARNING, fields, 1, TRUE);
   g_autoptr (GRegex) re = g_regex_new (
-      "^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z WARNING calldocker: hello$", 0, 0, NULL);
+      "^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z WARNING calldocker: hello$", 0, 0,
+      NULL);
 
   g_assert_true (g_regex_match (re, line, 0, NULL));
 }

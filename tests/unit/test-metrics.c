@@ -14,10 +14,10 @@ assert_exposition_format (const char *text)
       "^[a-zA-Z_:][a-zA-Z0-9_:]*(\\{([a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\\\n]|\\\\.)*\",?)*\\})? "
       "(-?[0-9.e+-]+|\\+Inf|-Inf|NaN)$",
       0, 0, NULL);
-  g_autoptr (GRegex) comment = g_regex_new (
-      "^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* "
-      "(counter|gauge|histogram))$",
-      0, 0, NULL);
+  g_autoptr (GRegex) comment =
+      g_regex_new ("^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* "
+                   "(counter|gauge|histogram))$",
+                   0, 0, NULL);
   g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
 
   g_assert_true (g_str_has_suffix (text, "\n"));

@@ -316,8 +316,8 @@ cd_metrics_render (CdMetrics *self)
       }
       for (gsize b = 0; b < f->n_bounds; b++) {
         char buf[G_ASCII_DTOSTR_BUF_SIZE];
-        g_autofree char *le = g_strdup_printf ("le=\"%s\"",
-                                               g_ascii_formatd (buf, sizeof buf, "%g", f->bounds[b]));
+        g_autofree char *le =
+            g_strdup_printf ("le=\"%s\"", g_ascii_formatd (buf, sizeof buf, "%g", f->bounds[b]));
         append_sample (out, f->name, "_bucket", labels[j], le, (double) s->buckets[b]);
       }
       append_sample (out, f->name, "_bucket", labels[j], "le=\"+Inf\"", (double) s->count);

@@ -13,11 +13,8 @@ typedef gboolean (*CdReadinessFunc) (gpointer user_data, char **reason);
 
 typedef struct _CdHttpHealth CdHttpHealth;
 
-CdHttpHealth *cd_http_health_new (CdMetrics      *metrics,
-                                  CdPgPool       *pool,
-                                  CdRedis        *redis,
-                                  CdReadinessFunc readiness,
-                                  gpointer        readiness_data);
+CdHttpHealth *cd_http_health_new (CdMetrics *metrics, CdPgPool *pool, CdRedis *redis,
+                                  CdReadinessFunc readiness, gpointer readiness_data);
 void cd_http_health_free (CdHttpHealth *health);
 gboolean cd_http_health_register (CdHttpHealth *health, CdHttpServer *server, GError **error);
 

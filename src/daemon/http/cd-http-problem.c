@@ -9,39 +9,47 @@
 #include "../../common/cd-json.h"
 #include "../store/cd-store-error.h"
 
-G_DEFINE_QUARK (cd-http-error-quark, cd_http_error)
+G_DEFINE_QUARK (calldocker_http_error, cd_http_error)
 
 typedef struct {
-  const char *domain_name; /* resolved lazily: quarks are not constants */
-  int code;                /* -1: any code of the domain */
+  GQuark (*domain) (void);
+  int code; /* -1: any code of the domain */
   CdProblemInfo info;
 } ProblemRow;
 
 static const ProblemRow problem_table[] = {
-  { "cd-http-error-quark", CD_HTTP_ERROR_BAD_REQUEST,
+  { cd_http_error_quark,
+    CD_HTTP_ERROR_BAD_REQUEST,
     { 400, "bad-request", "The request is malformed", TRUE } },
-  { "cd-http-error-quark", CD_HTTP_ERROR_NOT_FOUND,
-    { 404, "not-found", "No such resource", TRUE } },
-  { "cd-http-error-quark", CD_HTTP_ERROR_METHOD_NOT_ALLOWED,
+  { cd_http_error_quark, CD_HTTP_ERROR_NOT_FOUND, { 404, "not-found", "No such resource", TRUE } },
+  { cd_http_error_quark,
+    CD_HTTP_ERROR_METHOD_NOT_ALLOWED,
     { 405, "method-not-allowed", "Method not allowed on this resource", TRUE } },
-  { "cd-http-error-quark", CD_HTTP_ERROR_LENGTH_REQUIRED,
+  { cd_http_error_quark,
+    CD_HTTP_ERROR_LENGTH_REQUIRED,
     { 411, "length-required", "A request body needs a Content-Length", TRUE } },
-  { "cd-http-error-quark", CD_HTTP_ERROR_PAYLOAD_TOO_LARGE,
+  { cd_http_error_quark,
+    CD_HTTP_ERROR_PAYLOAD_TOO_LARGE,
     { 413, "payload-too-large", "The request body is too large", TRUE } },
-  { "cd-http-error-quark", CD_HTTP_ERROR_UNSUPPORTED_MEDIA_TYPE,
+  { cd_http_error_quark,
+    CD_HTTP_ERROR_UNSUPPORTED_MEDIA_TYPE,
     { 415, "unsupported-media-type", "The request body must be JSON", TRUE } },
-  { "cd-http-error-quark", CD_HTTP_ERROR_UNAVAILABLE,
+  { cd_http_error_quark,
+    CD_HTTP_ERROR_UNAVAILABLE,
     { 503, "unavailable", "The service is not ready", TRUE } },
-  { "cd-http-error-quark", CD_HTTP_ERROR_INTERNAL,
-    { 500, "internal", "Internal error", FALSE } },
-  { "cd-json-error-quark", CD_JSON_ERROR_TOO_LARGE,
+  { cd_http_error_quark, CD_HTTP_ERROR_INTERNAL, { 500, "internal", "Internal error", FALSE } },
+  { cd_json_error_quark,
+    CD_JSON_ERROR_TOO_LARGE,
     { 413, "payload-too-large", "The request body is too large", TRUE } },
-  { "cd-json-error-quark", -1, { 400, "invalid-json", "The request body is not valid JSON", TRUE } },
-  { "cd-store-error-quark", CD_STORE_ERROR_UNAVAILABLE,
+  { cd_json_error_quark, -1, { 400, "invalid-json", "The request body is not valid JSON", TRUE } },
+  { cd_store_error_quark,
+    CD_STORE_ERROR_UNAVAILABLE,
     { 503, "store-unavailable", "A data store is unavailable; retry later", FALSE } },
-  { "cd-store-error-quark", CD_STORE_ERROR_TIMED_OUT,
+  { cd_store_error_quark,
+    CD_STORE_ERROR_TIMED_OUT,
     { 503, "store-timeout", "A data store did not answer in time; retry later", FALSE } },
-  { "cd-store-error-quark", CD_STORE_ERROR_CONSTRAINT,
+  { cd_store_error_quark,
+    CD_STORE_ERROR_CONSTRAINT,
     { 409, "conflict", "The request conflicts with existing data", FALSE } },
 };
 
@@ -57,8 +65,7 @@ cd_problem_info_for_error (const GError *error)
 {
   for (gsize i = 0; i < G_N_ELEMENTS (problem_table); i++) {
     const ProblemRow *row = &problem_table[i];
-    if (error->domain == g_quark_try_string (row->domain_name) &&
-        (row->code == -1 || row->code == error->code))
+    if (error->domain == row->domain () && (row->code == -1 || row->code == error->code))
       return &row->info;
   }
   return &internal_problem;
@@ -91,8 +98,8 @@ cd_http_respond_problem (SoupServerMessage *msg, const char *request_id, const G
 
   if (!info->expose_detail)
     g_log_structured (G_LOG_DOMAIN, info->status >= 500 ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_INFO,
-                      "REQUEST_ID", request_id ? request_id : "-", "MESSAGE",
-                      "%s: %s", info->slug, error->message);
+                      "REQUEST_ID", request_id ? request_id : "-", "MESSAGE", "%s: %s", info->slug,
+                      error->message);
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "type");

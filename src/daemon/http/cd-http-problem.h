@@ -27,18 +27,15 @@ GQuark cd_http_error_quark (void);
 
 typedef struct {
   guint status;
-  const char *slug;  /* type is CD_PROBLEM_TYPE_PREFIX + slug */
+  const char *slug; /* type is CD_PROBLEM_TYPE_PREFIX + slug */
   const char *title;
   gboolean expose_detail; /* the error's message is safe to show to clients */
 } CdProblemInfo;
 
 const CdProblemInfo *cd_problem_info_for_error (const GError *error);
 void cd_http_respond_problem (SoupServerMessage *msg, const char *request_id, const GError *error);
-void cd_http_respond_error (SoupServerMessage *msg,
-                            const char        *request_id,
-                            CdHttpError        code,
-                            const char        *format,
-                            ...) G_GNUC_PRINTF (4, 5);
+void cd_http_respond_error (SoupServerMessage *msg, const char *request_id, CdHttpError code,
+                            const char *format, ...) G_GNUC_PRINTF (4, 5);
 void cd_http_respond_json (SoupServerMessage *msg, guint status, JsonNode *body);
 
 G_END_DECLS

@@ -27,19 +27,10 @@ CdHttpRouter *cd_http_router_new (void);
 void cd_http_router_free (CdHttpRouter *router);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdHttpRouter, cd_http_router_free)
 
-gboolean cd_http_router_add (CdHttpRouter *router,
-                             const char   *method,
-                             const char   *pattern,
-                             CdHttpHandler handler,
-                             gpointer      user_data,
-                             GError      **error);
-CdRouteResult cd_http_router_match (CdHttpRouter  *router,
-                                    const char    *method,
-                                    const char    *path,
-                                    const char   **pattern,
-                                    CdHttpHandler *handler,
-                                    gpointer      *user_data,
-                                    GHashTable   **params,
-                                    char         **allowed);
+gboolean cd_http_router_add (CdHttpRouter *router, const char *method, const char *pattern,
+                             CdHttpHandler handler, gpointer user_data, GError **error);
+CdRouteResult cd_http_router_match (CdHttpRouter *router, const char *method, const char *path,
+                                    const char **pattern, CdHttpHandler *handler,
+                                    gpointer *user_data, GHashTable **params, char **allowed);
 
 G_END_DECLS

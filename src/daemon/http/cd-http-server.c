@@ -11,8 +11,8 @@
 #include <string.h>
 
 #define DATA_REQUEST_ID "cd-request-id"
-#define DATA_STARTED "cd-started"
-#define DATA_ROUTE "cd-route"
+#define DATA_STARTED    "cd-started"
+#define DATA_ROUTE      "cd-route"
 
 /* Upper bounds of the latency histogram, in seconds. */
 static const double latency_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -89,8 +89,8 @@ finish_request (CdHttpServer *self, SoupServerMessage *msg, gboolean aborted)
   g_object_set_data (G_OBJECT (msg), DATA_STARTED, NULL);
   self->in_flight--;
 
-  labels = g_strdup_printf ("route=\"%s\",method=\"%s\",status=\"%u\"", route_label,
-                            method_label, status);
+  labels = g_strdup_printf ("route=\"%s\",method=\"%s\",status=\"%u\"", route_label, method_label,
+                            status);
   cd_metrics_add (self->metrics, "calldocker_http_requests_total", labels, 1);
   g_free (labels);
   labels = g_strdup_printf ("route=\"%s\"", route_label);
@@ -136,8 +136,8 @@ on_refusal_written (GObject *source, GAsyncResult *result, gpointer user_data)
  * otherwise read (and wait for) the whole announced body first. A client that
  * sent "Expect: 100-continue" gets the ordinary early answer. */
 static void
-refuse_unread (CdHttpServer *self, SoupServerMessage *msg, const char *request_id,
-               CdHttpError code, const char *detail)
+refuse_unread (CdHttpServer *self, SoupServerMessage *msg, const char *request_id, CdHttpError code,
+               const char *detail)
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   g_autoptr (GError) error = g_error_new_literal (CD_HTTP_ERROR, code, detail);
@@ -190,8 +190,8 @@ on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
   CdHttpServer *self = user_data;
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   const char *incoming = soup_message_headers_get_one (headers, "X-Request-Id");
-  char *request_id = incoming && request_id_is_acceptable (incoming) ? g_strdup (incoming)
-                                                                     : new_request_id ();
+  char *request_id =
+      incoming && request_id_is_acceptable (incoming) ? g_strdup (incoming) : new_request_id ();
   SoupEncoding encoding = soup_message_headers_get_encoding (headers);
 
   g_object_set_data_full (G_OBJECT (msg), DATA_REQUEST_ID, request_id, g_free);
@@ -205,9 +205,9 @@ on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
   }
   if (encoding == SOUP_ENCODING_CONTENT_LENGTH &&
       (guint64) soup_message_headers_get_content_length (headers) > self->max_body_bytes) {
-    g_autofree char *detail = g_strdup_printf (
-        "the body has %" G_GINT64_FORMAT " bytes; the limit is %" G_GUINT64_FORMAT,
-        soup_message_headers_get_content_length (headers), self->max_body_bytes);
+    g_autofree char *detail =
+        g_strdup_printf ("the body has %" G_GINT64_FORMAT " bytes; the limit is %" G_GUINT64_FORMAT,
+                         soup_message_headers_get_content_length (headers), self->max_body_bytes);
     refuse_unread (self, msg, request_id, CD_HTTP_ERROR_PAYLOAD_TOO_LARGE, detail);
   }
 }
@@ -240,8 +240,7 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
   case CD_ROUTE_FOUND:
     break;
   case CD_ROUTE_NO_METHOD:
-    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow",
-                                  allowed);
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", allowed);
     cd_http_respond_error (msg, request_id, CD_HTTP_ERROR_METHOD_NOT_ALLOWED,
                            "%s is not allowed here; allowed: %s", method, allowed);
     return;

@@ -14,16 +14,9 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (CdHttpServer, cd_http_server, CD, HTTP_SERVER, GObject)
 
 CdHttpServer *cd_http_server_new (CdMetrics *metrics, guint64 max_body_bytes);
-gboolean cd_http_server_add_route (CdHttpServer *self,
-                                   const char   *method,
-                                   const char   *pattern,
-                                   CdHttpHandler handler,
-                                   gpointer      user_data,
-                                   GError      **error);
-gboolean cd_http_server_listen (CdHttpServer *self,
-                                const char   *host,
-                                guint         port,
-                                GError      **error);
+gboolean cd_http_server_add_route (CdHttpServer *self, const char *method, const char *pattern,
+                                   CdHttpHandler handler, gpointer user_data, GError **error);
+gboolean cd_http_server_listen (CdHttpServer *self, const char *host, guint port, GError **error);
 GSList *cd_http_server_get_uris (CdHttpServer *self);
 guint cd_http_server_get_in_flight (CdHttpServer *self);
 void cd_http_server_stop (CdHttpServer *self);

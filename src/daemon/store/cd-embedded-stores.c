@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #define PG_BINDIR_DEFAULT "/usr/lib/postgresql/15/bin"
-#define RESTART_MAX_MS 30000
+#define RESTART_MAX_MS    30000
 
 typedef struct {
   CdEmbeddedStores *owner; /* unowned */
@@ -38,7 +38,7 @@ struct _CdEmbeddedStores {
   GObject parent_instance;
 
   char *state_dir;
-  char *pg_dir;      /* holds data/ and the socket; owned by the server's user */
+  char *pg_dir; /* holds data/ and the socket; owned by the server's user */
   char *pg_data;
   char *redis_dir;
   char *redis_socket;
@@ -72,8 +72,7 @@ static void
 child_setup (gpointer user_data)
 {
   if (child_setup_drop) {
-    if (setgroups (0, NULL) != 0 || setgid (child_setup_gid) != 0 ||
-        setuid (child_setup_uid) != 0)
+    if (setgroups (0, NULL) != 0 || setgid (child_setup_gid) != 0 || setuid (child_setup_uid) != 0)
       _exit (126);
   }
   /* after setuid(): changing credentials clears the parent-death signal */
@@ -110,13 +109,12 @@ pg_binary (CdEmbeddedStores *self, const char *name)
 }
 
 static gboolean
-ensure_dir (CdEmbeddedStores *self, const char *path, int mode, gboolean for_server,
-            GError **error)
+ensure_dir (CdEmbeddedStores *self, const char *path, int mode, gboolean for_server, GError **error)
 {
   if (g_mkdir_with_parents (path, mode) != 0) {
     int e = errno;
-    g_set_error (error, CD_STORE_ERROR, CD_STORE_ERROR_SPAWN, "cannot create folder %s: %s",
-                 path, g_strerror (e));
+    g_set_error (error, CD_STORE_ERROR, CD_STORE_ERROR_SPAWN, "cannot create folder %s: %s", path,
+                 g_strerror (e));
     return FALSE;
   }
   if (for_server && self->drop_privileges && chown (path, self->run_uid, self->run_gid) != 0) {
@@ -271,8 +269,8 @@ child_spawn (Child *child)
   g_subprocess_launcher_set_stdout_file_path (launcher, child->log_path);
   g_ptr_array_add (argv, NULL);
 
-  child->process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata,
-                                                 &error);
+  child->process =
+      g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   if (child->process == NULL) {
     g_warning ("cannot start the embedded %s: %s", child->name, error->message);
     child->restart_ms = child->restart_ms == 0 ? 1000 : MIN (child->restart_ms * 2, RESTART_MAX_MS);
@@ -402,14 +400,13 @@ start_initdb (GTask *task)
   g_ptr_array_add (argv, NULL);
 
   g_info ("creating the embedded PostgreSQL database (first start)");
-  launcher = launcher_new (self, self->pg_dir,
-                           G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                           SIGKILL, TRUE);
+  launcher =
+      launcher_new (self, self->pg_dir,
+                    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, SIGKILL, TRUE);
   initdb = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   if (initdb == NULL) {
     g_task_return_new_error (task, CD_STORE_ERROR, CD_STORE_ERROR_SPAWN,
-                             "cannot run initdb: %s (is postgresql-15 installed?)",
-                             error->message);
+                             "cannot run initdb: %s (is postgresql-15 installed?)", error->message);
     g_object_unref (task);
     return;
   }

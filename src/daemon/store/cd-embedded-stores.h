@@ -18,25 +18,18 @@ typedef enum {
 #define CD_TYPE_EMBEDDED_STORES (cd_embedded_stores_get_type ())
 G_DECLARE_FINAL_TYPE (CdEmbeddedStores, cd_embedded_stores, CD, EMBEDDED_STORES, GObject)
 
-CdEmbeddedStores *cd_embedded_stores_new (const char *state_dir,
-                                          gboolean    with_postgres,
-                                          gboolean    with_redis);
+CdEmbeddedStores *cd_embedded_stores_new (const char *state_dir, gboolean with_postgres,
+                                          gboolean with_redis);
 void cd_embedded_stores_set_fast_unsafe (CdEmbeddedStores *self, gboolean fast_unsafe);
 gboolean cd_embedded_stores_check (CdEmbeddedStores *self, GError **error);
-void cd_embedded_stores_start_async (CdEmbeddedStores    *self,
-                                     GCancellable        *cancellable,
-                                     GAsyncReadyCallback  callback,
-                                     gpointer             user_data);
-gboolean cd_embedded_stores_start_finish (CdEmbeddedStores *self,
-                                          GAsyncResult     *result,
-                                          GError          **error);
-void cd_embedded_stores_stop_async (CdEmbeddedStores    *self,
-                                    guint                timeout_s,
-                                    GAsyncReadyCallback  callback,
-                                    gpointer             user_data);
-gboolean cd_embedded_stores_stop_finish (CdEmbeddedStores *self,
-                                         GAsyncResult     *result,
-                                         GError          **error);
+void cd_embedded_stores_start_async (CdEmbeddedStores *self, GCancellable *cancellable,
+                                     GAsyncReadyCallback callback, gpointer user_data);
+gboolean cd_embedded_stores_start_finish (CdEmbeddedStores *self, GAsyncResult *result,
+                                          GError **error);
+void cd_embedded_stores_stop_async (CdEmbeddedStores *self, guint timeout_s,
+                                    GAsyncReadyCallback callback, gpointer user_data);
+gboolean cd_embedded_stores_stop_finish (CdEmbeddedStores *self, GAsyncResult *result,
+                                         GError **error);
 
 char *cd_embedded_stores_get_pg_conninfo (CdEmbeddedStores *self);
 CdRedisAddress *cd_embedded_stores_get_redis_address (CdEmbeddedStores *self);

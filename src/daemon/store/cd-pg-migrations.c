@@ -67,8 +67,8 @@ parse_file_name (const char *name, guint *version)
 GPtrArray *
 cd_migrations_load_dir (const char *dir, GError **error)
 {
-  g_autoptr (GPtrArray) migrations = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) cd_migration_free);
+  g_autoptr (GPtrArray) migrations =
+      g_ptr_array_new_with_free_func ((GDestroyNotify) cd_migration_free);
   g_autoptr (GDir) handle = NULL;
   g_autoptr (GError) local_error = NULL;
   const char *name;
@@ -92,8 +92,8 @@ cd_migrations_load_dir (const char *dir, GError **error)
       return NULL;
     }
     if (!g_file_get_contents (path, &migration->sql, &length, &local_error)) {
-      g_set_error (error, CD_STORE_ERROR, CD_STORE_ERROR_MIGRATION,
-                   "cannot read migration %s: %s", name, local_error->message);
+      g_set_error (error, CD_STORE_ERROR, CD_STORE_ERROR_MIGRATION, "cannot read migration %s: %s",
+                   name, local_error->message);
       return NULL;
     }
     if (!g_utf8_validate (migration->sql, (gssize) length, NULL) ||
@@ -103,8 +103,8 @@ cd_migrations_load_dir (const char *dir, GError **error)
       return NULL;
     }
     migration->name = g_strdup (name);
-    migration->checksum = g_compute_checksum_for_data (G_CHECKSUM_SHA256,
-                                                       (const guchar *) migration->sql, length);
+    migration->checksum =
+        g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) migration->sql, length);
     g_ptr_array_add (migrations, g_steal_pointer (&migration));
   }
   g_ptr_array_sort (migrations, compare_versions);
@@ -187,8 +187,7 @@ on_statement_done (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
     g_clear_error (&state->error);
-    state->error = g_error_new_literal (CD_STORE_ERROR, CD_STORE_ERROR_MIGRATION,
-                                        error->message);
+    state->error = g_error_new_literal (CD_STORE_ERROR, CD_STORE_ERROR_MIGRATION, error->message);
     state->step = STEP_UNLOCK;
     migrate_step (g_steal_pointer (&task));
     return;
@@ -206,12 +205,11 @@ on_statement_done (GObject *source, GAsyncResult *result, gpointer user_data)
     break;
   case STEP_READ_APPLIED: {
     int rows = PQntuples (res);
-    g_autoptr (GHashTable) applied = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
-                                                            g_free);
+    g_autoptr (GHashTable) applied =
+        g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
     for (int r = 0; r < rows; r++) {
       guint version = (guint) strtoul (PQgetvalue (res, r, 0), NULL, 10);
-      g_hash_table_insert (applied, GUINT_TO_POINTER (version),
-                           g_strdup (PQgetvalue (res, r, 1)));
+      g_hash_table_insert (applied, GUINT_TO_POINTER (version), g_strdup (PQgetvalue (res, r, 1)));
     }
     for (guint i = 0; i < state->migrations->len; i++) {
       CdMigration *m = g_ptr_array_index (state->migrations, i);
@@ -284,8 +282,8 @@ run (GTask *task, const char *sql, const char *const *params, int n_params)
 {
   MigrateState *state = g_task_get_task_data (task);
 
-  cd_pg_lease_query_async (state->lease, sql, params, n_params, 0,
-                           g_task_get_cancellable (task), on_statement_done, task);
+  cd_pg_lease_query_async (state->lease, sql, params, n_params, 0, g_task_get_cancellable (task),
+                           on_statement_done, task);
 }
 
 static void
@@ -336,12 +334,12 @@ migrate_step (GTask *task)
   case STEP_UNLOCK:
     /* a failed transaction must end before the unlock can run; two
      * statements need the simple protocol */
-    cd_pg_lease_exec_script_async (state->lease,
-                                   state->error ? "ROLLBACK; SELECT pg_advisory_unlock("
-                                                  MIGRATION_LOCK_KEY "); RESET statement_timeout"
-                                                : "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY
-                                                  "); RESET statement_timeout",
-                                   0, g_task_get_cancellable (task), on_statement_done, task);
+    cd_pg_lease_exec_script_async (
+        state->lease,
+        state->error ? "ROLLBACK; SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY
+                       "); RESET statement_timeout"
+                     : "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY "); RESET statement_timeout",
+        0, g_task_get_cancellable (task), on_statement_done, task);
     return;
   case STEP_DONE:
     g_clear_pointer (&state->lease, cd_pg_lease_release);
@@ -398,8 +396,9 @@ on_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   GCancellable *cancellable = g_task_get_cancellable (task);
+  CdPgPool *pool = g_task_get_source_object (task);
   state->step = STEP_ACQUIRE;
-  cd_pg_pool_acquire_async (CD_PG_POOL (source), cancellable, on_lease, g_steal_pointer (&task));
+  cd_pg_pool_acquire_async (pool, cancellable, on_lease, g_steal_pointer (&task));
 }
 
 /**
@@ -413,7 +412,8 @@ cd_pg_migrate_async (CdPgPool *pool, const char *dir, GCancellable *cancellable,
                      GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = g_task_new (pool, cancellable, callback, user_data);
-  g_autoptr (GTask) loader = g_task_new (pool, cancellable, on_loaded, task);
+  /* no source object: the worker thread may drop its reference late */
+  g_autoptr (GTask) loader = g_task_new (NULL, cancellable, on_loaded, task);
 
   g_task_set_source_tag (task, cd_pg_migrate_async);
   MigrateState *state = g_new0 (MigrateState, 1);

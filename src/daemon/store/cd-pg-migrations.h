@@ -9,7 +9,7 @@ G_BEGIN_DECLS
 
 typedef struct {
   guint version;
-  char *name;     /* file name, e.g. 0001_init.sql */
+  char *name; /* file name, e.g. 0001_init.sql */
   char *sql;
   char *checksum; /* SHA-256 of the file, hex */
 } CdMigration;
@@ -19,11 +19,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdMigration, cd_migration_free)
 
 GPtrArray *cd_migrations_load_dir (const char *dir, GError **error);
 
-void cd_pg_migrate_async (CdPgPool            *pool,
-                          const char          *dir,
-                          GCancellable        *cancellable,
-                          GAsyncReadyCallback  callback,
-                          gpointer             user_data);
+void cd_pg_migrate_async (CdPgPool *pool, const char *dir, GCancellable *cancellable,
+                          GAsyncReadyCallback callback, gpointer user_data);
 gboolean cd_pg_migrate_finish (CdPgPool *pool, GAsyncResult *result, guint *n_applied,
                                GError **error);
 

@@ -40,13 +40,13 @@ struct _PgConn {
 };
 
 struct _PgRequest {
-  GTask *task;       /* NULL for the pool's own statements */
+  GTask *task; /* NULL for the pool's own statements */
   char *sql;
-  char **params;     /* NULL-able entries */
+  char **params; /* NULL-able entries */
   int n_params;
-  gboolean script;   /* several statements, no parameters */
+  gboolean script; /* several statements, no parameters */
   gboolean for_lease;
-  CdPgLease *lease;  /* run on this lease's connection */
+  CdPgLease *lease; /* run on this lease's connection */
   guint timeout_id;
   PGresult *result;
   PGresult *error_result;
@@ -88,7 +88,10 @@ request_free (PgRequest *req)
   g_clear_handle_id (&req->timeout_id, g_source_remove);
   g_clear_object (&req->task);
   g_free (req->sql);
-  g_strfreev (req->params);
+  /* not g_strfreev(): SQL NULLs are NULL entries in the middle */
+  for (int i = 0; i < req->n_params; i++)
+    g_free (req->params[i]);
+  g_free (req->params);
   g_clear_pointer (&req->result, PQclear);
   g_clear_pointer (&req->error_result, PQclear);
   g_free (req);
@@ -124,8 +127,8 @@ request_complete (PgRequest *req)
   if (req->error_result != NULL) {
     const char *state = PQresultErrorField (req->error_result, PG_DIAG_SQLSTATE);
     g_autofree char *summary = result_error_summary (req->error_result);
-    int code = state && g_str_has_prefix (state, "23") ? CD_STORE_ERROR_CONSTRAINT
-                                                       : CD_STORE_ERROR_QUERY;
+    int code =
+        state && g_str_has_prefix (state, "23") ? CD_STORE_ERROR_CONSTRAINT : CD_STORE_ERROR_QUERY;
     if (pool)
       pool->stats.query_errors++;
     request_fail (req, g_error_new_literal (CD_STORE_ERROR, code, summary));
@@ -520,8 +523,8 @@ static void
 pool_enqueue (CdPgPool *self, PgRequest *req)
 {
   if (self->closed) {
-    request_fail (req, g_error_new (CD_STORE_ERROR, CD_STORE_ERROR_CLOSED,
-                                    "the PostgreSQL pool is closed"));
+    request_fail (
+        req, g_error_new (CD_STORE_ERROR, CD_STORE_ERROR_CLOSED, "the PostgreSQL pool is closed"));
     return;
   }
   req->timeout_id = g_timeout_add (self->query_timeout_ms, on_request_timeout, req);
@@ -675,8 +678,8 @@ cd_pg_pool_close (CdPgPool *self)
                                           "the PostgreSQL pool was closed"));
   }
   while ((req = g_queue_pop_head (&self->waiting)) != NULL)
-    request_fail (req, g_error_new (CD_STORE_ERROR, CD_STORE_ERROR_CLOSED,
-                                    "the PostgreSQL pool was closed"));
+    request_fail (
+        req, g_error_new (CD_STORE_ERROR, CD_STORE_ERROR_CLOSED, "the PostgreSQL pool was closed"));
 }
 
 /**
@@ -718,15 +721,14 @@ cd_pg_pool_get_stats (CdPgPool *self, CdPgPoolStats *stats)
  */
 void
 cd_pg_pool_query_async (CdPgPool *self, const char *sql, const char *const *params, int n_params,
-                        GCancellable *cancellable, GAsyncReadyCallback callback,
-                        gpointer user_data)
+                        GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_return_if_fail (CD_IS_PG_POOL (self));
   g_return_if_fail (sql != NULL);
   g_return_if_fail (n_params >= 0);
 
-  pool_enqueue (self, request_new (self, cd_pg_pool_query_async, sql, params, n_params,
-                                   cancellable, callback, user_data));
+  pool_enqueue (self, request_new (self, cd_pg_pool_query_async, sql, params, n_params, cancellable,
+                                   callback, user_data));
 }
 
 /**
@@ -754,8 +756,7 @@ cd_pg_pool_acquire_async (CdPgPool *self, GCancellable *cancellable, GAsyncReady
   PgRequest *req;
 
   g_return_if_fail (CD_IS_PG_POOL (self));
-  req = request_new (self, cd_pg_pool_acquire_async, "", NULL, 0, cancellable, callback,
-                     user_data);
+  req = request_new (self, cd_pg_pool_acquire_async, "", NULL, 0, cancellable, callback, user_data);
   req->for_lease = TRUE;
   pool_enqueue (self, req);
 }
@@ -811,9 +812,9 @@ lease_submit (CdPgLease *lease, PgRequest *req, guint timeout_ms)
  *   statement_timeout still applies unless changed on the lease)
  */
 void
-cd_pg_lease_query_async (CdPgLease *lease, const char *sql, const char *const *params,
-                         int n_params, guint timeout_ms, GCancellable *cancellable,
-                         GAsyncReadyCallback callback, gpointer user_data)
+cd_pg_lease_query_async (CdPgLease *lease, const char *sql, const char *const *params, int n_params,
+                         guint timeout_ms, GCancellable *cancellable, GAsyncReadyCallback callback,
+                         gpointer user_data)
 {
   lease_submit (lease,
                 request_new (lease->pool, cd_pg_lease_query_async, sql, params, n_params,
@@ -832,8 +833,8 @@ cd_pg_lease_exec_script_async (CdPgLease *lease, const char *script, guint timeo
                                GCancellable *cancellable, GAsyncReadyCallback callback,
                                gpointer user_data)
 {
-  PgRequest *req = request_new (lease->pool, cd_pg_lease_query_async, script, NULL, 0,
-                                cancellable, callback, user_data);
+  PgRequest *req = request_new (lease->pool, cd_pg_lease_query_async, script, NULL, 0, cancellable,
+                                callback, user_data);
   req->script = TRUE;
   lease_submit (lease, req, timeout_ms);
 }

@@ -30,45 +30,28 @@ typedef struct {
   guint64 timeouts;
 } CdPgPoolStats;
 
-CdPgPool *cd_pg_pool_new (const char *conninfo,
-                          guint       size,
-                          guint       query_timeout_ms,
-                          guint       reconnect_min_ms,
-                          guint       reconnect_max_ms);
+CdPgPool *cd_pg_pool_new (const char *conninfo, guint size, guint query_timeout_ms,
+                          guint reconnect_min_ms, guint reconnect_max_ms);
 void cd_pg_pool_start (CdPgPool *self);
 void cd_pg_pool_close (CdPgPool *self);
 gboolean cd_pg_pool_is_connected (CdPgPool *self);
 void cd_pg_pool_get_stats (CdPgPool *self, CdPgPoolStats *stats);
 
-void cd_pg_pool_query_async (CdPgPool            *self,
-                             const char          *sql,
-                             const char *const   *params,
-                             int                  n_params,
-                             GCancellable        *cancellable,
-                             GAsyncReadyCallback  callback,
-                             gpointer             user_data);
+void cd_pg_pool_query_async (CdPgPool *self, const char *sql, const char *const *params,
+                             int n_params, GCancellable *cancellable, GAsyncReadyCallback callback,
+                             gpointer user_data);
 PGresult *cd_pg_pool_query_finish (CdPgPool *self, GAsyncResult *result, GError **error);
 
-void cd_pg_pool_acquire_async (CdPgPool            *self,
-                               GCancellable        *cancellable,
-                               GAsyncReadyCallback  callback,
-                               gpointer             user_data);
+void cd_pg_pool_acquire_async (CdPgPool *self, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data);
 CdPgLease *cd_pg_pool_acquire_finish (CdPgPool *self, GAsyncResult *result, GError **error);
 
-void cd_pg_lease_query_async (CdPgLease           *lease,
-                              const char          *sql,
-                              const char *const   *params,
-                              int                  n_params,
-                              guint                timeout_ms,
-                              GCancellable        *cancellable,
-                              GAsyncReadyCallback  callback,
-                              gpointer             user_data);
-void cd_pg_lease_exec_script_async (CdPgLease           *lease,
-                                    const char          *script,
-                                    guint                timeout_ms,
-                                    GCancellable        *cancellable,
-                                    GAsyncReadyCallback  callback,
-                                    gpointer             user_data);
+void cd_pg_lease_query_async (CdPgLease *lease, const char *sql, const char *const *params,
+                              int n_params, guint timeout_ms, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data);
+void cd_pg_lease_exec_script_async (CdPgLease *lease, const char *script, guint timeout_ms,
+                                    GCancellable *cancellable, GAsyncReadyCallback callback,
+                                    gpointer user_data);
 PGresult *cd_pg_lease_query_finish (CdPgLease *lease, GAsyncResult *result, GError **error);
 CdPgPool *cd_pg_lease_get_pool (CdPgLease *lease);
 void cd_pg_lease_release (CdPgLease *lease);

@@ -319,8 +319,8 @@ on_disconnect (const redisAsyncContext *ac, int status)
   gboolean was_ready = link->ready;
 
   if (status != REDIS_OK && was_ready)
-    g_message ("Redis %s connection lost: %s; reconnecting", link->subscriber ? "pub/sub" : "command",
-               ac->errstr[0] ? ac->errstr : "closed");
+    g_message ("Redis %s connection lost: %s; reconnecting",
+               link->subscriber ? "pub/sub" : "command", ac->errstr[0] ? ac->errstr : "closed");
   link_forget_context (link);
   link_schedule_retry (link);
 }
@@ -476,18 +476,18 @@ cd_redis_class_init (CdRedisClass *klass)
    *
    * A message arrived on a subscribed channel.
    */
-  signals[SIGNAL_MESSAGE] = g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
-                                          0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING,
-                                          G_TYPE_BYTES);
+  signals[SIGNAL_MESSAGE] =
+      g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                    G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_BYTES);
   /**
    * CdRedis::subscribed:
    * @channel: the channel
    *
    * The server confirmed a subscription (also after every reconnect).
    */
-  signals[SIGNAL_SUBSCRIBED] = g_signal_new ("subscribed", G_TYPE_FROM_CLASS (klass),
-                                             G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
-                                             1, G_TYPE_STRING);
+  signals[SIGNAL_SUBSCRIBED] =
+      g_signal_new ("subscribed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                    G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 static void
@@ -578,8 +578,7 @@ cd_redis_get_stats (CdRedis *self, CdRedisStats *stats)
  */
 void
 cd_redis_command_async (CdRedis *self, const char *const *argv, const gsize *argv_len, int argc,
-                        GCancellable *cancellable, GAsyncReadyCallback callback,
-                        gpointer user_data)
+                        GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr (GTask) task = NULL;
   g_autofree size_t *lens = NULL;

@@ -43,28 +43,19 @@ typedef struct {
 #define CD_TYPE_REDIS (cd_redis_get_type ())
 G_DECLARE_FINAL_TYPE (CdRedis, cd_redis, CD, REDIS, GObject)
 
-CdRedis *cd_redis_new (const CdRedisAddress *address,
-                       guint                 command_timeout_ms,
-                       guint                 reconnect_min_ms,
-                       guint                 reconnect_max_ms);
+CdRedis *cd_redis_new (const CdRedisAddress *address, guint command_timeout_ms,
+                       guint reconnect_min_ms, guint reconnect_max_ms);
 void cd_redis_start (CdRedis *self);
 void cd_redis_close (CdRedis *self);
 gboolean cd_redis_is_connected (CdRedis *self);
 void cd_redis_get_stats (CdRedis *self, CdRedisStats *stats);
 
-void cd_redis_command_async (CdRedis             *self,
-                             const char *const   *argv,
-                             const gsize         *argv_len,
-                             int                  argc,
-                             GCancellable        *cancellable,
-                             GAsyncReadyCallback  callback,
-                             gpointer             user_data);
-void cd_redis_commandv_async (CdRedis             *self,
-                              GCancellable        *cancellable,
-                              GAsyncReadyCallback  callback,
-                              gpointer             user_data,
-                              const char          *first_arg,
-                              ...) G_GNUC_NULL_TERMINATED;
+void cd_redis_command_async (CdRedis *self, const char *const *argv, const gsize *argv_len,
+                             int argc, GCancellable *cancellable, GAsyncReadyCallback callback,
+                             gpointer user_data);
+void cd_redis_commandv_async (CdRedis *self, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data,
+                              const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
 CdRedisReply *cd_redis_command_finish (CdRedis *self, GAsyncResult *result, GError **error);
 
 void cd_redis_subscribe (CdRedis *self, const char *channel);

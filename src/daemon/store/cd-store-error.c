@@ -3,4 +3,4 @@
 
 #include "cd-store-error.h"
 
-G_DEFINE_QUARK (cd-store-error-quark, cd_store_error)
+G_DEFINE_QUARK (calldocker_store_error, cd_store_error)

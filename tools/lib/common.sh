@@ -1,0 +1,67 @@
+# Shared by tools/run-demo and tools/run-tests: messages, Debian packages,
+# the build. Sourced, not run.
+
+say () {
+  printf '\033[1m==> %s\033[0m\n' "$*"
+}
+
+die () {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# What calldockerd needs to build and run (Debian bookworm names).
+CD_BUILD_PACKAGES="build-essential meson ninja-build pkg-config git python3 gettext
+  libglib2.0-dev libsoup-3.0-dev libjson-glib-dev libpq-dev libhiredis-dev
+  libgstreamer1.0-dev"
+CD_RUNTIME_PACKAGES="postgresql-15 redis-server"
+# What the test run needs on top: the formatter, clang and its sanitizer and
+# libFuzzer runtimes.
+CD_TEST_PACKAGES="clang clang-format libclang-rt-14-dev"
+
+# ensure_packages PKG...: installs the ones not installed yet, nothing else.
+ensure_packages () {
+  missing=""
+  for pkg in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+      missing="$missing $pkg"
+    fi
+  done
+  if [ -z "$missing" ]; then
+    say "Debian packages: all $# present"
+    return 0
+  fi
+  say "Installing Debian packages:$missing"
+  if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+  elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+  else
+    die "not root and no sudo: run as root, or install:$missing"
+  fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
+    die "apt-get update failed"
+  # shellcheck disable=SC2086
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing ||
+    die "apt-get install failed for:$missing"
+}
+
+# build DIR [meson options...]: configures once, then builds.
+build () {
+  dir=$1
+  shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    say "Configuring $dir ($*)"
+    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || {
+      cat "$dir.setup.log" >&2
+      die "meson setup $dir failed"
+    }
+    rm -f "$dir.setup.log"
+  fi
+  say "Building $dir"
+  ninja -C "$dir" >"$dir.log" 2>&1 || {
+    tail -n 60 "$dir.log" >&2
+    die "build in $dir failed (full log: $dir.log)"
+  }
+  rm -f "$dir.log"
+}
