@@ -491,3 +491,24 @@ cd_test_http_raw (const char *address, const char *request, gsize length, guint 
   }
   return g_string_free (g_steal_pointer (&response), FALSE);
 }
+
+/* Each line is a comment (# HELP / # TYPE) or `name{labels} value`. */
+void
+cd_test_assert_prometheus_text (const char *text)
+{
+  g_autoptr (GRegex) sample = g_regex_new (
+      "^[a-zA-Z_:][a-zA-Z0-9_:]*(\\{([a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\\\n]|\\\\.)*\",?)*\\})? "
+      "(-?[0-9.e+-]+|\\+Inf|-Inf|NaN)$",
+      0, 0, NULL);
+  g_autoptr (GRegex) comment =
+      g_regex_new ("^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* "
+                   "(counter|gauge|histogram))$",
+                   0, 0, NULL);
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+
+  g_assert_true (g_str_has_suffix (text, "\n"));
+  for (gsize i = 0; lines[i] && lines[i][0]; i++) {
+    if (!g_regex_match (sample, lines[i], 0, NULL) && !g_regex_match (comment, lines[i], 0, NULL))
+      g_error ("line %zu is not in the exposition format: %s", i, lines[i]);
+  }
+}

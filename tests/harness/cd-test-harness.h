@@ -77,6 +77,7 @@ guint cd_test_http_request (const char *method, const char *url, const char *con
                             const char *body, gsize body_length, const char *const *extra_headers,
                             char **response_body, GHashTable **response_headers);
 
+void cd_test_assert_prometheus_text (const char *text);
 char *cd_test_http_raw (const char *address, const char *request, gsize length, guint timeout_ms);
 
 G_END_DECLS

@@ -178,6 +178,7 @@ test_serves_then_stops_gracefully (void)
   g_assert_nonnull (strstr (missing, "urn:calldocker:problem:not-found"));
 
   g_assert_cmpuint (get (d, "/metrics", &metrics), ==, 200);
+  cd_test_assert_prometheus_text (metrics);
   g_assert_nonnull (strstr (metrics, "calldocker_build_info{version=\""));
   g_assert_nonnull (strstr (metrics, "calldocker_http_requests_total{route=\"/healthz\","
                                      "method=\"GET\",status=\"200\"} 1\n"));

@@ -2,30 +2,10 @@
 /* Metrics in the Prometheus text format: every line parses, histograms are
  * cumulative, labels are escaped, collectors run before rendering. */
 
+#include "cd-test-harness.h"
 #include "events/cd-metrics.h"
 
 #include <string.h>
-
-/* Each line is a comment (# HELP / # TYPE) or `name{labels} value`. */
-static void
-assert_exposition_format (const char *text)
-{
-  g_autoptr (GRegex) sample = g_regex_new (
-      "^[a-zA-Z_:][a-zA-Z0-9_:]*(\\{([a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\\\n]|\\\\.)*\",?)*\\})? "
-      "(-?[0-9.e+-]+|\\+Inf|-Inf|NaN)$",
-      0, 0, NULL);
-  g_autoptr (GRegex) comment =
-      g_regex_new ("^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* "
-                   "(counter|gauge|histogram))$",
-                   0, 0, NULL);
-  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
-
-  g_assert_true (g_str_has_suffix (text, "\n"));
-  for (gsize i = 0; lines[i] && lines[i][0]; i++) {
-    if (!g_regex_match (sample, lines[i], 0, NULL) && !g_regex_match (comment, lines[i], 0, NULL))
-      g_error ("line %zu is not in the exposition format: %s", i, lines[i]);
-  }
-}
 
 static void
 collect (CdMetrics *metrics, gpointer user_data)
@@ -60,7 +40,7 @@ test_render (void)
 
   text = cd_metrics_render (m);
   g_test_message ("%s", text);
-  assert_exposition_format (text);
+  cd_test_assert_prometheus_text (text);
   g_assert_cmpint (calls, ==, 1);
   g_assert_nonnull (strstr (text, "# TYPE test_total counter\n"));
   g_assert_nonnull (strstr (text, "test_total{route=\"a\\\"b\\\\c\\nd\"} 3\n"));

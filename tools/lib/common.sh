@@ -17,7 +17,7 @@ CD_BUILD_PACKAGES="build-essential meson ninja-build pkg-config git python3 gett
 CD_RUNTIME_PACKAGES="postgresql-15 redis-server"
 # What the test run needs on top: the formatter, clang and its sanitizer and
 # libFuzzer runtimes.
-CD_TEST_PACKAGES="clang clang-format libclang-rt-14-dev"
+CD_TEST_PACKAGES="clang clang-format libclang-rt-14-dev curl procps"
 
 # ensure_packages PKG...: installs the ones not installed yet, nothing else.
 ensure_packages () {
