@@ -142,6 +142,16 @@ readiness (gpointer user_data, char **reason)
   return TRUE;
 }
 
+/* The stores count for the process's life: mirror them as counters. */
+static void
+mirror_total (CdMetrics *metrics, const char *name, guint64 value)
+{
+  double seen = cd_metrics_get (metrics, name, NULL);
+
+  /* adding 0 still creates the series, so it shows from the start */
+  cd_metrics_add (metrics, name, NULL, (double) value > seen ? (double) value - seen : 0);
+}
+
 static void
 collect_store_metrics (CdMetrics *metrics, gpointer user_data)
 {
@@ -156,13 +166,13 @@ collect_store_metrics (CdMetrics *metrics, gpointer user_data)
   cd_metrics_set (metrics, "calldocker_pg_pool_connections", "state=\"busy\"", pg.busy);
   cd_metrics_set (metrics, "calldocker_pg_pool_size", NULL, pg.size);
   cd_metrics_set (metrics, "calldocker_pg_pool_waiting", NULL, pg.waiting);
-  cd_metrics_set (metrics, "calldocker_pg_reconnects", NULL, (double) pg.reconnects);
-  cd_metrics_set (metrics, "calldocker_pg_queries", NULL, (double) pg.queries);
-  cd_metrics_set (metrics, "calldocker_pg_query_errors", NULL, (double) pg.query_errors);
+  mirror_total (metrics, "calldocker_pg_reconnects_total", pg.reconnects);
+  mirror_total (metrics, "calldocker_pg_queries_total", pg.queries);
+  mirror_total (metrics, "calldocker_pg_query_errors_total", pg.query_errors);
   cd_metrics_set (metrics, "calldocker_redis_connected", NULL, cd_redis_is_connected (self->redis));
-  cd_metrics_set (metrics, "calldocker_redis_reconnects", NULL, (double) rs.reconnects);
-  cd_metrics_set (metrics, "calldocker_redis_commands", NULL, (double) rs.commands);
-  cd_metrics_set (metrics, "calldocker_redis_errors", NULL, (double) rs.errors);
+  mirror_total (metrics, "calldocker_redis_reconnects_total", rs.reconnects);
+  mirror_total (metrics, "calldocker_redis_commands_total", rs.commands);
+  mirror_total (metrics, "calldocker_redis_errors_total", rs.errors);
   cd_metrics_set (metrics, "calldocker_uptime_seconds", NULL,
                   (g_get_monotonic_time () - self->started_at) / 1e6);
 }
@@ -181,28 +191,26 @@ register_metrics (CdDaemon *self)
   cd_metrics_set (m, "calldocker_build_info", labels, 1);
   cd_metrics_register (m, "calldocker_uptime_seconds", CD_METRIC_GAUGE,
                        "Seconds since the daemon started", NULL, 0);
-  /* Mirrors of the stores' own counters are gauges: they restart with the
-   * objects, not with the process. */
   cd_metrics_register (m, "calldocker_pg_pool_connections", CD_METRIC_GAUGE,
                        "PostgreSQL pool connections by state", NULL, 0);
   cd_metrics_register (m, "calldocker_pg_pool_size", CD_METRIC_GAUGE,
                        "Configured PostgreSQL pool size", NULL, 0);
   cd_metrics_register (m, "calldocker_pg_pool_waiting", CD_METRIC_GAUGE,
                        "Requests waiting for a PostgreSQL connection", NULL, 0);
-  cd_metrics_register (m, "calldocker_pg_reconnects", CD_METRIC_GAUGE,
-                       "PostgreSQL reconnection attempts since start", NULL, 0);
-  cd_metrics_register (m, "calldocker_pg_queries", CD_METRIC_GAUGE,
-                       "PostgreSQL statements sent since start", NULL, 0);
-  cd_metrics_register (m, "calldocker_pg_query_errors", CD_METRIC_GAUGE,
-                       "PostgreSQL statements that failed since start", NULL, 0);
+  cd_metrics_register (m, "calldocker_pg_reconnects_total", CD_METRIC_COUNTER,
+                       "PostgreSQL reconnection attempts", NULL, 0);
+  cd_metrics_register (m, "calldocker_pg_queries_total", CD_METRIC_COUNTER,
+                       "PostgreSQL statements sent", NULL, 0);
+  cd_metrics_register (m, "calldocker_pg_query_errors_total", CD_METRIC_COUNTER,
+                       "PostgreSQL statements that failed", NULL, 0);
   cd_metrics_register (m, "calldocker_redis_connected", CD_METRIC_GAUGE,
                        "1 while both Redis connections are up", NULL, 0);
-  cd_metrics_register (m, "calldocker_redis_reconnects", CD_METRIC_GAUGE,
-                       "Redis reconnection attempts since start", NULL, 0);
-  cd_metrics_register (m, "calldocker_redis_commands", CD_METRIC_GAUGE,
-                       "Redis commands sent since start", NULL, 0);
-  cd_metrics_register (m, "calldocker_redis_errors", CD_METRIC_GAUGE,
-                       "Redis commands that failed since start", NULL, 0);
+  cd_metrics_register (m, "calldocker_redis_reconnects_total", CD_METRIC_COUNTER,
+                       "Redis reconnection attempts", NULL, 0);
+  cd_metrics_register (m, "calldocker_redis_commands_total", CD_METRIC_COUNTER,
+                       "Redis commands sent", NULL, 0);
+  cd_metrics_register (m, "calldocker_redis_errors_total", CD_METRIC_COUNTER,
+                       "Redis commands that failed", NULL, 0);
   cd_metrics_add_collector (m, collect_store_metrics, self);
 }
 

@@ -186,7 +186,8 @@ test_serves_then_stops_gracefully (void)
                                      "\"/readyz\",le=\"+Inf\"} 1\n"));
   g_assert_nonnull (strstr (metrics, "calldocker_pg_pool_size 4\n"));
   g_assert_nonnull (strstr (metrics, "calldocker_redis_connected 1\n"));
-  g_assert_nonnull (strstr (metrics, "calldocker_pg_reconnects "));
+  g_assert_nonnull (strstr (metrics, "# TYPE calldocker_redis_commands_total counter\n"));
+  g_assert_nonnull (strstr (metrics, "calldocker_pg_reconnects_total "));
 
   /* one log line per request, with its request id */
   WAIT_UNTIL (strstr (d->err->str, "GET /healthz 200 request_id=") != NULL, 5000);
