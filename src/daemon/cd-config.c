@@ -6,6 +6,8 @@
 
 #include "cd-config.h"
 
+#include "store/cd-pg-pool.h"
+
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <string.h>
@@ -45,6 +47,8 @@ static const KeyInfo keys[] = {
   { "postgres", "pool_size", KEY_UINT, OFF (pg_pool_size), 1, 64, "4", "connections kept open" },
   { "postgres", "query_timeout_ms", KEY_UINT, OFF (pg_query_timeout_ms), 100, 600000, "5000",
     "how long a query waits for a connection and an answer" },
+  { "postgres", "app_role", KEY_STRING, OFF (pg_app_role), 0, 0, "calldocker_app",
+    "role the daemon's queries run as (row-level security applies to it); migrations create it" },
   { "redis", "url", KEY_STRING, OFF (redis_url), 0, 0, "",
     "redis://[:password@]host[:port][/db] or unix:/path/to/socket; empty runs an embedded server" },
   { "redis", "command_timeout_ms", KEY_UINT, OFF (redis_command_timeout_ms), 100, 600000, "2000",
@@ -159,6 +163,7 @@ cd_config_free (CdConfig *config)
   g_free (config->listen_host);
   g_free (config->state_dir);
   g_free (config->pg_conninfo);
+  g_free (config->pg_app_role);
   g_free (config->redis_url);
   g_free (config->log_level);
   g_free (config->source_path);
@@ -367,6 +372,12 @@ cd_config_validate (CdConfig *config, GError **error)
       return FALSE;
     }
     PQconninfoFree (options);
+  }
+  if (!cd_pg_is_identifier (config->pg_app_role)) {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                 "postgres.app_role = '%s' is not a plain role name ([a-z_][a-z0-9_]*)",
+                 config->pg_app_role);
+    return FALSE;
   }
   g_clear_pointer (&config->redis_address, cd_redis_address_free);
   if (config->redis_url[0] != '\0') {

@@ -44,6 +44,7 @@ typedef struct {
   char *pg_conninfo; /* empty: the embedded server under the state folder */
   guint pg_pool_size;
   guint pg_query_timeout_ms;
+  char *pg_app_role; /* every request's statements run as this role */
   /* [redis] */
   char *redis_url; /* empty: the embedded server under the state folder */
   guint redis_command_timeout_ms;

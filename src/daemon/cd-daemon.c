@@ -50,7 +50,8 @@ struct _CdDaemon {
   char *lock_path;
   CdMetrics *metrics;
   CdEmbeddedStores *embedded;
-  CdPgPool *pool;
+  CdPgPool *pool;         /* as postgres.app_role: what requests use */
+  CdPgPool *migrate_pool; /* as the owner, during start-up only */
   CdRedis *redis;
   CdHttpServer *http;
   CdHttpHealth *health;
@@ -251,6 +252,9 @@ on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
     self->migrate_retry_id = g_timeout_add (self->migrate_backoff_ms, on_migrate_retry, self);
     return;
   }
+  /* the owner's connection is not needed any more; requests run as the app role */
+  cd_pg_pool_close (self->migrate_pool);
+  cd_pg_pool_start (self->pool);
   self->migrated = TRUE;
   self->state = STATE_RUNNING;
   g_info ("database ready (%u migration%s applied)", applied, applied == 1 ? "" : "s");
@@ -263,7 +267,8 @@ start_migrations (CdDaemon *self)
 {
   g_autofree char *dir = migrations_dir ();
 
-  cd_pg_migrate_async (self->pool, dir, self->cancellable, on_migrated, g_object_ref (self));
+  cd_pg_migrate_async (self->migrate_pool, dir, self->cancellable, on_migrated,
+                       g_object_ref (self));
 }
 
 static void
@@ -282,7 +287,7 @@ on_embedded_started (GObject *source, GAsyncResult *result, gpointer user_data)
   }
   if (self->state >= STATE_STOPPING)
     return;
-  cd_pg_pool_start (self->pool);
+  cd_pg_pool_start (self->migrate_pool);
   cd_redis_start (self->redis);
   start_migrations (self);
 }
@@ -312,6 +317,9 @@ cd_daemon_dispose (GObject *object)
   if (self->pool)
     cd_pg_pool_close (self->pool);
   g_clear_object (&self->pool);
+  if (self->migrate_pool)
+    cd_pg_pool_close (self->migrate_pool);
+  g_clear_object (&self->migrate_pool);
   if (self->redis)
     cd_redis_close (self->redis);
   g_clear_object (&self->redis);
@@ -410,6 +418,9 @@ cd_daemon_start (CdDaemon *self, GError **error)
   self->metrics = cd_metrics_new ();
   self->pool = cd_pg_pool_new (conninfo, config->pg_pool_size, config->pg_query_timeout_ms,
                                config->reconnect_min_ms, config->reconnect_max_ms);
+  cd_pg_pool_set_role (self->pool, config->pg_app_role);
+  self->migrate_pool = cd_pg_pool_new (conninfo, 1, config->pg_query_timeout_ms,
+                                       config->reconnect_min_ms, config->reconnect_max_ms);
   self->redis = cd_redis_new (redis_address, config->redis_command_timeout_ms,
                               config->reconnect_min_ms, config->reconnect_max_ms);
   self->http = cd_http_server_new (self->metrics, config->max_body_bytes);
@@ -426,7 +437,7 @@ cd_daemon_start (CdDaemon *self, GError **error)
     cd_embedded_stores_start_async (self->embedded, self->cancellable, on_embedded_started,
                                     g_object_ref (self));
   } else {
-    cd_pg_pool_start (self->pool);
+    cd_pg_pool_start (self->migrate_pool);
     cd_redis_start (self->redis);
     start_migrations (self);
   }
@@ -455,6 +466,8 @@ cd_daemon_shutdown (CdDaemon *self)
   g_cancellable_cancel (self->cancellable);
   g_clear_handle_id (&self->migrate_retry_id, g_source_remove);
   /* 4. close the stores */
+  if (self->migrate_pool)
+    cd_pg_pool_close (self->migrate_pool);
   if (self->pool)
     cd_pg_pool_close (self->pool);
   if (self->redis)

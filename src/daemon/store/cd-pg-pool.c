@@ -47,6 +47,10 @@ struct _PgRequest {
   gboolean script; /* several statements, no parameters */
   gboolean for_lease;
   CdPgLease *lease; /* run on this lease's connection */
+  gboolean scoped;  /* BEGIN; set the tenant; the statement; COMMIT: one pipeline */
+  char *scope_company;
+  gboolean scope_platform;
+  int pipeline_step; /* which of the pipeline's statements is answering */
   guint timeout_id;
   PGresult *result;
   PGresult *error_result;
@@ -64,6 +68,7 @@ struct _CdPgPool {
   GObject parent_instance;
 
   char *conninfo;
+  char *role;      /* SET ROLE at connect (startup option), or NULL */
   char **keywords; /* the parsed conninfo plus our session options */
   char **values;
   guint query_timeout_ms;
@@ -94,6 +99,7 @@ request_free (PgRequest *req)
   g_free (req->params);
   g_clear_pointer (&req->result, PQclear);
   g_clear_pointer (&req->error_result, PQclear);
+  g_free (req->scope_company);
   g_free (req);
 }
 
@@ -231,9 +237,79 @@ conn_became_idle (PgConn *pc)
 }
 
 /* Reads every result that is ready; completes the request when libpq says done. */
+/* A scoped request's pipeline: BEGIN, set_config, the statement, COMMIT,
+ * then the sync. Only the statement's result is kept; the first error wins. */
+static void
+conn_collect_pipeline (PgConn *pc)
+{
+  while (pc->current && !PQisBusy (pc->conn)) {
+    PgRequest *req = pc->current;
+    PGresult *res = PQgetResult (pc->conn);
+
+    if (res == NULL) {
+      req->pipeline_step++; /* the end of one statement's results */
+      continue;
+    }
+    switch (PQresultStatus (res)) {
+    case PGRES_PIPELINE_SYNC:
+      PQclear (res);
+      while (!PQexitPipelineMode (pc->conn)) {
+        PGresult *extra = PQgetResult (pc->conn);
+        if (extra == NULL && PQisBusy (pc->conn)) {
+          conn_lost (pc, "pipeline did not end");
+          return;
+        }
+        PQclear (extra);
+      }
+      pc->current = NULL;
+      request_complete (req);
+      if (pc->conn && pc->current == NULL && PQtransactionStatus (pc->conn) != PQTRANS_IDLE) {
+        /* the statement failed: the transaction waits for its ROLLBACK */
+        PgRequest *rollback = g_new0 (PgRequest, 1);
+        rollback->sql = g_strdup ("ROLLBACK");
+        conn_run (pc, rollback);
+        return;
+      }
+      if (pc->conn && pc->current == NULL)
+        conn_became_idle (pc);
+      return;
+    case PGRES_FATAL_ERROR:
+    case PGRES_BAD_RESPONSE:
+    case PGRES_NONFATAL_ERROR:
+      if (req->error_result == NULL)
+        req->error_result = res;
+      else
+        PQclear (res);
+      break;
+    case PGRES_PIPELINE_ABORTED:
+      PQclear (res);
+      break;
+    case PGRES_EMPTY_QUERY:
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_SINGLE_TUPLE:
+    case PGRES_COPY_IN:
+    case PGRES_COPY_OUT:
+    case PGRES_COPY_BOTH:
+    default:
+      if (req->pipeline_step == 2) {
+        g_clear_pointer (&req->result, PQclear);
+        req->result = res;
+      } else {
+        PQclear (res);
+      }
+      break;
+    }
+  }
+}
+
 static void
 conn_collect (PgConn *pc)
 {
+  if (pc->current && pc->current->scoped) {
+    conn_collect_pipeline (pc);
+    return;
+  }
   while (pc->current && !PQisBusy (pc->conn)) {
     PGresult *res = PQgetResult (pc->conn);
     PgRequest *req = pc->current;
@@ -428,7 +504,21 @@ conn_run (PgConn *pc, PgRequest *req)
   pc->current = req;
   if (req->task)
     pc->pool->stats.queries++;
-  if (req->script)
+  if (req->scoped) {
+    const char *scope[] = { req->scope_company ? req->scope_company : "",
+                            req->scope_platform ? "platform" : "" };
+    req->pipeline_step = 0;
+    ok = PQenterPipelineMode (pc->conn) &&
+         PQsendQueryParams (pc->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+         PQsendQueryParams (pc->conn,
+                            "SELECT set_config('calldocker.company_id', $1, true),"
+                            " set_config('calldocker.scope', $2, true)",
+                            2, NULL, scope, NULL, NULL, 0) &&
+         PQsendQueryParams (pc->conn, req->sql, req->n_params, NULL,
+                            (const char *const *) req->params, NULL, NULL, 0) &&
+         PQsendQueryParams (pc->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
+         PQpipelineSync (pc->conn);
+  } else if (req->script)
     ok = PQsendQuery (pc->conn, req->sql);
   else
     ok = PQsendQueryParams (pc->conn, req->sql, req->n_params, NULL,
@@ -564,8 +654,10 @@ build_connect_params (CdPgPool *self)
   g_ptr_array_add (kw, g_strdup ("fallback_application_name"));
   g_ptr_array_add (vals, g_strdup ("calldockerd"));
   g_ptr_array_add (kw, g_strdup ("options"));
-  g_ptr_array_add (vals, g_strdup_printf ("%s%s-c statement_timeout=%u", options ? options : "",
-                                          options ? " " : "", self->query_timeout_ms));
+  g_ptr_array_add (vals,
+                   g_strdup_printf ("%s%s-c statement_timeout=%u%s%s", options ? options : "",
+                                    options ? " " : "", self->query_timeout_ms,
+                                    self->role ? " -c role=" : "", self->role ? self->role : ""));
   g_ptr_array_add (kw, NULL);
   g_ptr_array_add (vals, NULL);
   self->keywords = (char **) g_ptr_array_free (g_steal_pointer (&kw), FALSE);
@@ -580,6 +672,7 @@ cd_pg_pool_finalize (GObject *object)
   cd_pg_pool_close (self);
   g_ptr_array_unref (self->conns);
   g_free (self->conninfo);
+  g_free (self->role);
   g_strfreev (self->keywords);
   g_strfreev (self->values);
   G_OBJECT_CLASS (cd_pg_pool_parent_class)->finalize (object);
@@ -626,7 +719,6 @@ cd_pg_pool_new (const char *conninfo, guint size, guint query_timeout_ms, guint 
     g_ptr_array_add (self->conns, pc);
   }
   self->stats.size = size;
-  build_connect_params (self);
   return self;
 }
 
@@ -642,6 +734,7 @@ cd_pg_pool_start (CdPgPool *self)
   if (self->started || self->closed)
     return;
   self->started = TRUE;
+  build_connect_params (self);
   for (guint i = 0; i < self->conns->len; i++)
     conn_connect (g_ptr_array_index (self->conns, i));
 }
@@ -882,4 +975,60 @@ cd_pg_lease_release (CdPgLease *lease)
   }
   g_object_unref (lease->pool);
   g_free (lease);
+}
+
+/**
+ * cd_pg_pool_set_role:
+ * @role: (nullable): a role name ([a-z_][a-z0-9_]*) to run as, or %NULL
+ *
+ * Every connection runs as @role (the startup option `role`), e.g. a role
+ * that row-level security applies to. Call before cd_pg_pool_start().
+ */
+void
+cd_pg_pool_set_role (CdPgPool *self, const char *role)
+{
+  g_return_if_fail (CD_IS_PG_POOL (self));
+  g_return_if_fail (!self->started);
+  g_return_if_fail (role == NULL || cd_pg_is_identifier (role));
+  g_free (self->role);
+  self->role = g_strdup (role);
+}
+
+gboolean
+cd_pg_is_identifier (const char *name)
+{
+  if (name == NULL || name[0] == '\0' || strlen (name) > 63)
+    return FALSE;
+  if (!g_ascii_islower (name[0]) && name[0] != '_')
+    return FALSE;
+  for (const char *p = name; *p; p++) {
+    if (!g_ascii_islower (*p) && !g_ascii_isdigit (*p) && *p != '_')
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/**
+ * cd_pg_pool_query_scoped_async:
+ * @scope: whose rows the statement may see
+ *
+ * Runs one statement in its own transaction with the tenant settings that
+ * row-level security reads (calldocker.company_id, calldocker.scope), in a
+ * single round trip (pipeline mode).
+ */
+void
+cd_pg_pool_query_scoped_async (CdPgPool *self, const CdPgScope *scope, const char *sql,
+                               const char *const *params, int n_params, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data)
+{
+  PgRequest *req;
+
+  g_return_if_fail (CD_IS_PG_POOL (self));
+  g_return_if_fail (scope != NULL);
+  req = request_new (self, cd_pg_pool_query_async, sql, params, n_params, cancellable, callback,
+                     user_data);
+  req->scoped = TRUE;
+  req->scope_company = g_strdup (scope->company_id);
+  req->scope_platform = scope->platform;
+  pool_enqueue (self, req);
 }

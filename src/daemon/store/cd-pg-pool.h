@@ -30,8 +30,18 @@ typedef struct {
   guint64 timeouts;
 } CdPgPoolStats;
 
+/* Whose rows a statement sees under row-level security: one company's, or
+ * (platform) every company's, for the super admin and the auth code. */
+typedef struct {
+  const char *company_id; /* a UUID, or NULL */
+  gboolean platform;
+} CdPgScope;
+
+gboolean cd_pg_is_identifier (const char *name);
+
 CdPgPool *cd_pg_pool_new (const char *conninfo, guint size, guint query_timeout_ms,
                           guint reconnect_min_ms, guint reconnect_max_ms);
+void cd_pg_pool_set_role (CdPgPool *self, const char *role);
 void cd_pg_pool_start (CdPgPool *self);
 void cd_pg_pool_close (CdPgPool *self);
 gboolean cd_pg_pool_is_connected (CdPgPool *self);
@@ -40,6 +50,10 @@ void cd_pg_pool_get_stats (CdPgPool *self, CdPgPoolStats *stats);
 void cd_pg_pool_query_async (CdPgPool *self, const char *sql, const char *const *params,
                              int n_params, GCancellable *cancellable, GAsyncReadyCallback callback,
                              gpointer user_data);
+void cd_pg_pool_query_scoped_async (CdPgPool *self, const CdPgScope *scope, const char *sql,
+                                    const char *const *params, int n_params,
+                                    GCancellable *cancellable, GAsyncReadyCallback callback,
+                                    gpointer user_data);
 PGresult *cd_pg_pool_query_finish (CdPgPool *self, GAsyncResult *result, GError **error);
 
 void cd_pg_pool_acquire_async (CdPgPool *self, GCancellable *cancellable,
