@@ -15,8 +15,8 @@ static char *company_a;
 static char *company_b;
 
 static PGresult *
-scoped (const char *company, gboolean platform, const char *sql, const char *const *params,
-        int n, GError **error)
+scoped (const char *company, gboolean platform, const char *sql, const char *const *params, int n,
+        GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
   CdPgScope scope = { company, platform };
@@ -50,11 +50,10 @@ static void
 test_role_is_not_owner (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (PGresult) res = plain (
-      "SELECT current_user, r.rolsuper, r.rolbypassrls, "
-      " (SELECT tableowner FROM pg_tables WHERE tablename = 'users') "
-      "FROM pg_roles r WHERE r.rolname = current_user",
-      &error);
+  g_autoptr (PGresult) res = plain ("SELECT current_user, r.rolsuper, r.rolbypassrls, "
+                                    " (SELECT tableowner FROM pg_tables WHERE tablename = 'users') "
+                                    "FROM pg_roles r WHERE r.rolname = current_user",
+                                    &error);
 
   g_assert_no_error (error);
   g_assert_cmpstr (PQgetvalue (res, 0, 0), ==, "calldocker_app");
@@ -87,7 +86,8 @@ static void
 test_company_sees_only_its_own (void)
 {
   g_autofree char *a_users = scalar (company_a, FALSE, "SELECT count(*) FROM users");
-  g_autofree char *a_companies = scalar (company_a, FALSE, "SELECT string_agg(name, ',') FROM companies");
+  g_autofree char *a_companies =
+      scalar (company_a, FALSE, "SELECT string_agg(name, ',') FROM companies");
   g_autofree char *a_audit = scalar (company_a, FALSE, "SELECT count(*) FROM audit_log");
   g_autofree char *b_users = scalar (company_b, FALSE, "SELECT string_agg(email, ',') FROM users");
 
@@ -102,9 +102,9 @@ test_cannot_touch_another_company (void)
 {
   g_autoptr (GError) error = NULL;
   const char *params[] = { company_b };
-  g_autoptr (PGresult) upd = scoped (company_a, FALSE,
-                                     "UPDATE users SET display_name = 'hacked' WHERE company_id = $1",
-                                     params, 1, &error);
+  g_autoptr (PGresult) upd =
+      scoped (company_a, FALSE, "UPDATE users SET display_name = 'hacked' WHERE company_id = $1",
+              params, 1, &error);
   g_autoptr (PGresult) del = NULL;
   g_autoptr (PGresult) ins = NULL;
   g_autofree char *name = NULL;
@@ -124,8 +124,9 @@ test_cannot_touch_another_company (void)
   g_assert_error (error, CD_STORE_ERROR, CD_STORE_ERROR_QUERY);
   g_assert_nonnull (strstr (error->message, "42501"));
 
-  name = scalar (NULL, TRUE, "SELECT string_agg(display_name, ',' ORDER BY email) FROM users "
-                             "WHERE email LIKE '%beta.test'");
+  name = scalar (NULL, TRUE,
+                 "SELECT string_agg(display_name, ',' ORDER BY email) FROM users "
+                 "WHERE email LIKE '%beta.test'");
   g_assert_cmpstr (name, ==, "B One");
 }
 
@@ -183,8 +184,9 @@ seed (void)
   cd_pg_pool_set_role (app, "calldocker_app");
   cd_pg_pool_start (app);
 
-  a = scoped (NULL, TRUE, "INSERT INTO companies (name, slug) VALUES ('Alpha', 'alpha') RETURNING id",
-              NULL, 0, &error);
+  a = scoped (NULL, TRUE,
+              "INSERT INTO companies (name, slug) VALUES ('Alpha', 'alpha') RETURNING id", NULL, 0,
+              &error);
   g_assert_no_error (error);
   b = scoped (NULL, TRUE, "INSERT INTO companies (name, slug) VALUES ('Beta', 'beta') RETURNING id",
               NULL, 0, &error);
@@ -193,13 +195,14 @@ seed (void)
   company_b = g_strdup (PQgetvalue (b, 0, 0));
   {
     const char *params[] = { company_a, company_b };
-    u = scoped (NULL, TRUE,
-                "WITH u AS (INSERT INTO users (company_id, email, password_hash, role, display_name)"
-                " VALUES ($1, 'a1@alpha.test', 'x', 'company_admin', 'A One'),"
-                "        ($1, 'a2@alpha.test', 'x', 'agent', 'A Two'),"
-                "        ($2, 'b1@beta.test', 'x', 'company_admin', 'B One') RETURNING 1)"
-                " INSERT INTO audit_log (company_id, action) VALUES ($1, 'seed'), ($2, 'seed')",
-                params, 2, &error);
+    u = scoped (
+        NULL, TRUE,
+        "WITH u AS (INSERT INTO users (company_id, email, password_hash, role, display_name)"
+        " VALUES ($1, 'a1@alpha.test', 'x', 'company_admin', 'A One'),"
+        "        ($1, 'a2@alpha.test', 'x', 'agent', 'A Two'),"
+        "        ($2, 'b1@beta.test', 'x', 'company_admin', 'B One') RETURNING 1)"
+        " INSERT INTO audit_log (company_id, action) VALUES ($1, 'seed'), ($2, 'seed')",
+        params, 2, &error);
     g_assert_no_error (error);
   }
   {
