@@ -57,6 +57,24 @@ static const KeyInfo keys[] = {
     "first delay before reconnecting to PostgreSQL or Redis" },
   { "store", "reconnect_max_ms", KEY_UINT, OFF (reconnect_max_ms), 10, 600000, "5000",
     "longest delay between reconnection attempts" },
+  { "auth", "key_file", KEY_STRING, OFF (auth_key_file), 0, 0, "",
+    "JWT keys, \"KID BASE64\" per line, the first signs; empty: STATE/auth/jwt-keys, made once" },
+  { "auth", "access_ttl_s", KEY_UINT, OFF (access_ttl_s), 60, 86400, "900",
+    "lifetime of an access token" },
+  { "auth", "refresh_ttl_s", KEY_UINT, OFF (refresh_ttl_s), 3600, 31536000, "2592000",
+    "lifetime of a refresh token" },
+  { "auth", "password_memlimit_kib", KEY_UINT, OFF (password_memlimit_kib), 19456, 4194304,
+    "19456", "argon2id memory per hash, in KiB (at least 19 MiB)" },
+  { "auth", "password_opslimit", KEY_UINT, OFF (password_opslimit), 2, 64, "2",
+    "argon2id passes (at least 2)" },
+  { "auth", "password_min_length", KEY_UINT, OFF (password_min_length), 8, 128, "10",
+    "fewest characters a new password may have" },
+  { "auth", "login_limit_per_account", KEY_UINT, OFF (login_limit_per_account), 1, 100000, "10",
+    "login attempts per account per window" },
+  { "auth", "login_limit_per_address", KEY_UINT, OFF (login_limit_per_address), 1, 1000000, "50",
+    "login attempts per client address per window" },
+  { "auth", "login_limit_window_s", KEY_UINT, OFF (login_limit_window_s), 10, 86400, "900",
+    "the rate limits' window" },
   { "log", "level", KEY_LOG_LEVEL, OFF (log_level), 0, 0, "info",
     "lowest level logged: debug, info, message, warning" },
   { "shutdown", "timeout_s", KEY_UINT, OFF (shutdown_timeout_s), 1, 3600, "10",
@@ -166,6 +184,7 @@ cd_config_free (CdConfig *config)
   g_free (config->pg_app_role);
   g_free (config->redis_url);
   g_free (config->log_level);
+  g_free (config->auth_key_file);
   g_free (config->source_path);
   g_clear_pointer (&config->redis_address, cd_redis_address_free);
   g_free (config);

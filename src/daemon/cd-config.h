@@ -51,6 +51,16 @@ typedef struct {
   /* [store] */
   guint reconnect_min_ms;
   guint reconnect_max_ms;
+  /* [auth] */
+  char *auth_key_file;
+  guint access_ttl_s;
+  guint refresh_ttl_s;
+  guint password_memlimit_kib;
+  guint password_opslimit;
+  guint password_min_length;
+  guint login_limit_per_account;
+  guint login_limit_per_address;
+  guint login_limit_window_s;
   /* [log] */
   char *log_level;
   /* [shutdown] */

@@ -8,6 +8,7 @@
 
 #include "cd-build-config.h"
 #include "events/cd-metrics.h"
+#include "http/cd-api.h"
 #include "http/cd-http-health.h"
 #include "http/cd-http-server.h"
 #include "store/cd-embedded-stores.h"
@@ -55,6 +56,7 @@ struct _CdDaemon {
   CdRedis *redis;
   CdHttpServer *http;
   CdHttpHealth *health;
+  CdApi api;
   gboolean migrated;
   guint migrate_retry_id;
   guint migrate_backoff_ms;
@@ -63,17 +65,18 @@ struct _CdDaemon {
 
 G_DEFINE_FINAL_TYPE (CdDaemon, cd_daemon, G_TYPE_OBJECT)
 
+/* data/: CALLDOCKER_DATADIR, else the installed copy, else the source tree's. */
 static char *
-migrations_dir (void)
+data_path (const char *name)
 {
   const char *env = g_getenv ("CALLDOCKER_DATADIR");
   g_autofree char *installed = g_build_filename (CD_DATADIR, "sql", NULL);
 
   if (env && *env)
-    return g_build_filename (env, "sql", NULL);
+    return g_build_filename (env, name, NULL);
   if (g_file_test (installed, G_FILE_TEST_IS_DIR))
-    return g_steal_pointer (&installed);
-  return g_build_filename (CD_SOURCE_DATADIR, "sql", NULL);
+    return g_build_filename (CD_DATADIR, name, NULL);
+  return g_build_filename (CD_SOURCE_DATADIR, name, NULL);
 }
 
 /* One daemon per state folder: an flock() held for the process's life. */
@@ -265,7 +268,7 @@ on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 start_migrations (CdDaemon *self)
 {
-  g_autofree char *dir = migrations_dir ();
+  g_autofree char *dir = data_path ("sql");
 
   cd_pg_migrate_async (self->migrate_pool, dir, self->cancellable, on_migrated,
                        g_object_ref (self));
@@ -313,6 +316,8 @@ cd_daemon_dispose (GObject *object)
 
   g_clear_handle_id (&self->migrate_retry_id, g_source_remove);
   g_clear_pointer (&self->health, cd_http_health_free);
+  g_clear_pointer (&self->api.keys, cd_jwt_keys_free);
+  g_clear_pointer (&self->api.passwords, cd_password_policy_free);
   g_clear_object (&self->http);
   if (self->pool)
     cd_pg_pool_close (self->pool);
@@ -371,6 +376,37 @@ cd_daemon_init (CdDaemon *self)
   self->cancellable = g_cancellable_new ();
 }
 
+/* Keys and the password policy: small local files, read once at start-up. */
+static gboolean
+start_api (CdDaemon *self, GError **error)
+{
+  CdConfig *config = self->config;
+  g_autofree char *key_file = config->auth_key_file[0]
+                                  ? g_strdup (config->auth_key_file)
+                                  : g_build_filename (config->state_dir, "auth", "jwt-keys", NULL);
+  g_autofree char *common = data_path ("common-passwords.txt");
+
+  self->api.keys = cd_jwt_keys_new ();
+  if (!cd_jwt_keys_load_file (self->api.keys, key_file, config->auth_key_file[0] == '\0',
+                              error)) {
+    g_prefix_error (error, "auth.key_file: ");
+    return FALSE;
+  }
+  self->api.passwords = cd_password_policy_new ((guint64) config->password_memlimit_kib * 1024,
+                                                config->password_opslimit,
+                                                config->password_min_length, common, error);
+  if (self->api.passwords == NULL)
+    return FALSE;
+  self->api.pool = self->pool;
+  self->api.redis = self->redis;
+  self->api.settings.access_ttl_s = config->access_ttl_s;
+  self->api.settings.refresh_ttl_s = config->refresh_ttl_s;
+  self->api.settings.login_limit_per_account = config->login_limit_per_account;
+  self->api.settings.login_limit_per_address = config->login_limit_per_address;
+  self->api.settings.login_limit_window_s = config->login_limit_window_s;
+  return TRUE;
+}
+
 /**
  * cd_daemon_new:
  * @config: (transfer full): a validated configuration
@@ -426,7 +462,8 @@ cd_daemon_start (CdDaemon *self, GError **error)
   self->http = cd_http_server_new (self->metrics, config->max_body_bytes);
   self->health = cd_http_health_new (self->metrics, self->pool, self->redis, readiness, self);
   register_metrics (self);
-  if (!cd_http_health_register (self->health, self->http, error))
+  if (!start_api (self, error) || !cd_http_health_register (self->health, self->http, error) ||
+      !cd_api_register (&self->api, self->http, error))
     return FALSE;
   if (!cd_http_server_listen (self->http, config->listen_host, config->listen_port, error)) {
     g_prefix_error (error, "cannot listen on %s:%u: ", config->listen_host, config->listen_port);

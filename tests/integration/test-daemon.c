@@ -313,10 +313,17 @@ test_external_stores (void)
   d = cd_test_daemon_spawn (state, args, NULL);
   cd_test_daemon_wait_ready (d, 60000);
   g_assert_cmpuint (get (d, "/readyz", NULL), ==, 200);
-  /* nothing embedded was started, and the state folder was not needed */
+  /* nothing embedded was started; the state folder holds only the JWT key */
   children = cd_test_children_of (daemon_pid (d));
   g_assert_cmpuint (children->len, ==, 0);
-  g_assert_false (g_file_test (state, G_FILE_TEST_EXISTS));
+  {
+    g_autofree char *pg = g_build_filename (state, "postgres", NULL);
+    g_autofree char *redis = g_build_filename (state, "redis", NULL);
+    g_autofree char *keys = g_build_filename (state, "auth", "jwt-keys", NULL);
+    g_assert_false (g_file_test (pg, G_FILE_TEST_EXISTS));
+    g_assert_false (g_file_test (redis, G_FILE_TEST_EXISTS));
+    g_assert_true (g_file_test (keys, G_FILE_TEST_IS_REGULAR));
+  }
   g_assert_cmpint (kill (daemon_pid (d), SIGTERM), ==, 0);
   cd_test_daemon_wait_exit (d, 30000);
   g_assert_cmpint (d->exit_status, ==, 0);

@@ -7,6 +7,7 @@
 #include "cd-http-problem.h"
 
 #include "../../common/cd-json.h"
+#include "../auth/cd-auth-error.h"
 #include "../store/cd-store-error.h"
 
 G_DEFINE_QUARK (calldocker_http_error, cd_http_error)

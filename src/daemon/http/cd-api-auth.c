@@ -1,0 +1,512 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* POST /api/v1/auth/login, /auth/refresh, /auth/logout and GET /api/v1/me.
+ * Login: rate limit (Redis), look the account up, verify in a worker thread
+ * (a dummy hash when there is no account), then issue both tokens. */
+
+#define G_LOG_DOMAIN "calldocker-http"
+
+#include "cd-api.h"
+
+#include "../auth/cd-auth-error.h"
+#include "cd-http-fields.h"
+#include "cd-http-problem.h"
+
+#include <string.h>
+
+/* KEYS: account, address. ARGV: window. Returns both counts. */
+#define RATE_LIMIT_SCRIPT                                                                        \
+  "local a = redis.call('INCR', KEYS[1]) "                                                       \
+  "if a == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "                                   \
+  "local b = redis.call('INCR', KEYS[2]) "                                                       \
+  "if b == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end "                                   \
+  "return {a, b}"
+
+static const CdField login_fields[] = {
+  { "email", CD_FIELD_STRING, TRUE, 1, 320 },
+  { "password", CD_FIELD_SECRET, TRUE, 1, 1024 },
+};
+
+static const CdField refresh_fields[] = {
+  { "refresh_token", CD_FIELD_SECRET, TRUE, 1, 200 },
+};
+
+typedef struct {
+  char *email;
+  char *password;
+  char *account_key;
+  /* the account, once looked up */
+  char *user_id;
+  char *company_id;
+  char *role;
+  char *hash;
+  gboolean active;
+  char *company_status;
+  /* the refresh token issued */
+  char *refresh_token;
+} Login;
+
+static void
+login_free (gpointer data)
+{
+  Login *l = data;
+
+  g_free (l->email);
+  if (l->password) {
+    memset (l->password, 0, strlen (l->password));
+    g_free (l->password);
+  }
+  g_free (l->account_key);
+  g_free (l->user_id);
+  g_free (l->company_id);
+  g_free (l->role);
+  g_free (l->hash);
+  g_free (l->company_status);
+  g_free (l->refresh_token);
+  g_free (l);
+}
+
+static void
+fail (CdApiCall *call, GQuark domain, int code, const char *message)
+{
+  g_autoptr (GError) error = g_error_new_literal (domain, code, message);
+
+  cd_api_call_respond_error (call, error);
+}
+
+static gboolean
+company_usable (const char *status, GError **error)
+{
+  if (status == NULL || g_str_equal (status, "approved") || g_str_equal (status, "pending"))
+    return TRUE;
+  g_set_error (error, CD_AUTH_ERROR, CD_AUTH_ERROR_ACCOUNT_DISABLED, "the company is %s",
+               status);
+  return FALSE;
+}
+
+/* {access_token, refresh_token, ...} */
+static void
+respond_tokens (CdApiCall *call, const char *user_id, const char *role, const char *company_id,
+                const char *refresh_token)
+{
+  g_autoptr (GError) error = NULL;
+  CdApi *api = call->api;
+  g_autofree char *access = cd_jwt_sign (api->keys, user_id, role, company_id,
+                                         g_get_real_time () / G_USEC_PER_SEC,
+                                         api->settings.access_ttl_s, &error);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) body = NULL;
+
+  if (access == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "access_token");
+  json_builder_add_string_value (b, access);
+  json_builder_set_member_name (b, "token_type");
+  json_builder_add_string_value (b, "Bearer");
+  json_builder_set_member_name (b, "expires_in");
+  json_builder_add_int_value (b, api->settings.access_ttl_s);
+  json_builder_set_member_name (b, "refresh_token");
+  json_builder_add_string_value (b, refresh_token);
+  json_builder_set_member_name (b, "user");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, user_id);
+  json_builder_set_member_name (b, "role");
+  json_builder_add_string_value (b, role);
+  json_builder_set_member_name (b, "company_id");
+  if (company_id)
+    json_builder_add_string_value (b, company_id);
+  else
+    json_builder_add_null_value (b);
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+  cd_api_call_respond_json (call, 200, body);
+}
+
+static void
+on_login_recorded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Login *l = call->data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  /* a good login clears the account's failures */
+  cd_redis_commandv_async (call->api->redis, NULL, NULL, NULL, "DEL", l->account_key, NULL);
+  respond_tokens (call, l->user_id, l->role, l->company_id, l->refresh_token);
+}
+
+static void
+on_password_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Login *l = call->data;
+  CdApi *api = call->api;
+  gboolean match = cd_password_verify_finish (result);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *hash = NULL;
+  g_autofree char *ttl = NULL;
+
+  if (!match || l->user_id == NULL) {
+    fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_BAD_CREDENTIALS, "wrong email or password");
+    return;
+  }
+  if (!l->active) {
+    fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_ACCOUNT_DISABLED, "the account is deactivated");
+    return;
+  }
+  if (!company_usable (l->company_status, &error)) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  l->refresh_token = cd_api_new_token ();
+  hash = cd_api_hash_token (l->refresh_token);
+  ttl = g_strdup_printf ("%u", api->settings.refresh_ttl_s);
+  {
+    const char *params[] = { l->user_id, l->company_id, hash, ttl, call->client_address,
+                             call->request_id };
+    CdPgScope scope = { NULL, TRUE };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "WITH t AS (INSERT INTO refresh_tokens"
+        " (user_id, company_id, family_id, token_hash, expires_at, created_from)"
+        " VALUES ($1, $2, gen_random_uuid(), $3, now() + make_interval(secs => $4::int), $5)"
+        " RETURNING id)"
+        " INSERT INTO audit_log (company_id, actor_user_id, action, client_address, request_id)"
+        " SELECT $2, $1, 'auth.login', $5, $6 FROM t",
+        params, 6, NULL, on_login_recorded, call);
+  }
+}
+
+static void
+on_account_found (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Login *l = call->data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (PQntuples (res) == 1) {
+    l->user_id = g_strdup (PQgetvalue (res, 0, 0));
+    l->company_id = PQgetisnull (res, 0, 1) ? NULL : g_strdup (PQgetvalue (res, 0, 1));
+    l->hash = g_strdup (PQgetvalue (res, 0, 2));
+    l->role = g_strdup (PQgetvalue (res, 0, 3));
+    l->active = g_str_equal (PQgetvalue (res, 0, 4), "t");
+    l->company_status = PQgetisnull (res, 0, 5) ? NULL : g_strdup (PQgetvalue (res, 0, 5));
+  }
+  /* the same work whether the account exists or not */
+  cd_password_verify_async (l->hash ? l->hash : cd_password_dummy_hash (call->api->passwords),
+                            l->password, NULL, on_password_checked, call);
+}
+
+static void
+on_rate_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Login *l = call->data;
+  CdApiSettings *settings = &call->api->settings;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, &error);
+  const char *params[1];
+  CdPgScope scope = { NULL, TRUE };
+
+  if (reply == NULL) {
+    /* without the limiter, logins would be unlimited: refuse instead */
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (reply->type != CD_REDIS_REPLY_ARRAY || reply->n_elements != 2) {
+    fail (call, CD_HTTP_ERROR, CD_HTTP_ERROR_INTERNAL, "unexpected rate limiter reply");
+    return;
+  }
+  if (reply->elements[0]->integer > settings->login_limit_per_account ||
+      reply->elements[1]->integer > settings->login_limit_per_address) {
+    g_info ("login rate limit reached for %s (request %s)", call->client_address,
+            call->request_id);
+    fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_RATE_LIMITED, "too many login attempts; retry later");
+    return;
+  }
+  params[0] = l->email;
+  cd_pg_pool_query_scoped_async (
+      call->api->pool, &scope,
+      "SELECT u.id, u.company_id, u.password_hash, u.role, u.active, c.status"
+      " FROM users u LEFT JOIN companies c ON c.id = u.company_id"
+      " WHERE lower(u.email) = lower($1)",
+      params, 1, NULL, on_account_found, call);
+}
+
+static void
+handle_login (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body = cd_http_request_read_json (request, login_fields,
+                                                           G_N_ELEMENTS (login_fields), &error);
+  CdApiCall *call;
+  Login *l;
+  g_autofree char *lower = NULL;
+  g_autofree char *digest = NULL;
+  g_autofree char *account = NULL;
+  g_autofree char *address = NULL;
+  g_autofree char *window = NULL;
+
+  if (body == NULL) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  call = cd_api_call_new (api, request);
+  l = g_new0 (Login, 1);
+  call->data = l;
+  call->data_free = login_free;
+  l->email = g_strdup (json_object_get_string_member (body, "email"));
+  l->password = g_strdup (json_object_get_string_member (body, "password"));
+  lower = g_utf8_strdown (l->email, -1);
+  digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, lower, -1);
+  l->account_key = g_strconcat ("cd:rl:login:account:", digest, NULL);
+  account = g_strdup (l->account_key);
+  address = g_strconcat ("cd:rl:login:address:", call->client_address, NULL);
+  window = g_strdup_printf ("%u", api->settings.login_limit_window_s);
+  cd_redis_commandv_async (api->redis, NULL, on_rate_checked, call, "EVAL", RATE_LIMIT_SCRIPT,
+                           "2", account, address, window, NULL);
+}
+
+/* ---- refresh: rotate in one statement; a token used twice revokes its family ---- */
+
+typedef struct {
+  char *hash;
+  char *new_token;
+} Refresh;
+
+static void
+refresh_free (gpointer data)
+{
+  Refresh *r = data;
+
+  g_free (r->hash);
+  g_free (r->new_token);
+  g_free (r);
+}
+
+static void
+on_family_revoked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res && PQntuples (res) > 0 && g_str_equal (PQgetvalue (res, 0, 0), "t"))
+    g_message ("refresh token reused (request %s from %s): its family is revoked",
+               call->request_id, call->client_address);
+  fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_TOKEN_INVALID,
+        "the refresh token is not valid; log in again");
+}
+
+static void
+on_rotated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Refresh *r = call->data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+  g_autoptr (GError) refused = NULL;
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (PQntuples (res) == 0) {
+    /* unknown, expired, or already used: if used, that is a theft signal */
+    const char *params[] = { r->hash, call->client_address, call->request_id };
+    CdPgScope scope = { NULL, TRUE };
+    cd_pg_pool_query_scoped_async (
+        call->api->pool, &scope,
+        "WITH reused AS (SELECT family_id, user_id, company_id FROM refresh_tokens"
+        "  WHERE token_hash = $1 AND used_at IS NOT NULL),"
+        " revoked AS (UPDATE refresh_tokens SET revoked_at = now()"
+        "  WHERE family_id IN (SELECT family_id FROM reused) AND revoked_at IS NULL RETURNING 1),"
+        " audit AS (INSERT INTO audit_log (company_id, actor_user_id, action, client_address,"
+        "  request_id) SELECT company_id, user_id, 'auth.refresh-token-reused', $2, $3"
+        "  FROM reused RETURNING 1)"
+        " SELECT EXISTS (SELECT 1 FROM reused), (SELECT count(*) FROM revoked),"
+        "  (SELECT count(*) FROM audit)",
+        params, 3, NULL, on_family_revoked, call);
+    return;
+  }
+  if (!g_str_equal (PQgetvalue (res, 0, 3), "t")) {
+    fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_ACCOUNT_DISABLED, "the account is deactivated");
+    return;
+  }
+  if (!company_usable (PQgetisnull (res, 0, 4) ? NULL : PQgetvalue (res, 0, 4), &refused)) {
+    cd_api_call_respond_error (call, refused);
+    return;
+  }
+  respond_tokens (call, PQgetvalue (res, 0, 0), PQgetvalue (res, 0, 1),
+                  PQgetisnull (res, 0, 2) ? NULL : PQgetvalue (res, 0, 2), r->new_token);
+}
+
+static void
+handle_refresh (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body = cd_http_request_read_json (request, refresh_fields,
+                                                           G_N_ELEMENTS (refresh_fields), &error);
+  CdApiCall *call;
+  Refresh *r;
+  g_autofree char *new_hash = NULL;
+  g_autofree char *ttl = NULL;
+  CdPgScope scope = { NULL, TRUE };
+
+  if (body == NULL) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  call = cd_api_call_new (api, request);
+  r = g_new0 (Refresh, 1);
+  call->data = r;
+  call->data_free = refresh_free;
+  r->hash = cd_api_hash_token (json_object_get_string_member (body, "refresh_token"));
+  r->new_token = cd_api_new_token ();
+  new_hash = cd_api_hash_token (r->new_token);
+  ttl = g_strdup_printf ("%u", api->settings.refresh_ttl_s);
+  {
+    const char *params[] = { r->hash, new_hash, ttl, call->client_address };
+    /* one statement: a concurrent second use of the same token finds it used */
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "WITH old AS (UPDATE refresh_tokens SET used_at = now()"
+        "  WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL"
+        "  AND expires_at > now() RETURNING family_id, user_id, company_id),"
+        " fresh AS (INSERT INTO refresh_tokens"
+        "  (user_id, company_id, family_id, token_hash, expires_at, created_from)"
+        "  SELECT user_id, company_id, family_id, $2, now() + make_interval(secs => $3::int), $4"
+        "  FROM old RETURNING user_id)"
+        " SELECT u.id, u.role, u.company_id, u.active, c.status"
+        " FROM fresh JOIN users u ON u.id = fresh.user_id"
+        " LEFT JOIN companies c ON c.id = u.company_id",
+        params, 4, NULL, on_rotated, call);
+  }
+}
+
+static void
+on_logged_out (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  cd_api_call_respond_empty (call, 204);
+}
+
+/* Revokes the refresh token's whole family; unknown tokens too get 204. */
+static void
+handle_logout (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body = cd_http_request_read_json (request, refresh_fields,
+                                                           G_N_ELEMENTS (refresh_fields), &error);
+  CdApiCall *call;
+  g_autofree char *hash = NULL;
+  CdPgScope scope = { NULL, TRUE };
+
+  if (body == NULL) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  call = cd_api_call_new (api, request);
+  hash = cd_api_hash_token (json_object_get_string_member (body, "refresh_token"));
+  {
+    const char *params[] = { hash, call->client_address, call->request_id };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "WITH t AS (SELECT family_id, user_id, company_id FROM refresh_tokens"
+        "  WHERE token_hash = $1),"
+        " r AS (UPDATE refresh_tokens SET revoked_at = now()"
+        "  WHERE family_id IN (SELECT family_id FROM t) AND revoked_at IS NULL RETURNING 1)"
+        " INSERT INTO audit_log (company_id, actor_user_id, action, client_address, request_id)"
+        " SELECT company_id, user_id, 'auth.logout', $2, $3 FROM t",
+        params, 3, NULL, on_logged_out, call);
+  }
+}
+
+/* ---- GET /api/v1/me ---- */
+
+static void
+on_me (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+  g_autoptr (JsonNode) body = NULL;
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (PQntuples (res) != 1 || !g_str_equal (PQgetvalue (res, 0, 1), "t")) {
+    fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_TOKEN_INVALID, "the account no longer exists");
+    return;
+  }
+  body = json_from_string (PQgetvalue (res, 0, 0), &error);
+  if (body == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  cd_api_call_respond_json (call, 200, body);
+}
+
+static void
+handle_me (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  CdJwtClaims *claims = cd_api_authenticate (api, request, &error);
+  CdApiCall *call;
+
+  if (claims == NULL) {
+    cd_api_respond_auth_error (request, error);
+    return;
+  }
+  call = cd_api_call_new (api, request);
+  call->caller = claims;
+  {
+    const char *params[] = { claims->sub };
+    CdPgScope scope = { claims->company, claims->company == NULL };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "SELECT json_build_object('id', u.id, 'email', u.email, 'role', u.role,"
+        " 'display_name', u.display_name, 'company_id', u.company_id, 'skills', u.skills,"
+        " 'languages', u.languages, 'active', u.active, 'company_status', c.status,"
+        " 'created_at', u.created_at), u.active"
+        " FROM users u LEFT JOIN companies c ON c.id = u.company_id WHERE u.id = $1",
+        params, 1, NULL, on_me, call);
+  }
+}
+
+gboolean
+cd_api_auth_register (CdApi *api, CdHttpServer *server, GError **error)
+{
+  return cd_http_server_add_route (server, "POST", "/api/v1/auth/login", handle_login, api,
+                                   error) &&
+         cd_http_server_add_route (server, "POST", "/api/v1/auth/refresh", handle_refresh, api,
+                                   error) &&
+         cd_http_server_add_route (server, "POST", "/api/v1/auth/logout", handle_logout, api,
+                                   error) &&
+         cd_http_server_add_route (server, "GET", "/api/v1/me", handle_me, api, error);
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The REST API's shared context and the pieces every handler uses: the
+ * authenticated caller, paused messages answered later, audit entries. */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "../auth/cd-jwt.h"
+#include "../auth/cd-password.h"
+#include "../store/cd-pg-pool.h"
+#include "../store/cd-redis.h"
+#include "cd-http-server.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  guint access_ttl_s;
+  guint refresh_ttl_s;
+  guint login_limit_per_account;
+  guint login_limit_per_address;
+  guint login_limit_window_s;
+} CdApiSettings;
+
+/* Owned by the daemon; handlers borrow it. All of it belongs to the main thread. */
+typedef struct {
+  CdPgPool *pool;
+  CdRedis *redis;
+  CdJwtKeys *keys;
+  CdPasswordPolicy *passwords;
+  CdApiSettings settings;
+} CdApi;
+
+/* One request being answered asynchronously; its message is paused. */
+typedef struct {
+  CdApi *api;
+  SoupServerMessage *msg;
+  char *request_id;
+  char *client_address;
+  CdJwtClaims *caller; /* NULL on public routes */
+  JsonObject *body;    /* validated body, if any */
+  GHashTable *params;  /* path parameters */
+  gpointer data;       /* the handler's own state */
+  GDestroyNotify data_free;
+} CdApiCall;
+
+gboolean cd_api_register (CdApi *api, CdHttpServer *server, GError **error);
+
+CdJwtClaims *cd_api_authenticate (CdApi *api, CdHttpRequest *request, GError **error);
+CdApiCall *cd_api_call_new (CdApi *api, CdHttpRequest *request);
+void cd_api_call_respond_json (CdApiCall *call, guint status, JsonNode *body);
+void cd_api_call_respond_empty (CdApiCall *call, guint status);
+void cd_api_call_respond_error (CdApiCall *call, const GError *error);
+void cd_api_respond_auth_error (CdHttpRequest *request, const GError *error);
+char *cd_api_hash_token (const char *token);
+char *cd_api_new_token (void);
+const char *cd_api_client_address (SoupServerMessage *msg);
+
+gboolean cd_api_auth_register (CdApi *api, CdHttpServer *server, GError **error);
+
+G_END_DECLS
