@@ -7,6 +7,7 @@
 #include "cd-daemon.h"
 
 #include "cd-build-config.h"
+#include "auth/cd-auth-error.h"
 #include "events/cd-metrics.h"
 #include "http/cd-api.h"
 #include "http/cd-http-health.h"
@@ -58,6 +59,9 @@ struct _CdDaemon {
   CdHttpHealth *health;
   CdApi api;
   gboolean migrated;
+  int exit_code;
+  char *superadmin_email; /* --create-superadmin: do that, then stop */
+  char *superadmin_password;
   guint migrate_retry_id;
   guint migrate_backoff_ms;
   gint64 started_at;
@@ -220,6 +224,70 @@ register_metrics (CdDaemon *self)
 
 static void start_migrations (CdDaemon *self);
 
+static void
+finish_oneshot (CdDaemon *self, const GError *error)
+{
+  if (error) {
+    g_printerr ("calldockerd: cannot create the super admin: %s\n", error->message);
+    self->exit_code = 1;
+  } else {
+    g_print ("calldockerd: created super admin %s\n", self->superadmin_email);
+  }
+  cd_daemon_shutdown (self);
+}
+
+static void
+on_superadmin_inserted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CdDaemon) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res != NULL && PQntuples (res) == 0)
+    error = g_error_new (CD_AUTH_ERROR, CD_AUTH_ERROR_FORBIDDEN,
+                         "an account with the email %s exists already", self->superadmin_email);
+  finish_oneshot (self, error);
+}
+
+static void
+on_superadmin_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CdDaemon) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *hash = cd_password_hash_finish (result, &error);
+  const char *params[2];
+  CdPgScope scope = { NULL, TRUE };
+
+  if (hash == NULL) {
+    finish_oneshot (self, error);
+    return;
+  }
+  params[0] = self->superadmin_email;
+  params[1] = hash;
+  cd_pg_pool_query_scoped_async (
+      self->pool, &scope,
+      "WITH u AS (INSERT INTO users (email, password_hash, role, display_name)"
+      "  VALUES ($1, $2, 'superadmin', 'Super admin')"
+      "  ON CONFLICT ((lower(email))) DO NOTHING RETURNING id)"
+      " INSERT INTO audit_log (actor_user_id, action, target, client_address)"
+      " SELECT id, 'admin.superadmin-created', $1, 'command line' FROM u RETURNING actor_user_id",
+      params, 2, NULL, on_superadmin_inserted, g_object_ref (self));
+}
+
+static void
+create_superadmin (CdDaemon *self)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!cd_password_policy_check (self->api.passwords, self->superadmin_password,
+                                 self->superadmin_email, &error)) {
+    finish_oneshot (self, error);
+    return;
+  }
+  cd_password_hash_async (self->api.passwords, self->superadmin_password, NULL,
+                          on_superadmin_hashed, g_object_ref (self));
+}
+
 static gboolean
 on_migrate_retry (gpointer user_data)
 {
@@ -261,6 +329,10 @@ on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
   self->migrated = TRUE;
   self->state = STATE_RUNNING;
   g_info ("database ready (%u migration%s applied)", applied, applied == 1 ? "" : "s");
+  if (self->superadmin_email) {
+    create_superadmin (self);
+    return;
+  }
   g_print ("calldockerd: ready\n");
   g_signal_emit (self, signals[SIGNAL_READY], 0);
 }
@@ -293,6 +365,13 @@ on_embedded_started (GObject *source, GAsyncResult *result, gpointer user_data)
   cd_pg_pool_start (self->migrate_pool);
   cd_redis_start (self->redis);
   start_migrations (self);
+}
+
+static gboolean
+emit_stopped (gpointer user_data)
+{
+  g_signal_emit (user_data, signals[SIGNAL_STOPPED], 0);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -342,6 +421,10 @@ cd_daemon_finalize (GObject *object)
 
   cd_config_free (self->config);
   g_free (self->lock_path);
+  g_free (self->superadmin_email);
+  if (self->superadmin_password)
+    memset (self->superadmin_password, 0, strlen (self->superadmin_password));
+  g_free (self->superadmin_password);
   G_OBJECT_CLASS (cd_daemon_parent_class)->finalize (object);
 }
 
@@ -387,8 +470,7 @@ start_api (CdDaemon *self, GError **error)
   g_autofree char *common = data_path ("common-passwords.txt");
 
   self->api.keys = cd_jwt_keys_new ();
-  if (!cd_jwt_keys_load_file (self->api.keys, key_file, config->auth_key_file[0] == '\0',
-                              error)) {
+  if (!cd_jwt_keys_load_file (self->api.keys, key_file, config->auth_key_file[0] == '\0', error)) {
     g_prefix_error (error, "auth.key_file: ");
     return FALSE;
   }
@@ -518,7 +600,28 @@ cd_daemon_shutdown (CdDaemon *self)
   unlock_state_dir (self);
   self->state = STATE_STOPPED;
   g_info ("stopped");
-  g_signal_emit (self, signals[SIGNAL_STOPPED], 0);
+  /* from the main loop: the caller may not be running it yet */
+  g_idle_add_full (G_PRIORITY_DEFAULT, emit_stopped, g_object_ref (self), g_object_unref);
+}
+
+/**
+ * cd_daemon_set_create_superadmin:
+ *
+ * Instead of serving: start, migrate, create the super admin, stop.
+ */
+void
+cd_daemon_set_create_superadmin (CdDaemon *self, const char *email, const char *password)
+{
+  g_free (self->superadmin_email);
+  g_free (self->superadmin_password);
+  self->superadmin_email = g_strdup (email);
+  self->superadmin_password = g_strdup (password);
+}
+
+int
+cd_daemon_get_exit_code (CdDaemon *self)
+{
+  return self->exit_code;
 }
 
 gboolean

@@ -14,6 +14,8 @@ G_DECLARE_FINAL_TYPE (CdDaemon, cd_daemon, CD, DAEMON, GObject)
 CdDaemon *cd_daemon_new (CdConfig *config);
 gboolean cd_daemon_start (CdDaemon *self, GError **error);
 void cd_daemon_shutdown (CdDaemon *self);
+void cd_daemon_set_create_superadmin (CdDaemon *self, const char *email, const char *password);
+int cd_daemon_get_exit_code (CdDaemon *self);
 gboolean cd_daemon_is_ready (CdDaemon *self);
 gboolean cd_daemon_is_stopping (CdDaemon *self);
 GSList *cd_daemon_get_uris (CdDaemon *self);

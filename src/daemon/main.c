@@ -7,13 +7,16 @@
 #include "cd-config.h"
 #include "cd-daemon.h"
 #include "cd-log.h"
+#include "http/cd-http-fields.h"
 
 #include <glib-unix.h>
 #include <glib/gi18n.h>
 #include <gst/gst.h>
 #include <locale.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static GMainLoop *loop;
@@ -60,6 +63,9 @@ main (int argc, char **argv)
   g_autofree char *config_path = NULL;
   g_autofree char *listen = NULL;
   g_autofree char *state_dir = NULL;
+  g_autofree char *superadmin = NULL;
+  g_autofree char *password_file = NULL;
+  g_autofree char *password = NULL;
   gboolean version = FALSE;
   gboolean check_config = FALSE;
   GOptionEntry entries[] = {
@@ -71,6 +77,11 @@ main (int argc, char **argv)
       "Keep state in DIR (overrides state.dir)", "DIR" },
     { "check-config", 0, 0, G_OPTION_ARG_NONE, &check_config,
       "Check the configuration, print it and exit", NULL },
+    { "create-superadmin", 0, 0, G_OPTION_ARG_STRING, &superadmin,
+      "Create the platform's super admin (password from stdin or --password-file), then exit",
+      "EMAIL" },
+    { "password-file", 0, 0, G_OPTION_ARG_FILENAME, &password_file,
+      "Read the password for --create-superadmin from FILE (its first line)", "FILE" },
     { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL },
   };
@@ -103,6 +114,34 @@ main (int argc, char **argv)
     g_printerr ("calldockerd: bad configuration: %s\n", error->message);
     return 1;
   }
+  if (superadmin != NULL) {
+    g_autoptr (GError) read_error = NULL;
+    g_autofree char *text = NULL;
+    if (!cd_is_email (superadmin)) {
+      g_printerr ("calldockerd: --create-superadmin: '%s' is not an email address\n", superadmin);
+      return 1;
+    }
+    if (password_file != NULL) {
+      if (!g_file_get_contents (password_file, &text, NULL, &read_error)) {
+        g_printerr ("calldockerd: --password-file: %s\n", read_error->message);
+        return 1;
+      }
+    } else {
+      char line[2048];
+      if (isatty (STDIN_FILENO))
+        g_printerr ("Password for %s: ", superadmin);
+      if (fgets (line, sizeof line, stdin) == NULL) {
+        g_printerr ("calldockerd: --create-superadmin: no password on standard input\n");
+        return 1;
+      }
+      text = g_strdup (line);
+      memset (line, 0, sizeof line);
+    }
+    text[strcspn (text, "\r\n")] = '\0';
+    password = g_steal_pointer (&text);
+    /* a one-shot run must not take the configured port from a running daemon */
+    cd_config_set (config, "server", "listen", "127.0.0.1:0", "--create-superadmin", NULL);
+  }
   if (check_config) {
     g_autofree char *summary = cd_config_describe (config);
     g_print ("%sconfiguration OK\n", summary);
@@ -122,6 +161,8 @@ main (int argc, char **argv)
 
   loop = g_main_loop_new (NULL, FALSE);
   daemon_instance = cd_daemon_new (g_steal_pointer (&config));
+  if (superadmin != NULL)
+    cd_daemon_set_create_superadmin (daemon_instance, superadmin, password);
   g_signal_connect (daemon_instance, "stopped", G_CALLBACK (on_stopped), NULL);
   g_unix_signal_add (SIGINT, on_signal, (gpointer) "SIGINT");
   g_unix_signal_add (SIGTERM, on_signal, (gpointer) "SIGTERM");
@@ -131,11 +172,13 @@ main (int argc, char **argv)
     g_printerr ("calldockerd: %s\n", error->message);
     exit_code = 1;
     cd_daemon_shutdown (daemon_instance);
-  } else {
+  } else if (superadmin == NULL) {
     print_uris (daemon_instance);
   }
 
   g_main_loop_run (loop);
+  if (exit_code == 0)
+    exit_code = cd_daemon_get_exit_code (daemon_instance);
 
   g_clear_object (&daemon_instance);
   g_main_loop_unref (loop);

@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 #include <libsoup/soup.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -234,6 +235,13 @@ on_daemon_exit (GObject *source, GAsyncResult *result, gpointer user_data)
                             : 128 + g_subprocess_get_term_sig (daemon->process);
 }
 
+/* A test that aborts must not leave a daemon (and its servers) behind. */
+static void
+die_with_test (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 /**
  * cd_test_daemon_spawn:
  * @state_dir: the state folder (the embedded servers live there)
@@ -261,6 +269,7 @@ cd_test_daemon_spawn (const char *state_dir, const char *const *extra_args,
   g_ptr_array_add (argv, NULL);
 
   g_subprocess_launcher_setenv (launcher, "CALLDOCKER_TEST_FAST_UNSAFE", "1", TRUE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_test, NULL, NULL);
   for (gsize i = 0; extra_env && extra_env[i]; i++) {
     g_auto (GStrv) kv = g_strsplit (extra_env[i], "=", 2);
     g_subprocess_launcher_setenv (launcher, kv[0], kv[1] ? kv[1] : "", TRUE);

@@ -11,9 +11,9 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
-#define USER "6f1c2b9e-3d4a-4c5b-8e6f-7a8b9c0d1e2f"
+#define USER    "6f1c2b9e-3d4a-4c5b-8e6f-7a8b9c0d1e2f"
 #define COMPANY "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
-#define NOW ((gint64) 1790000000)
+#define NOW     ((gint64) 1790000000)
 
 static const guint8 secret1[32] = "0123456789abcdef0123456789abcde";
 static const guint8 secret2[32] = "fedcba9876543210fedcba987654321";
@@ -79,11 +79,11 @@ test_superadmin_has_no_company (void)
   g_autoptr (GError) error = NULL;
   g_autofree char *token = cd_jwt_sign (keys, USER, "superadmin", NULL, NOW, 900, &error);
   g_autoptr (CdJwtClaims) claims = cd_jwt_verify (keys, token, NOW, &error);
-  g_autofree char *agent_without_company = forge (
-      "{\"alg\":\"HS256\",\"kid\":\"k1\"}",
-      "{\"iss\":\"calldocker\",\"sub\":\"" USER "\",\"role\":\"agent\",\"iat\":1790000000,"
-      "\"exp\":1790000900}",
-      secret1);
+  g_autofree char *agent_without_company =
+      forge ("{\"alg\":\"HS256\",\"kid\":\"k1\"}",
+             "{\"iss\":\"calldocker\",\"sub\":\"" USER "\",\"role\":\"agent\",\"iat\":1790000000,"
+             "\"exp\":1790000900}",
+             secret1);
 
   g_assert_no_error (error);
   g_assert_null (claims->company);
@@ -106,9 +106,13 @@ test_alg_none_and_others (void)
   const char *payload = "{\"iss\":\"calldocker\",\"sub\":\"" USER "\",\"role\":\"superadmin\","
                         "\"iat\":1790000000,\"exp\":1790000900}";
   const char *headers[] = {
-    "{\"alg\":\"none\",\"kid\":\"k1\"}", "{\"alg\":\"None\",\"kid\":\"k1\"}",
-    "{\"alg\":\"HS512\",\"kid\":\"k1\"}", "{\"alg\":\"RS256\",\"kid\":\"k1\"}",
-    "{\"kid\":\"k1\"}", "{\"alg\":\"HS256\"}", "{\"alg\":\"HS256\",\"kid\":\"k9\"}",
+    "{\"alg\":\"none\",\"kid\":\"k1\"}",
+    "{\"alg\":\"None\",\"kid\":\"k1\"}",
+    "{\"alg\":\"HS512\",\"kid\":\"k1\"}",
+    "{\"alg\":\"RS256\",\"kid\":\"k1\"}",
+    "{\"kid\":\"k1\"}",
+    "{\"alg\":\"HS256\"}",
+    "{\"alg\":\"HS256\",\"kid\":\"k9\"}",
     "{\"alg\":\"HS256\",\"kid\":\"k1\",\"typ\":\"JWE\"}",
     "{\"alg\":\"HS256\",\"alg\":\"none\",\"kid\":\"k1\"}",
   };
@@ -134,9 +138,9 @@ test_wrong_key_and_tampering (void)
   g_autofree char *token = cd_jwt_sign (keys, USER, "agent", COMPANY, NOW, 900, NULL);
   g_autofree char *tampered = NULL;
   g_auto (GStrv) parts = g_strsplit (token, ".", 3);
-  g_autofree char *payload = g_strdup_printf (
-      "{\"iss\":\"calldocker\",\"sub\":\"" USER "\",\"role\":\"company_admin\",\"company\":\"" COMPANY
-      "\",\"iat\":1790000000,\"exp\":1790000900}");
+  g_autofree char *payload = g_strdup_printf ("{\"iss\":\"calldocker\",\"sub\":\"" USER
+                                              "\",\"role\":\"company_admin\",\"company\":\"" COMPANY
+                                              "\",\"iat\":1790000000,\"exp\":1790000900}");
   g_autofree char *p = cd_base64url_encode ((const guint8 *) payload, strlen (payload));
 
   assert_refused (keys, foreign, CD_AUTH_ERROR_TOKEN_INVALID);
@@ -172,7 +176,14 @@ test_malformed (void)
 {
   g_autoptr (CdJwtKeys) keys = keys_with ("k1", secret1);
   g_autofree char *huge = g_strnfill (5000, 'a');
-  const char *bad[] = { "", "abc", "a.b", "a.b.c.d", "..", "a..", "!!!.???.###", "e30.e30.",
+  const char *bad[] = { "",
+                        "abc",
+                        "a.b",
+                        "a.b.c.d",
+                        "..",
+                        "a..",
+                        "!!!.???.###",
+                        "e30.e30.",
                         "eyJhbGciOiJIUzI1NiJ9.e30.e30" };
   const char *claims_missing[] = {
     "{\"iss\":\"calldocker\",\"sub\":\"" USER "\",\"role\":\"agent\",\"company\":\"" COMPANY
@@ -192,8 +203,8 @@ test_malformed (void)
     assert_refused (keys, bad[i], CD_AUTH_ERROR_TOKEN_INVALID);
   assert_refused (keys, huge, CD_AUTH_ERROR_TOKEN_INVALID);
   for (gsize i = 0; i < G_N_ELEMENTS (claims_missing); i++) {
-    g_autofree char *token = forge ("{\"alg\":\"HS256\",\"kid\":\"k1\"}", claims_missing[i],
-                                    secret1);
+    g_autofree char *token =
+        forge ("{\"alg\":\"HS256\",\"kid\":\"k1\"}", claims_missing[i], secret1);
     g_test_message ("payload %s", claims_missing[i]);
     assert_refused (keys, token, CD_AUTH_ERROR_TOKEN_INVALID);
   }
@@ -235,8 +246,8 @@ static CdPasswordPolicy *
 policy (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *list = g_build_filename (g_getenv ("CALLDOCKER_DATADIR"),
-                                            "common-passwords.txt", NULL);
+  g_autofree char *list =
+      g_build_filename (g_getenv ("CALLDOCKER_DATADIR"), "common-passwords.txt", NULL);
   CdPasswordPolicy *p = cd_password_policy_new (19 * 1024 * 1024, 2, 10, list, &error);
 
   g_assert_no_error (error);

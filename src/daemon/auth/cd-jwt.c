@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TOKEN_BYTES 4096
+#define MAX_TOKEN_BYTES  4096
 #define MIN_SECRET_BYTES 32
-#define CLOCK_SKEW_S 60
+#define CLOCK_SKEW_S     60
 
 typedef struct {
   char *kid;
@@ -264,8 +264,8 @@ static const char *roles[] = { "superadmin", "company_admin", "agent", NULL };
  * Returns: (transfer full): a compact HS256 JWT signed with the active key
  */
 char *
-cd_jwt_sign (CdJwtKeys *keys, const char *sub, const char *role, const char *company,
-             gint64 now, gint64 ttl_s, GError **error)
+cd_jwt_sign (CdJwtKeys *keys, const char *sub, const char *role, const char *company, gint64 now,
+             gint64 ttl_s, GError **error)
 {
   Key *key = keys->keys->len ? g_ptr_array_index (keys->keys, 0) : NULL;
   jwt_t *jwt = NULL;
@@ -274,9 +274,11 @@ cd_jwt_sign (CdJwtKeys *keys, const char *sub, const char *role, const char *com
 
   g_return_val_if_fail (key != NULL, NULL);
   g_return_val_if_fail (g_strv_contains (roles, role), NULL);
-  if (jwt_new (&jwt) != 0 || jwt_set_alg (jwt, JWT_ALG_HS256, key->secret, (int) key->length) != 0 ||
-      jwt_add_header (jwt, "kid", key->kid) != 0 || jwt_add_grant (jwt, "iss", CD_JWT_ISSUER) != 0 ||
-      jwt_add_grant (jwt, "sub", sub) != 0 || jwt_add_grant (jwt, "role", role) != 0 ||
+  if (jwt_new (&jwt) != 0 ||
+      jwt_set_alg (jwt, JWT_ALG_HS256, key->secret, (int) key->length) != 0 ||
+      jwt_add_header (jwt, "kid", key->kid) != 0 ||
+      jwt_add_grant (jwt, "iss", CD_JWT_ISSUER) != 0 || jwt_add_grant (jwt, "sub", sub) != 0 ||
+      jwt_add_grant (jwt, "role", role) != 0 ||
       (company && jwt_add_grant (jwt, "company", company) != 0) ||
       jwt_add_grant_int (jwt, "iat", (long) now) != 0 ||
       jwt_add_grant_int (jwt, "exp", (long) (now + ttl_s)) != 0 ||

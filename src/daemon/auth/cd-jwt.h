@@ -29,8 +29,7 @@ void cd_jwt_keys_free (CdJwtKeys *keys);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdJwtKeys, cd_jwt_keys_free)
 gboolean cd_jwt_keys_add (CdJwtKeys *keys, const char *kid, const guint8 *secret, gsize length,
                           GError **error);
-gboolean cd_jwt_keys_load_file (CdJwtKeys *keys, const char *path, gboolean create,
-                                GError **error);
+gboolean cd_jwt_keys_load_file (CdJwtKeys *keys, const char *path, gboolean create, GError **error);
 const char *cd_jwt_keys_get_active_kid (CdJwtKeys *keys);
 
 char *cd_jwt_sign (CdJwtKeys *keys, const char *sub, const char *role, const char *company,

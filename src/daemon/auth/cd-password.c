@@ -204,9 +204,8 @@ hash_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cance
 }
 
 void
-cd_password_hash_async (CdPasswordPolicy *policy, const char *password,
-                        GCancellable *cancellable, GAsyncReadyCallback callback,
-                        gpointer user_data)
+cd_password_hash_async (CdPasswordPolicy *policy, const char *password, GCancellable *cancellable,
+                        GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
   Work *work = g_new0 (Work, 1);

@@ -14,11 +14,11 @@
 #include <string.h>
 
 /* KEYS: account, address. ARGV: window. Returns both counts. */
-#define RATE_LIMIT_SCRIPT                                                                        \
-  "local a = redis.call('INCR', KEYS[1]) "                                                       \
-  "if a == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "                                   \
-  "local b = redis.call('INCR', KEYS[2]) "                                                       \
-  "if b == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end "                                   \
+#define RATE_LIMIT_SCRIPT                                      \
+  "local a = redis.call('INCR', KEYS[1]) "                     \
+  "if a == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end " \
+  "local b = redis.call('INCR', KEYS[2]) "                     \
+  "if b == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end " \
   "return {a, b}"
 
 static const CdField login_fields[] = {
@@ -78,8 +78,7 @@ company_usable (const char *status, GError **error)
 {
   if (status == NULL || g_str_equal (status, "approved") || g_str_equal (status, "pending"))
     return TRUE;
-  g_set_error (error, CD_AUTH_ERROR, CD_AUTH_ERROR_ACCOUNT_DISABLED, "the company is %s",
-               status);
+  g_set_error (error, CD_AUTH_ERROR, CD_AUTH_ERROR_ACCOUNT_DISABLED, "the company is %s", status);
   return FALSE;
 }
 
@@ -90,9 +89,9 @@ respond_tokens (CdApiCall *call, const char *user_id, const char *role, const ch
 {
   g_autoptr (GError) error = NULL;
   CdApi *api = call->api;
-  g_autofree char *access = cd_jwt_sign (api->keys, user_id, role, company_id,
-                                         g_get_real_time () / G_USEC_PER_SEC,
-                                         api->settings.access_ttl_s, &error);
+  g_autofree char *access =
+      cd_jwt_sign (api->keys, user_id, role, company_id, g_get_real_time () / G_USEC_PER_SEC,
+                   api->settings.access_ttl_s, &error);
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autoptr (JsonNode) body = NULL;
 
@@ -170,8 +169,8 @@ on_password_checked (GObject *source, GAsyncResult *result, gpointer user_data)
   hash = cd_api_hash_token (l->refresh_token);
   ttl = g_strdup_printf ("%u", api->settings.refresh_ttl_s);
   {
-    const char *params[] = { l->user_id, l->company_id, hash, ttl, call->client_address,
-                             call->request_id };
+    const char *params[] = { l->user_id, l->company_id,        hash,
+                             ttl,        call->client_address, call->request_id };
     CdPgScope scope = { NULL, TRUE };
     cd_pg_pool_query_scoped_async (
         api->pool, &scope,
@@ -232,8 +231,7 @@ on_rate_checked (GObject *source, GAsyncResult *result, gpointer user_data)
   }
   if (reply->elements[0]->integer > settings->login_limit_per_account ||
       reply->elements[1]->integer > settings->login_limit_per_address) {
-    g_info ("login rate limit reached for %s (request %s)", call->client_address,
-            call->request_id);
+    g_info ("login rate limit reached for %s (request %s)", call->client_address, call->request_id);
     fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_RATE_LIMITED, "too many login attempts; retry later");
     return;
   }
@@ -251,8 +249,8 @@ handle_login (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonObject) body = cd_http_request_read_json (request, login_fields,
-                                                           G_N_ELEMENTS (login_fields), &error);
+  g_autoptr (JsonObject) body =
+      cd_http_request_read_json (request, login_fields, G_N_ELEMENTS (login_fields), &error);
   CdApiCall *call;
   Login *l;
   g_autofree char *lower = NULL;
@@ -277,8 +275,8 @@ handle_login (CdHttpRequest *request, gpointer user_data)
   account = g_strdup (l->account_key);
   address = g_strconcat ("cd:rl:login:address:", call->client_address, NULL);
   window = g_strdup_printf ("%u", api->settings.login_limit_window_s);
-  cd_redis_commandv_async (api->redis, NULL, on_rate_checked, call, "EVAL", RATE_LIMIT_SCRIPT,
-                           "2", account, address, window, NULL);
+  cd_redis_commandv_async (api->redis, NULL, on_rate_checked, call, "EVAL", RATE_LIMIT_SCRIPT, "2",
+                           account, address, window, NULL);
 }
 
 /* ---- refresh: rotate in one statement; a token used twice revokes its family ---- */
@@ -306,8 +304,8 @@ on_family_revoked (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
 
   if (res && PQntuples (res) > 0 && g_str_equal (PQgetvalue (res, 0, 0), "t"))
-    g_message ("refresh token reused (request %s from %s): its family is revoked",
-               call->request_id, call->client_address);
+    g_message ("refresh token reused (request %s from %s): its family is revoked", call->request_id,
+               call->client_address);
   fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_TOKEN_INVALID,
         "the refresh token is not valid; log in again");
 }
@@ -360,8 +358,8 @@ handle_refresh (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonObject) body = cd_http_request_read_json (request, refresh_fields,
-                                                           G_N_ELEMENTS (refresh_fields), &error);
+  g_autoptr (JsonObject) body =
+      cd_http_request_read_json (request, refresh_fields, G_N_ELEMENTS (refresh_fields), &error);
   CdApiCall *call;
   Refresh *r;
   g_autofree char *new_hash = NULL;
@@ -419,8 +417,8 @@ handle_logout (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonObject) body = cd_http_request_read_json (request, refresh_fields,
-                                                           G_N_ELEMENTS (refresh_fields), &error);
+  g_autoptr (JsonObject) body =
+      cd_http_request_read_json (request, refresh_fields, G_N_ELEMENTS (refresh_fields), &error);
   CdApiCall *call;
   g_autofree char *hash = NULL;
   CdPgScope scope = { NULL, TRUE };

@@ -67,19 +67,18 @@ cd_api_call_new (CdApi *api, CdHttpRequest *request)
   CdApiCall *call = g_new0 (CdApiCall, 1);
 
   call->api = api;
-  call->msg = g_object_ref (request->msg);
+  cd_paused_message_init (&call->paused, request->msg);
+  call->msg = call->paused.msg;
   call->request_id = g_strdup (request->request_id);
   call->client_address = g_strdup (cd_api_client_address (request->msg));
   call->params = request->params ? g_hash_table_ref (request->params) : NULL;
-  soup_server_message_pause (request->msg);
   return call;
 }
 
 static void
 call_free (CdApiCall *call)
 {
-  soup_server_message_unpause (call->msg);
-  g_object_unref (call->msg);
+  cd_paused_message_release (&call->paused);
   g_free (call->request_id);
   g_free (call->client_address);
   g_clear_pointer (&call->caller, cd_jwt_claims_free);

@@ -33,7 +33,8 @@ typedef struct {
 /* One request being answered asynchronously; its message is paused. */
 typedef struct {
   CdApi *api;
-  SoupServerMessage *msg;
+  CdPausedMessage paused;
+  SoupServerMessage *msg; /* paused.msg */
   char *request_id;
   char *client_address;
   CdJwtClaims *caller; /* NULL on public routes */

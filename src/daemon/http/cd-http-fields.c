@@ -26,8 +26,7 @@ cd_is_email (const char *text)
   if (n < 3 || n > 254 || !g_utf8_validate (text, -1, NULL))
     return FALSE;
   at = strchr (text, '@');
-  if (at == NULL || at == text || at[1] == '\0' || strchr (at + 1, '@') != NULL ||
-      at - text > 64)
+  if (at == NULL || at == text || at[1] == '\0' || strchr (at + 1, '@') != NULL || at - text > 64)
     return FALSE;
   for (const char *p = text; *p; p++) {
     if ((guchar) *p <= ' ' || *p == 0x7f || *p == '<' || *p == '>' || *p == '"' || *p == ',')
@@ -64,9 +63,8 @@ check_string (JsonNode *node, const CdField *f, GError **error)
   s = json_node_get_string (node);
   if (f->type == CD_FIELD_SECRET) {
     if ((gint64) strlen (s) < f->min || (gint64) strlen (s) > f->max) {
-      g_autofree char *why = g_strdup_printf ("must have %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT
-                                              " bytes",
-                                              f->min, f->max);
+      g_autofree char *why = g_strdup_printf (
+          "must have %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT " bytes", f->min, f->max);
       return field_error (error, f->name, why);
     }
     return TRUE;
@@ -81,9 +79,8 @@ check_string (JsonNode *node, const CdField *f, GError **error)
     return cd_is_uuid (s) ? TRUE : field_error (error, f->name, "is not a UUID");
   length = g_utf8_strlen (s, -1);
   if (length < f->min || length > f->max) {
-    g_autofree char *why = g_strdup_printf ("must have %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT
-                                            " characters",
-                                            f->min, f->max);
+    g_autofree char *why = g_strdup_printf (
+        "must have %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT " characters", f->min, f->max);
     return field_error (error, f->name, why);
   }
   return TRUE;
@@ -129,9 +126,8 @@ cd_fields_validate (JsonObject *object, const CdField *fields, gsize n_fields, G
         return field_error (error, f->name, "must be a whole number");
       v = json_node_get_int (node);
       if (v < f->min || v > f->max) {
-        g_autofree char *why = g_strdup_printf ("must be from %" G_GINT64_FORMAT
-                                                " to %" G_GINT64_FORMAT,
-                                                f->min, f->max);
+        g_autofree char *why = g_strdup_printf (
+            "must be from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT, f->min, f->max);
         return field_error (error, f->name, why);
       }
       break;
@@ -148,9 +144,8 @@ cd_fields_validate (JsonObject *object, const CdField *fields, gsize n_fields, G
       array = json_node_get_array (node);
       n = json_array_get_length (array);
       if (n < f->min || n > f->max) {
-        g_autofree char *why = g_strdup_printf ("must have %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT
-                                                " elements",
-                                                f->min, f->max);
+        g_autofree char *why = g_strdup_printf (
+            "must have %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT " elements", f->min, f->max);
         return field_error (error, f->name, why);
       }
       for (guint i = 0; i < n; i++) {
@@ -166,9 +161,8 @@ cd_fields_validate (JsonObject *object, const CdField *fields, gsize n_fields, G
         return field_error (error, f->name, "must be an object");
       n = json_object_get_size (json_node_get_object (node));
       if (n < f->min || n > f->max) {
-        g_autofree char *why = g_strdup_printf ("must have %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT
-                                                " members",
-                                                f->min, f->max);
+        g_autofree char *why = g_strdup_printf (
+            "must have %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT " members", f->min, f->max);
         return field_error (error, f->name, why);
       }
       break;
@@ -208,8 +202,8 @@ cd_http_request_read_json (CdHttpRequest *request, const CdField *fields, gsize 
     return NULL;
   }
   body = soup_message_body_flatten (soup_server_message_get_request_body (request->msg));
-  object = cd_json_parse_object (g_bytes_get_data (body, NULL), g_bytes_get_size (body), &limits,
-                                 error);
+  object =
+      cd_json_parse_object (g_bytes_get_data (body, NULL), g_bytes_get_size (body), &limits, error);
   if (object == NULL)
     return NULL;
   if (!cd_fields_validate (object, fields, n_fields, error))

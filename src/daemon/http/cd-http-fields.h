@@ -10,11 +10,11 @@
 G_BEGIN_DECLS
 
 typedef enum {
-  CD_FIELD_STRING,       /* min/max: length in characters */
-  CD_FIELD_EMAIL,        /* 3..254 bytes, one @, no spaces or controls */
-  CD_FIELD_SECRET,       /* a string never echoed in errors; min/max: bytes */
+  CD_FIELD_STRING, /* min/max: length in characters */
+  CD_FIELD_EMAIL,  /* 3..254 bytes, one @, no spaces or controls */
+  CD_FIELD_SECRET, /* a string never echoed in errors; min/max: bytes */
   CD_FIELD_UUID,
-  CD_FIELD_INT,          /* min/max: value */
+  CD_FIELD_INT, /* min/max: value */
   CD_FIELD_BOOL,
   CD_FIELD_STRING_ARRAY, /* min/max: element count; elements 1..200 characters */
   CD_FIELD_OBJECT,       /* min/max: member count */
@@ -28,14 +28,10 @@ typedef struct {
   gint64 max;
 } CdField;
 
-gboolean cd_fields_validate (JsonObject    *object,
-                             const CdField *fields,
-                             gsize          n_fields,
-                             GError       **error);
-JsonObject *cd_http_request_read_json (CdHttpRequest *request,
-                                       const CdField *fields,
-                                       gsize          n_fields,
-                                       GError       **error);
+gboolean cd_fields_validate (JsonObject *object, const CdField *fields, gsize n_fields,
+                             GError **error);
+JsonObject *cd_http_request_read_json (CdHttpRequest *request, const CdField *fields,
+                                       gsize n_fields, GError **error);
 gboolean cd_is_email (const char *text);
 
 G_END_DECLS

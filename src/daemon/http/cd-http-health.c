@@ -17,7 +17,8 @@ struct _CdHttpHealth {
 };
 
 typedef struct {
-  SoupServerMessage *msg;
+  CdPausedMessage paused;
+  SoupServerMessage *msg; /* paused.msg */
   char *request_id;
   int outstanding;
   char *postgres; /* NULL: ok, else why not */
@@ -76,8 +77,7 @@ ready_check_answer (ReadyCheck *check)
   if (!ok)
     soup_message_headers_set_content_type (soup_server_message_get_response_headers (check->msg),
                                            "application/problem+json", NULL);
-  soup_server_message_unpause (check->msg);
-  g_object_unref (check->msg);
+  cd_paused_message_release (&check->paused);
   g_free (check->request_id);
   g_free (check->postgres);
   g_free (check->redis);
@@ -137,10 +137,10 @@ handle_readyz (CdHttpRequest *request, gpointer user_data)
   CdHttpHealth *health = user_data;
   ReadyCheck *check = g_new0 (ReadyCheck, 1);
 
-  check->msg = g_object_ref (request->msg);
+  cd_paused_message_init (&check->paused, request->msg);
+  check->msg = check->paused.msg;
   check->request_id = g_strdup (request->request_id);
   check->outstanding = 1;
-  soup_server_message_pause (request->msg);
 
   if (health->readiness && !health->readiness (health->readiness_data, &check->daemon) &&
       check->daemon == NULL)

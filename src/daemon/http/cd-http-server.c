@@ -51,16 +51,31 @@ new_request_id (void)
   return g_strdup_printf ("%08x%08x", g_random_int (), g_random_int ());
 }
 
+/* Methods as metric labels: known ones, the rest "other", so clients cannot
+ * add series or break the exposition format. */
+static const char *
+method_label (const char *method)
+{
+  static const char *known[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", NULL };
+
+  for (gsize i = 0; method && known[i]; i++) {
+    if (g_str_equal (method, known[i]))
+      return known[i];
+  }
+  return "other";
+}
+
 static const char *
 message_request_id (SoupServerMessage *msg)
 {
   return g_object_get_data (G_OBJECT (msg), DATA_REQUEST_ID);
 }
 
+/* Counted once the request line and headers are in: libsoup also starts a
+ * message for a connection that never sends anything. */
 static void
-on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
+mark_started (CdHttpServer *self, SoupServerMessage *msg)
 {
-  CdHttpServer *self = user_data;
   gint64 *started = g_new (gint64, 1);
 
   *started = g_get_monotonic_time ();
@@ -78,7 +93,6 @@ finish_request (CdHttpServer *self, SoupServerMessage *msg, gboolean aborted)
   guint status = soup_server_message_get_status (msg);
   double seconds = started ? (g_get_monotonic_time () - *started) / 1e6 : 0;
   g_autofree char *route_label = cd_metrics_escape_label (route ? route : "unmatched");
-  g_autofree char *method_label = cd_metrics_escape_label (method ? method : "?");
   g_autofree char *labels = NULL;
   g_autofree char *status_text = g_strdup_printf ("%u", status);
   g_autofree char *duration = g_strdup_printf ("%.2f", seconds * 1000);
@@ -89,8 +103,8 @@ finish_request (CdHttpServer *self, SoupServerMessage *msg, gboolean aborted)
   g_object_set_data (G_OBJECT (msg), DATA_STARTED, NULL);
   self->in_flight--;
 
-  labels = g_strdup_printf ("route=\"%s\",method=\"%s\",status=\"%u\"", route_label, method_label,
-                            status);
+  labels = g_strdup_printf ("route=\"%s\",method=\"%s\",status=\"%u\"", route_label,
+                            method_label (method), status);
   cd_metrics_add (self->metrics, "calldocker_http_requests_total", labels, 1);
   g_free (labels);
   labels = g_strdup_printf ("route=\"%s\"", route_label);
@@ -165,7 +179,7 @@ refuse_unread (CdHttpServer *self, SoupServerMessage *msg, const char *request_i
   g_string_append_len (response, g_bytes_get_data (body, NULL), (gssize) g_bytes_get_size (body));
 
   labels = g_strdup_printf ("route=\"unmatched\",method=\"%s\",status=\"%u\"",
-                            soup_server_message_get_method (msg), status);
+                            method_label (soup_server_message_get_method (msg)), status);
   cd_metrics_add (self->metrics, "calldocker_http_requests_total", labels, 1);
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO, "REQUEST_ID", request_id, "HTTP_STATUS",
                     "refused", "MESSAGE", "%s %s %u (refused before the body: %s)",
@@ -194,6 +208,7 @@ on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
       incoming && request_id_is_acceptable (incoming) ? g_strdup (incoming) : new_request_id ();
   SoupEncoding encoding = soup_message_headers_get_encoding (headers);
 
+  mark_started (self, msg);
   g_object_set_data_full (G_OBJECT (msg), DATA_REQUEST_ID, request_id, g_free);
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "X-Request-Id",
                                 request_id);
@@ -314,7 +329,6 @@ cd_http_server_new (CdMetrics *metrics, guint64 max_body_bytes)
   self->soup = soup_server_new ("server-header", "calldockerd", NULL);
   soup_server_add_early_handler (self->soup, NULL, on_early, self, NULL);
   soup_server_add_handler (self->soup, NULL, on_request, self, NULL);
-  g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (on_request_finished), self);
   g_signal_connect (self->soup, "request-aborted", G_CALLBACK (on_request_aborted), self);
 
@@ -389,4 +403,50 @@ gboolean
 cd_http_server_is_stopped (CdHttpServer *self)
 {
   return self->stopped;
+}
+
+static void
+on_paused_message_gone (SoupServerMessage *msg, gpointer user_data)
+{
+  ((CdPausedMessage *) user_data)->gone = TRUE;
+}
+
+/**
+ * cd_paused_message_init:
+ *
+ * Pauses @msg and watches for its connection going away.
+ */
+void
+cd_paused_message_init (CdPausedMessage *paused, SoupServerMessage *msg)
+{
+  paused->msg = g_object_ref (msg);
+  paused->gone = FALSE;
+  paused->finished_id =
+      g_signal_connect (msg, "finished", G_CALLBACK (on_paused_message_gone), paused);
+  paused->disconnected_id =
+      g_signal_connect (msg, "disconnected", G_CALLBACK (on_paused_message_gone), paused);
+  soup_server_message_pause (msg);
+}
+
+gboolean
+cd_paused_message_is_gone (CdPausedMessage *paused)
+{
+  return paused->gone;
+}
+
+/**
+ * cd_paused_message_release:
+ *
+ * Sends what was set on the message, unless its connection is gone.
+ */
+void
+cd_paused_message_release (CdPausedMessage *paused)
+{
+  if (paused->msg == NULL)
+    return;
+  g_clear_signal_handler (&paused->finished_id, paused->msg);
+  g_clear_signal_handler (&paused->disconnected_id, paused->msg);
+  if (!paused->gone)
+    soup_server_message_unpause (paused->msg);
+  g_clear_object (&paused->msg);
 }

@@ -13,6 +13,19 @@ G_BEGIN_DECLS
 #define CD_TYPE_HTTP_SERVER (cd_http_server_get_type ())
 G_DECLARE_FINAL_TYPE (CdHttpServer, cd_http_server, CD, HTTP_SERVER, GObject)
 
+/* A message answered later: paused now, and safe to answer even when the
+ * client or the server's shutdown has dropped the connection meanwhile. */
+typedef struct {
+  SoupServerMessage *msg;
+  gboolean gone;
+  gulong finished_id;
+  gulong disconnected_id;
+} CdPausedMessage;
+
+void cd_paused_message_init (CdPausedMessage *paused, SoupServerMessage *msg);
+gboolean cd_paused_message_is_gone (CdPausedMessage *paused);
+void cd_paused_message_release (CdPausedMessage *paused);
+
 CdHttpServer *cd_http_server_new (CdMetrics *metrics, guint64 max_body_bytes);
 gboolean cd_http_server_add_route (CdHttpServer *self, const char *method, const char *pattern,
                                    CdHttpHandler handler, gpointer user_data, GError **error);

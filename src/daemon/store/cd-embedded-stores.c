@@ -8,6 +8,7 @@
 #include "cd-embedded-stores.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <grp.h>
 #include <pwd.h>
@@ -267,7 +268,12 @@ child_spawn (Child *child)
   }
   /* the servers' own logs stay out of the daemon's output */
   g_subprocess_launcher_set_flags (launcher, G_SUBPROCESS_FLAGS_STDERR_MERGE);
-  g_subprocess_launcher_set_stdout_file_path (launcher, child->log_path);
+  {
+    /* appended, so a crash's last words survive the restart */
+    int fd = g_open (child->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0)
+      g_subprocess_launcher_take_stdout_fd (launcher, fd);
+  }
   g_ptr_array_add (argv, NULL);
 
   child->process =

@@ -262,14 +262,16 @@ conn_collect_pipeline (PgConn *pc)
         PQclear (extra);
       }
       pc->current = NULL;
-      request_complete (req);
-      if (pc->conn && pc->current == NULL && PQtransactionStatus (pc->conn) != PQTRANS_IDLE) {
-        /* the statement failed: the transaction waits for its ROLLBACK */
+      if (PQtransactionStatus (pc->conn) != PQTRANS_IDLE) {
+        /* the statement failed: end the transaction before anyone (the
+         * callback below included) can use the connection again */
         PgRequest *rollback = g_new0 (PgRequest, 1);
         rollback->sql = g_strdup ("ROLLBACK");
         conn_run (pc, rollback);
+        request_complete (req);
         return;
       }
+      request_complete (req);
       if (pc->conn && pc->current == NULL)
         conn_became_idle (pc);
       return;
@@ -535,7 +537,8 @@ pool_find_idle (CdPgPool *self)
 {
   for (guint i = 0; i < self->conns->len; i++) {
     PgConn *pc = g_ptr_array_index (self->conns, i);
-    if (pc->state == CONN_READY && pc->setup_done && !pc->leased && pc->current == NULL)
+    if (pc->state == CONN_READY && pc->setup_done && !pc->leased && pc->current == NULL &&
+        PQtransactionStatus (pc->conn) == PQTRANS_IDLE)
       return pc;
   }
   return NULL;
@@ -549,7 +552,7 @@ pool_dispatch (CdPgPool *self)
   while (!g_queue_is_empty (&self->waiting) && (pc = pool_find_idle (self)) != NULL) {
     PgRequest *req = g_queue_pop_head (&self->waiting);
 
-    g_clear_handle_id (&req->timeout_id, g_source_remove);
+    /* the deadline keeps running: it covers the wait and the answer */
     if (req->task && g_task_return_error_if_cancelled (req->task)) {
       request_free (req);
       continue;
@@ -583,9 +586,14 @@ on_request_timeout (gpointer user_data)
     request_fail (req, g_error_new (CD_STORE_ERROR, CD_STORE_ERROR_TIMED_OUT,
                                     "no PostgreSQL connection became free in time"));
   } else {
-    /* The server's statement_timeout should have fired first; the connection
-     * is not trusted any more. */
-    conn_lost (req->conn, "query did not answer in time");
+    /* The server's statement_timeout should have fired first: the server or
+     * the network is stuck, so the connection is not trusted any more. */
+    PgConn *pc = req->conn;
+    if (pc->current == req)
+      pc->current = NULL;
+    request_fail (req, g_error_new (CD_STORE_ERROR, CD_STORE_ERROR_TIMED_OUT,
+                                    "PostgreSQL did not answer in time"));
+    conn_lost (pc, "query did not answer in time");
   }
   return G_SOURCE_REMOVE;
 }
