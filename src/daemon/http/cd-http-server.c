@@ -129,21 +129,69 @@ on_request_aborted (SoupServer *soup, SoupServerMessage *msg, gpointer user_data
   finish_request (user_data, msg, TRUE);
 }
 
+/* After a refusal, what the client still sends is read and dropped, up to a
+ * bound, so that it can finish writing and read the answer (a lingering
+ * close); then the connection closes. */
+#define DRAIN_MAX_BYTES   (16 * 1024 * 1024)
+#define DRAIN_MAX_SECONDS 5
+
 typedef struct {
   GIOStream *stream;
   char *text;
+  char buffer[16384];
+  gsize drained;
+  GCancellable *cancellable;
+  guint timeout_id;
 } Refusal;
+
+static void
+refusal_close (Refusal *refusal)
+{
+  g_clear_handle_id (&refusal->timeout_id, g_source_remove);
+  g_io_stream_close_async (refusal->stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  g_object_unref (refusal->stream);
+  g_object_unref (refusal->cancellable);
+  g_free (refusal->text);
+  g_free (refusal);
+}
+
+static gboolean
+on_drain_timeout (gpointer user_data)
+{
+  Refusal *refusal = user_data;
+
+  refusal->timeout_id = 0;
+  g_cancellable_cancel (refusal->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_drained (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Refusal *refusal = user_data;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
+
+  if (n <= 0 || (refusal->drained += (gsize) n) > DRAIN_MAX_BYTES) {
+    refusal_close (refusal);
+    return;
+  }
+  g_input_stream_read_async (G_INPUT_STREAM (source), refusal->buffer, sizeof refusal->buffer,
+                             G_PRIORITY_LOW, refusal->cancellable, on_drained, refusal);
+}
 
 static void
 on_refusal_written (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   Refusal *refusal = user_data;
 
-  g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL);
-  g_io_stream_close_async (refusal->stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
-  g_object_unref (refusal->stream);
-  g_free (refusal->text);
-  g_free (refusal);
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL)) {
+    refusal_close (refusal);
+    return;
+  }
+  refusal->timeout_id = g_timeout_add_seconds (DRAIN_MAX_SECONDS, on_drain_timeout, refusal);
+  g_input_stream_read_async (g_io_stream_get_input_stream (refusal->stream), refusal->buffer,
+                             sizeof refusal->buffer, G_PRIORITY_LOW, refusal->cancellable,
+                             on_drained, refusal);
 }
 
 /* Answers before the body is read and closes the connection: libsoup would
@@ -189,6 +237,7 @@ refuse_unread (CdHttpServer *self, SoupServerMessage *msg, const char *request_i
   self->in_flight--;
 
   refusal = g_new0 (Refusal, 1);
+  refusal->cancellable = g_cancellable_new ();
   refusal->stream = soup_server_message_steal_connection (msg);
   length = response->len;
   refusal->text = g_string_free (response, FALSE);
