@@ -67,8 +67,8 @@ assert_problem (const char *body, const char *slug)
 static JsonObject *
 login (const char *email, const char *password, guint expect)
 {
-  g_autofree char *json = g_strdup_printf ("{\"email\":\"%s\",\"password\":\"%s\"}", email,
-                                           password);
+  g_autofree char *json =
+      g_strdup_printf ("{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
   g_autofree char *body = NULL;
 
   g_assert_cmpuint (post ("/api/v1/auth/login", json, &body, NULL), ==, expect);
@@ -282,9 +282,9 @@ test_rate_limited (void)
   for (int i = 0; i < 5; i++) {
     g_autoptr (JsonObject) refused = login ("limited@alpha.test", "wrong password", 401);
   }
-  status = post ("/api/v1/auth/login",
-                 "{\"email\":\"limited@alpha.test\",\"password\":\"" PASSWORD "\"}", &body,
-                 &headers);
+  status =
+      post ("/api/v1/auth/login",
+            "{\"email\":\"limited@alpha.test\",\"password\":\"" PASSWORD "\"}", &body, &headers);
   g_assert_cmpuint (status, ==, 429);
   assert_problem (body, "rate-limited");
   g_assert_nonnull (g_hash_table_lookup (headers, "retry-after"));
@@ -293,11 +293,11 @@ test_rate_limited (void)
 static void
 seed_accounts (void)
 {
-  g_autofree char *conninfo = g_strdup_printf ("host=%s/postgres dbname=calldocker user=calldocker",
-                                               state);
+  g_autofree char *conninfo =
+      g_strdup_printf ("host=%s/postgres dbname=calldocker user=calldocker", state);
   g_autoptr (CdPgPool) owner = cd_pg_pool_new (conninfo, 1, 10000, 20, 200);
-  g_autoptr (CdPasswordPolicy) policy = cd_password_policy_new (19 * 1024 * 1024, 2, 10, NULL,
-                                                                NULL);
+  g_autoptr (CdPasswordPolicy) policy =
+      cd_password_policy_new (19 * 1024 * 1024, 2, 10, NULL, NULL);
   g_autofree char *hash = cd_password_hash (policy, PASSWORD, NULL);
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;

@@ -8,6 +8,7 @@
 #include "../auth/cd-auth-error.h"
 #include "../../common/cd-json.h"
 #include "cd-http-problem.h"
+#include "cd-http-fields.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -146,5 +147,169 @@ cd_api_hash_token (const char *token)
 gboolean
 cd_api_register (CdApi *api, CdHttpServer *server, GError **error)
 {
-  return cd_api_auth_register (api, server, error);
+  return cd_api_auth_register (api, server, error) &&
+         cd_api_companies_register (api, server, error) &&
+         cd_api_users_register (api, server, error);
+}
+
+static CdRoles
+role_flag (const char *role)
+{
+  if (g_str_equal (role, "superadmin"))
+    return CD_ROLE_SUPERADMIN;
+  if (g_str_equal (role, "company_admin"))
+    return CD_ROLE_COMPANY_ADMIN;
+  return CD_ROLE_AGENT;
+}
+
+/**
+ * cd_api_guard:
+ * @roles: who may call the route
+ * @company_param: (nullable): the path parameter naming a company; callers
+ *   other than the super admin may only name their own
+ *
+ * Another company's id answers 404, exactly as an id that does not exist:
+ * nothing tells one company about another.
+ *
+ * Returns: (transfer full): the caller, or %NULL with @error
+ */
+CdJwtClaims *
+cd_api_guard (CdApi *api, CdHttpRequest *request, CdRoles roles, const char *company_param,
+              GError **error)
+{
+  g_autoptr (CdJwtClaims) claims = cd_api_authenticate (api, request, error);
+  const char *company;
+
+  if (claims == NULL)
+    return NULL;
+  if (company_param != NULL) {
+    company = g_hash_table_lookup (request->params, company_param);
+    if (company == NULL || !cd_is_uuid (company) ||
+        (claims->company != NULL && g_ascii_strcasecmp (company, claims->company) != 0)) {
+      g_set_error_literal (error, CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such company");
+      return NULL;
+    }
+  }
+  if (!(role_flag (claims->role) & roles)) {
+    g_set_error (error, CD_AUTH_ERROR, CD_AUTH_ERROR_FORBIDDEN, "a %s may not do this",
+                 claims->role);
+    return NULL;
+  }
+  return g_steal_pointer (&claims);
+}
+
+/* The super admin sees every company's rows; anyone else their company's. */
+CdPgScope
+cd_api_scope_of (const CdJwtClaims *claims)
+{
+  CdPgScope scope = { claims->company, claims->company == NULL };
+
+  return scope;
+}
+
+/**
+ * cd_api_call_respond_rows:
+ *
+ * Answers with the JSON text in the first column of the first row, or 404
+ * when there is no row.
+ */
+void
+cd_api_call_respond_rows (CdApiCall *call, guint status, PGresult *res)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) body = NULL;
+
+  if (PQntuples (res) == 0 || PQgetisnull (res, 0, 0)) {
+    g_set_error_literal (&error, CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such resource");
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  body = json_from_string (PQgetvalue (res, 0, 0), &error);
+  if (body == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  cd_api_call_respond_json (call, status, body);
+}
+
+/**
+ * cd_api_call_respond_page:
+ *
+ * Answers a list: the first column holds {"items": [...], "next_cursor":
+ * "TIME|UUID" or null}; the cursor goes out opaque (base64url).
+ */
+void
+cd_api_call_respond_page (CdApiCall *call, PGresult *res)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) body = NULL;
+  JsonObject *object;
+  const char *raw;
+
+  if (PQntuples (res) == 0) {
+    g_set_error_literal (&error, CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such resource");
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  body = json_from_string (PQgetvalue (res, 0, 0), &error);
+  if (body == NULL || !JSON_NODE_HOLDS_OBJECT (body)) {
+    if (error == NULL)
+      g_set_error_literal (&error, CD_HTTP_ERROR, CD_HTTP_ERROR_INTERNAL, "not a page");
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  object = json_node_get_object (body);
+  raw = json_object_get_string_member_with_default (object, "next_cursor", NULL);
+  if (raw != NULL) {
+    g_autofree char *opaque = cd_base64url_encode ((const guint8 *) raw, strlen (raw));
+    json_object_set_string_member (object, "next_cursor", opaque);
+  }
+  cd_api_call_respond_json (call, 200, body);
+}
+
+/**
+ * cd_api_page_params:
+ * @limit: (out): ?limit=, 1..100, default 50
+ * @cursor_time: (out): from ?cursor=, or %NULL for the first page
+ *
+ * Reads the pagination parameters of a list route.
+ */
+gboolean
+cd_api_page_params (CdHttpRequest *request, guint *limit, char **cursor_time, char **cursor_id,
+                    GError **error)
+{
+  const char *l = request->query ? g_hash_table_lookup (request->query, "limit") : NULL;
+  const char *c = request->query ? g_hash_table_lookup (request->query, "cursor") : NULL;
+  guint64 v = 50;
+
+  *cursor_time = NULL;
+  *cursor_id = NULL;
+  if (l != NULL && !g_ascii_string_to_unsigned (l, 10, 1, 100, &v, NULL)) {
+    g_set_error_literal (error, CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                         "query parameter 'limit': must be from 1 to 100");
+    return FALSE;
+  }
+  *limit = (guint) v;
+  if (c != NULL) {
+    gsize n = 0;
+    g_autofree guint8 *raw = strlen (c) < 200 ? cd_base64url_decode (c, strlen (c), &n) : NULL;
+    char *bar = raw ? strchr ((char *) raw, '|') : NULL;
+    if (bar == NULL || !cd_is_uuid (bar + 1) || bar - (char *) raw > 40) {
+      g_set_error_literal (error, CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                           "query parameter 'cursor': not a cursor this API gave out");
+      return FALSE;
+    }
+    *cursor_time = g_strndup ((char *) raw, (gsize) (bar - (char *) raw));
+    {
+      g_autoptr (GDateTime) t = g_date_time_new_from_iso8601 (*cursor_time, NULL);
+      if (t == NULL) {
+        g_clear_pointer (cursor_time, g_free);
+        g_set_error_literal (error, CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                             "query parameter 'cursor': not a cursor this API gave out");
+        return FALSE;
+      }
+    }
+    *cursor_id = g_strdup (bar + 1);
+  }
+  return TRUE;
 }

@@ -46,6 +46,23 @@ typedef struct {
 
 gboolean cd_api_register (CdApi *api, CdHttpServer *server, GError **error);
 
+typedef enum {
+  CD_ROLE_SUPERADMIN = 1 << 0,
+  CD_ROLE_COMPANY_ADMIN = 1 << 1,
+  CD_ROLE_AGENT = 1 << 2,
+  CD_ROLE_ANY = 7,
+} CdRoles;
+
+CdJwtClaims *cd_api_guard (CdApi *api, CdHttpRequest *request, CdRoles roles,
+                           const char *company_param, GError **error);
+CdPgScope cd_api_scope_of (const CdJwtClaims *claims);
+void cd_api_call_respond_rows (CdApiCall *call, guint status, PGresult *res);
+void cd_api_call_respond_page (CdApiCall *call, PGresult *res);
+gboolean cd_api_page_params (CdHttpRequest *request, guint *limit, char **cursor_time,
+                             char **cursor_id, GError **error);
+gboolean cd_api_companies_register (CdApi *api, CdHttpServer *server, GError **error);
+gboolean cd_api_users_register (CdApi *api, CdHttpServer *server, GError **error);
+
 CdJwtClaims *cd_api_authenticate (CdApi *api, CdHttpRequest *request, GError **error);
 CdApiCall *cd_api_call_new (CdApi *api, CdHttpRequest *request);
 void cd_api_call_respond_json (CdApiCall *call, guint status, JsonNode *body);

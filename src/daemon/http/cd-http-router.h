@@ -11,6 +11,7 @@ typedef struct {
   const char *request_id;
   const char *route;  /* the matched pattern, e.g. /api/v1/companies/{id} */
   GHashTable *params; /* name -> decoded segment */
+  GHashTable *query;  /* name -> decoded value; may be NULL */
 } CdHttpRequest;
 
 typedef void (*CdHttpHandler) (CdHttpRequest *request, gpointer user_data);

@@ -320,6 +320,7 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
   request.request_id = request_id;
   request.route = pattern;
   request.params = params;
+  request.query = query;
   handler (&request, handler_data);
 }
 
