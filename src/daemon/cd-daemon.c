@@ -646,3 +646,27 @@ cd_daemon_get_uris (CdDaemon *self)
 {
   return self->http ? cd_http_server_get_uris (self->http) : NULL;
 }
+
+/**
+ * cd_daemon_list_routes:
+ *
+ * Registers every route on a server that never listens, and lists them:
+ * what docs/api/openapi.yaml must describe.
+ *
+ * Returns: (transfer full): "METHOD PATTERN" lines, sorted
+ */
+GStrv
+cd_daemon_list_routes (void)
+{
+  g_autoptr (CdMetrics) metrics = cd_metrics_new ();
+  g_autoptr (CdHttpServer) http = cd_http_server_new (metrics, 1024);
+  CdHttpHealth *health = cd_http_health_new (metrics, NULL, NULL, NULL, NULL);
+  CdApi api = { 0 };
+  GStrv routes;
+
+  if (!cd_http_health_register (health, http, NULL) || !cd_api_register (&api, http, NULL))
+    g_error ("the routes do not register");
+  routes = cd_http_server_list_routes (http);
+  cd_http_health_free (health);
+  return routes;
+}

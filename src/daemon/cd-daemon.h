@@ -19,5 +19,6 @@ int cd_daemon_get_exit_code (CdDaemon *self);
 gboolean cd_daemon_is_ready (CdDaemon *self);
 gboolean cd_daemon_is_stopping (CdDaemon *self);
 GSList *cd_daemon_get_uris (CdDaemon *self);
+GStrv cd_daemon_list_routes (void);
 
 G_END_DECLS

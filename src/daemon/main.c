@@ -68,6 +68,7 @@ main (int argc, char **argv)
   g_autofree char *password = NULL;
   gboolean version = FALSE;
   gboolean check_config = FALSE;
+  gboolean print_routes = FALSE;
   GOptionEntry entries[] = {
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path, "Read the configuration from FILE",
       "FILE" },
@@ -82,6 +83,8 @@ main (int argc, char **argv)
       "EMAIL" },
     { "password-file", 0, 0, G_OPTION_ARG_FILENAME, &password_file,
       "Read the password for --create-superadmin from FILE (its first line)", "FILE" },
+    { "print-routes", 0, 0, G_OPTION_ARG_NONE, &print_routes,
+      "Print every HTTP route (METHOD PATTERN) and exit", NULL },
     { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL },
   };
@@ -102,6 +105,13 @@ main (int argc, char **argv)
   }
   if (version) {
     g_print ("calldockerd %s\n", CD_VERSION);
+    return 0;
+  }
+
+  if (print_routes) {
+    g_auto (GStrv) routes = cd_daemon_list_routes ();
+    for (gsize i = 0; routes[i]; i++)
+      g_print ("%s\n", routes[i]);
     return 0;
   }
 

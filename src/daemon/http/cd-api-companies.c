@@ -15,16 +15,14 @@
 #include <string.h>
 
 /* What a company looks like in answers. */
-#define COMPANY_JSON                                                                             \
-  "json_build_object('id', c.id, 'name', c.name, 'slug', c.slug, 'status', c.status,"           \
-  " 'status_reason', c.status_reason, 'plan', c.plan, 'allowed_origins', c.allowed_origins,"    \
+#define COMPANY_JSON                                                                         \
+  "json_build_object('id', c.id, 'name', c.name, 'slug', c.slug, 'status', c.status,"        \
+  " 'status_reason', c.status_reason, 'plan', c.plan, 'allowed_origins', c.allowed_origins," \
   " 'settings', c.settings, 'created_at', c.created_at, 'updated_at', c.updated_at)"
 
 static const CdField signup_fields[] = {
-  { "company_name", CD_FIELD_STRING, TRUE, 1, 200 },
-  { "slug", CD_FIELD_STRING, FALSE, 1, 64 },
-  { "admin_name", CD_FIELD_STRING, TRUE, 1, 200 },
-  { "email", CD_FIELD_EMAIL, TRUE, 0, 0 },
+  { "company_name", CD_FIELD_STRING, TRUE, 1, 200 }, { "slug", CD_FIELD_STRING, FALSE, 1, 64 },
+  { "admin_name", CD_FIELD_STRING, TRUE, 1, 200 },   { "email", CD_FIELD_EMAIL, TRUE, 0, 0 },
   { "password", CD_FIELD_SECRET, TRUE, 1, 1024 },
 };
 
@@ -133,9 +131,10 @@ on_signup_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   {
-    const char *params[] = { s->company_name, s->slug, s->slug_given ? "t" : "f",
-                             s->admin_name, s->email, hash, call->client_address,
-                             call->request_id };
+    const char *params[] = {
+      s->company_name, s->slug, s->slug_given ? "t" : "f", s->admin_name,
+      s->email,        hash,    call->client_address,      call->request_id
+    };
     /* a derived slug that is taken gets a random suffix; a chosen one conflicts */
     cd_pg_pool_query_scoped_async (
         call->api->pool, &scope,
@@ -160,8 +159,8 @@ handle_signup (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonObject) body = cd_http_request_read_json (request, signup_fields,
-                                                           G_N_ELEMENTS (signup_fields), &error);
+  g_autoptr (JsonObject) body =
+      cd_http_request_read_json (request, signup_fields, G_N_ELEMENTS (signup_fields), &error);
   CdApiCall *call;
   Signup *s;
   const char *password;
@@ -250,14 +249,14 @@ handle_admin_list (CdHttpRequest *request, gpointer user_data)
 }
 
 typedef struct {
-  const char *action;   /* audit action */
-  const char *status;   /* new status */
-  const char *from;     /* allowed current statuses, SQL array literal */
+  const char *action; /* audit action */
+  const char *status; /* new status */
+  const char *from;   /* allowed current statuses, SQL array literal */
   gboolean needs_reason;
 } Decision;
 
-static const Decision approve = { "company.approved", "approved",
-                                  "{pending,rejected,suspended}", FALSE };
+static const Decision approve = { "company.approved", "approved", "{pending,rejected,suspended}",
+                                  FALSE };
 static const Decision reject = { "company.rejected", "rejected", "{pending}", TRUE };
 static const Decision suspend = { "company.suspended", "suspended", "{pending,approved}", TRUE };
 
@@ -273,8 +272,8 @@ on_decided (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   if (PQntuples (res) == 0) {
-    g_autoptr (GError) missing = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND,
-                                                      "no such company");
+    g_autoptr (GError) missing =
+        g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such company");
     cd_api_call_respond_error (call, missing);
     return;
   }
@@ -303,15 +302,14 @@ decide (CdHttpRequest *request, CdApi *api, const Decision *decision)
     cd_api_respond_auth_error (request, error);
     return;
   }
-  body = cd_http_request_read_json (request, decision_fields, G_N_ELEMENTS (decision_fields),
-                                    &error);
+  body =
+      cd_http_request_read_json (request, decision_fields, G_N_ELEMENTS (decision_fields), &error);
   if (body == NULL) {
     cd_http_respond_problem (request->msg, request->request_id, error);
     return;
   }
-  reason = json_object_has_member (body, "reason")
-               ? json_object_get_string_member (body, "reason")
-               : NULL;
+  reason = json_object_has_member (body, "reason") ? json_object_get_string_member (body, "reason")
+                                                   : NULL;
   if (decision->needs_reason && reason == NULL) {
     cd_http_respond_error (request->msg, request->request_id, CD_HTTP_ERROR_INVALID_FIELD,
                            "field 'reason': is required");
@@ -324,8 +322,10 @@ decide (CdHttpRequest *request, CdApi *api, const Decision *decision)
   }
   call = cd_api_call_new (api, request);
   {
-    const char *params[] = { id, decision->status, decision->from, reason, claims->sub,
-                             decision->action, call->client_address, call->request_id };
+    const char *params[] = {
+      id,          decision->status, decision->from,       reason,
+      claims->sub, decision->action, call->client_address, call->request_id
+    };
     cd_pg_pool_query_scoped_async (
         api->pool, &scope,
         "WITH cur AS (SELECT id, status FROM companies WHERE id = $1::uuid FOR UPDATE),"
@@ -365,8 +365,8 @@ handle_get_company (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims = cd_api_guard (
-      api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
+  g_autoptr (CdJwtClaims) claims =
+      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
   CdApiCall *call;
   CdPgScope scope;
 
@@ -390,8 +390,8 @@ handle_patch_company (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims = cd_api_guard (
-      api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
+  g_autoptr (CdJwtClaims) claims =
+      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
   g_autoptr (JsonObject) body = NULL;
   g_autofree char *origins = NULL;
   g_autofree char *theme = NULL;
@@ -403,8 +403,8 @@ handle_patch_company (CdHttpRequest *request, gpointer user_data)
     cd_api_respond_auth_error (request, error);
     return;
   }
-  body = cd_http_request_read_json (request, settings_fields, G_N_ELEMENTS (settings_fields),
-                                    &error);
+  body =
+      cd_http_request_read_json (request, settings_fields, G_N_ELEMENTS (settings_fields), &error);
   if (body == NULL) {
     cd_http_respond_problem (request->msg, request->request_id, error);
     return;
@@ -444,11 +444,15 @@ handle_patch_company (CdHttpRequest *request, gpointer user_data)
   call = cd_api_call_new (api, request);
   call->data = GUINT_TO_POINTER (200);
   {
-    const char *name = json_object_has_member (body, "name")
-                           ? json_object_get_string_member (body, "name")
-                           : NULL;
-    const char *params[] = { g_hash_table_lookup (request->params, "id"), name, origins,
-                             time_zone, theme, claims->sub, call->client_address,
+    const char *name =
+        json_object_has_member (body, "name") ? json_object_get_string_member (body, "name") : NULL;
+    const char *params[] = { g_hash_table_lookup (request->params, "id"),
+                             name,
+                             origins,
+                             time_zone,
+                             theme,
+                             claims->sub,
+                             call->client_address,
                              call->request_id };
     cd_pg_pool_query_scoped_async (
         api->pool, &scope,
@@ -471,16 +475,16 @@ cd_api_companies_register (CdApi *api, CdHttpServer *server, GError **error)
 {
   return cd_http_server_add_route (server, "POST", "/api/v1/companies", handle_signup, api,
                                    error) &&
-         cd_http_server_add_route (server, "GET", "/api/v1/admin/companies", handle_admin_list,
-                                   api, error) &&
+         cd_http_server_add_route (server, "GET", "/api/v1/admin/companies", handle_admin_list, api,
+                                   error) &&
          cd_http_server_add_route (server, "POST", "/api/v1/admin/companies/{id}/approve",
                                    handle_approve, api, error) &&
          cd_http_server_add_route (server, "POST", "/api/v1/admin/companies/{id}/reject",
                                    handle_reject, api, error) &&
          cd_http_server_add_route (server, "POST", "/api/v1/admin/companies/{id}/suspend",
                                    handle_suspend, api, error) &&
-         cd_http_server_add_route (server, "GET", "/api/v1/companies/{id}", handle_get_company,
-                                   api, error) &&
-         cd_http_server_add_route (server, "PATCH", "/api/v1/companies/{id}",
-                                   handle_patch_company, api, error);
+         cd_http_server_add_route (server, "GET", "/api/v1/companies/{id}", handle_get_company, api,
+                                   error) &&
+         cd_http_server_add_route (server, "PATCH", "/api/v1/companies/{id}", handle_patch_company,
+                                   api, error);
 }

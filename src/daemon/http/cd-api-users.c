@@ -13,7 +13,7 @@
 
 #include <string.h>
 
-#define USER_JSON                                                                                \
+#define USER_JSON                                                                               \
   "json_build_object('id', u.id, 'company_id', u.company_id, 'email', u.email, 'role', u.role," \
   " 'display_name', u.display_name, 'skills', u.skills, 'languages', u.languages,"              \
   " 'active', u.active, 'created_at', u.created_at, 'updated_at', u.updated_at)"
@@ -59,8 +59,8 @@ on_json_row (GObject *source, GAsyncResult *result, gpointer user_data)
   }
   if (GPOINTER_TO_UINT (call->data) == 204) {
     if (PQntuples (res) == 0) {
-      g_autoptr (GError) missing = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND,
-                                                        "no such user");
+      g_autoptr (GError) missing =
+          g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such user");
       cd_api_call_respond_error (call, missing);
       return;
     }
@@ -133,8 +133,8 @@ handle_list (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims = cd_api_guard (
-      api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
+  g_autoptr (CdJwtClaims) claims =
+      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
   g_autofree char *cursor_time = NULL;
   g_autofree char *cursor_id = NULL;
   g_autofree char *limit_text = NULL;
@@ -210,9 +210,9 @@ on_new_user_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   {
-    const char *params[] = { u->company, u->email, hash, u->role, u->display_name, u->skills,
-                             u->languages, call->caller->sub, call->client_address,
-                             call->request_id };
+    const char *params[] = { u->company,           u->email,        hash,         u->role,
+                             u->display_name,      u->skills,       u->languages, call->caller->sub,
+                             call->client_address, call->request_id };
     cd_pg_pool_query_scoped_async (
         call->api->pool, &scope,
         "WITH ins AS (INSERT INTO users (company_id, email, password_hash, role, display_name,"
@@ -232,8 +232,8 @@ handle_create (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims = cd_api_guard (
-      api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
+  g_autoptr (CdJwtClaims) claims =
+      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
   g_autoptr (JsonObject) body = NULL;
   CdApiCall *call;
   NewUser *u;
@@ -281,8 +281,8 @@ handle_get (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims = cd_api_guard (
-      api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
+  g_autoptr (CdJwtClaims) claims =
+      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
   CdApiCall *call;
   CdPgScope scope;
 
@@ -308,8 +308,8 @@ handle_update (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims = cd_api_guard (
-      api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
+  g_autoptr (CdJwtClaims) claims =
+      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
   g_autoptr (JsonObject) body = NULL;
   g_autofree char *skills = NULL;
   g_autofree char *languages = NULL;
@@ -334,9 +334,8 @@ handle_update (CdHttpRequest *request, gpointer user_data)
     const char *display_name = json_object_has_member (body, "display_name")
                                    ? json_object_get_string_member (body, "display_name")
                                    : NULL;
-    const char *role = json_object_has_member (body, "role")
-                           ? json_object_get_string_member (body, "role")
-                           : NULL;
+    const char *role =
+        json_object_has_member (body, "role") ? json_object_get_string_member (body, "role") : NULL;
     const char *active = json_object_has_member (body, "active")
                              ? (json_object_get_boolean_member (body, "active") ? "t" : "f")
                              : NULL;
@@ -373,8 +372,8 @@ handle_deactivate (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims = cd_api_guard (
-      api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
+  g_autoptr (CdJwtClaims) claims =
+      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
   CdApiCall *call;
   CdPgScope scope;
 
@@ -524,8 +523,8 @@ handle_change_password (CdHttpRequest *request, gpointer user_data)
     cd_api_respond_auth_error (request, error);
     return;
   }
-  body = cd_http_request_read_json (request, password_fields, G_N_ELEMENTS (password_fields),
-                                    &error);
+  body =
+      cd_http_request_read_json (request, password_fields, G_N_ELEMENTS (password_fields), &error);
   if (body == NULL) {
     cd_http_respond_problem (request->msg, request->request_id, error);
     return;
@@ -549,8 +548,8 @@ handle_change_password (CdHttpRequest *request, gpointer user_data)
 gboolean
 cd_api_users_register (CdApi *api, CdHttpServer *server, GError **error)
 {
-  return cd_http_server_add_route (server, "GET", "/api/v1/companies/{id}/users", handle_list,
-                                   api, error) &&
+  return cd_http_server_add_route (server, "GET", "/api/v1/companies/{id}/users", handle_list, api,
+                                   error) &&
          cd_http_server_add_route (server, "POST", "/api/v1/companies/{id}/users", handle_create,
                                    api, error) &&
          cd_http_server_add_route (server, "GET", "/api/v1/companies/{id}/users/{user_id}",

@@ -200,3 +200,28 @@ cd_http_router_match (CdHttpRouter *router, const char *method, const char *path
   }
   return CD_ROUTE_NO_PATH;
 }
+
+static int
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(char *const *) a, *(char *const *) b);
+}
+
+/**
+ * cd_http_router_list:
+ *
+ * Returns: (transfer full): "METHOD PATTERN" of every route, sorted
+ */
+GStrv
+cd_http_router_list (CdHttpRouter *router)
+{
+  GPtrArray *out = g_ptr_array_new ();
+
+  for (guint i = 0; i < router->routes->len; i++) {
+    Route *r = g_ptr_array_index (router->routes, i);
+    g_ptr_array_add (out, g_strdup_printf ("%s %s", r->method, r->pattern));
+  }
+  g_ptr_array_sort (out, compare_strings);
+  g_ptr_array_add (out, NULL);
+  return (GStrv) g_ptr_array_free (out, FALSE);
+}

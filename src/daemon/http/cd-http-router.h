@@ -30,6 +30,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdHttpRouter, cd_http_router_free)
 
 gboolean cd_http_router_add (CdHttpRouter *router, const char *method, const char *pattern,
                              CdHttpHandler handler, gpointer user_data, GError **error);
+GStrv cd_http_router_list (CdHttpRouter *router);
 CdRouteResult cd_http_router_match (CdHttpRouter *router, const char *method, const char *path,
                                     const char **pattern, CdHttpHandler *handler,
                                     gpointer *user_data, GHashTable **params, char **allowed);

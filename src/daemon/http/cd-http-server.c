@@ -259,8 +259,16 @@ on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
 
   mark_started (self, msg);
   g_object_set_data_full (G_OBJECT (msg), DATA_REQUEST_ID, request_id, g_free);
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "X-Request-Id",
-                                request_id);
+  {
+    SoupMessageHeaders *out = soup_server_message_get_response_headers (msg);
+    soup_message_headers_replace (out, "X-Request-Id", request_id);
+    /* answers are data, never pages to frame, sniff or cache */
+    soup_message_headers_replace (out, "X-Content-Type-Options", "nosniff");
+    soup_message_headers_replace (out, "X-Frame-Options", "DENY");
+    soup_message_headers_replace (out, "Referrer-Policy", "no-referrer");
+    soup_message_headers_replace (out, "Content-Security-Policy",
+                                  "default-src 'none'; frame-ancestors 'none'");
+  }
 
   if (encoding == SOUP_ENCODING_CHUNKED || encoding == SOUP_ENCODING_EOF) {
     refuse_unread (self, msg, request_id, CD_HTTP_ERROR_LENGTH_REQUIRED,
@@ -447,6 +455,17 @@ cd_http_server_stop (CdHttpServer *self)
     return;
   self->stopped = TRUE;
   soup_server_disconnect (self->soup);
+}
+
+/**
+ * cd_http_server_list_routes:
+ *
+ * Returns: (transfer full): "METHOD PATTERN" of every route, sorted
+ */
+GStrv
+cd_http_server_list_routes (CdHttpServer *self)
+{
+  return cd_http_router_list (self->router);
 }
 
 gboolean

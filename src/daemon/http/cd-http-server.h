@@ -33,6 +33,7 @@ gboolean cd_http_server_listen (CdHttpServer *self, const char *host, guint port
 GSList *cd_http_server_get_uris (CdHttpServer *self);
 guint cd_http_server_get_in_flight (CdHttpServer *self);
 void cd_http_server_stop (CdHttpServer *self);
+GStrv cd_http_server_list_routes (CdHttpServer *self);
 gboolean cd_http_server_is_stopped (CdHttpServer *self);
 
 G_END_DECLS
