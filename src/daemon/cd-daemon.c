@@ -7,6 +7,7 @@
 #include "cd-daemon.h"
 
 #include "cd-build-config.h"
+#include "cd-demo-seed.h"
 #include "auth/cd-auth-error.h"
 #include "events/cd-metrics.h"
 #include "http/cd-api.h"
@@ -62,6 +63,7 @@ struct _CdDaemon {
   int exit_code;
   char *superadmin_email; /* --create-superadmin: do that, then stop */
   char *superadmin_password;
+  gboolean seed_demo;
   guint migrate_retry_id;
   guint migrate_backoff_ms;
   gint64 started_at;
@@ -299,6 +301,32 @@ on_migrate_retry (gpointer user_data)
 }
 
 static void
+announce_ready (CdDaemon *self)
+{
+  g_print ("calldockerd: ready\n");
+  g_signal_emit (self, signals[SIGNAL_READY], 0);
+}
+
+static void
+on_demo_seeded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CdDaemon) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *logins = cd_demo_seed_finish (result, &error);
+
+  if (logins == NULL) {
+    if (self->state >= STATE_STOPPING)
+      return;
+    g_printerr ("calldockerd: cannot seed the demo: %s\n", error->message);
+    self->exit_code = 1;
+    cd_daemon_shutdown (self);
+    return;
+  }
+  g_print ("%s", logins);
+  announce_ready (self);
+}
+
+static void
 on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CdDaemon) self = user_data;
@@ -333,8 +361,12 @@ on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
     create_superadmin (self);
     return;
   }
-  g_print ("calldockerd: ready\n");
-  g_signal_emit (self, signals[SIGNAL_READY], 0);
+  if (self->seed_demo) {
+    cd_demo_seed_async (self->pool, self->api.passwords, self->config->state_dir, on_demo_seeded,
+                        g_object_ref (self));
+    return;
+  }
+  announce_ready (self);
 }
 
 static void
@@ -616,6 +648,17 @@ cd_daemon_set_create_superadmin (CdDaemon *self, const char *email, const char *
   g_free (self->superadmin_password);
   self->superadmin_email = g_strdup (email);
   self->superadmin_password = g_strdup (password);
+}
+
+/**
+ * cd_daemon_set_seed_demo:
+ *
+ * Once migrated, create the demo accounts (first start) and print the logins.
+ */
+void
+cd_daemon_set_seed_demo (CdDaemon *self, gboolean seed)
+{
+  self->seed_demo = seed;
 }
 
 int

@@ -15,6 +15,7 @@ CdDaemon *cd_daemon_new (CdConfig *config);
 gboolean cd_daemon_start (CdDaemon *self, GError **error);
 void cd_daemon_shutdown (CdDaemon *self);
 void cd_daemon_set_create_superadmin (CdDaemon *self, const char *email, const char *password);
+void cd_daemon_set_seed_demo (CdDaemon *self, gboolean seed);
 int cd_daemon_get_exit_code (CdDaemon *self);
 gboolean cd_daemon_is_ready (CdDaemon *self);
 gboolean cd_daemon_is_stopping (CdDaemon *self);

@@ -69,6 +69,7 @@ main (int argc, char **argv)
   gboolean version = FALSE;
   gboolean check_config = FALSE;
   gboolean print_routes = FALSE;
+  gboolean seed_demo = FALSE;
   GOptionEntry entries[] = {
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path, "Read the configuration from FILE",
       "FILE" },
@@ -83,6 +84,9 @@ main (int argc, char **argv)
       "EMAIL" },
     { "password-file", 0, 0, G_OPTION_ARG_FILENAME, &password_file,
       "Read the password for --create-superadmin from FILE (its first line)", "FILE" },
+    { "seed-demo", 0, 0, G_OPTION_ARG_NONE, &seed_demo,
+      "Create demo accounts on first start (logins kept in the state folder) and print them",
+      NULL },
     { "print-routes", 0, 0, G_OPTION_ARG_NONE, &print_routes,
       "Print every HTTP route (METHOD PATTERN) and exit", NULL },
     { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
@@ -173,6 +177,7 @@ main (int argc, char **argv)
   daemon_instance = cd_daemon_new (g_steal_pointer (&config));
   if (superadmin != NULL)
     cd_daemon_set_create_superadmin (daemon_instance, superadmin, password);
+  cd_daemon_set_seed_demo (daemon_instance, seed_demo);
   g_signal_connect (daemon_instance, "stopped", G_CALLBACK (on_stopped), NULL);
   g_unix_signal_add (SIGINT, on_signal, (gpointer) "SIGINT");
   g_unix_signal_add (SIGTERM, on_signal, (gpointer) "SIGTERM");

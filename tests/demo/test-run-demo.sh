@@ -50,6 +50,16 @@ url=$(sed -n 's/^calldockerd: serving \([^ ]*\) .*/\1/p' "$out" | head -n 1)
 status=$(curl -s -o /dev/null -w '%{http_code}' "${url}readyz" || true)
 if [ "$status" = 200 ]; then ok "GET ${url}readyz answers 200"; else not_ok "readyz answered $status"; fi
 
+admin_password=$(sed -n 's/^  company admin  *admin@demo.calldocker.demo  *//p' "$out" | head -n 1)
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "${url}api/v1/auth/login" \
+  -H 'Content-Type: application/json' \
+  -d "{\"email\":\"admin@demo.calldocker.demo\",\"password\":\"$admin_password\"}" || true)
+if [ -n "$admin_password" ] && [ "$status" = 200 ]; then
+  ok "the printed demo admin login works"
+else
+  not_ok "demo admin login answered $status"
+fi
+
 tree=$(descendants "$pid")
 names=$(for p in $tree; do cat "/proc/$p/comm"; done | sort -u | tr '\n' ' ')
 if echo "$names" | grep -q postgres && echo "$names" | grep -q redis; then

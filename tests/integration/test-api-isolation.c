@@ -107,8 +107,8 @@ test_tokens_refused_everywhere (void)
     g_autofree char *path = expand (routes[r].path, company_a, NULL);
     for (gsize t = 0; t < G_N_ELEMENTS (bad); t++) {
       g_autofree char *body = NULL;
-      g_autofree char *what = g_strdup_printf ("%s %s with bad token %zu", routes[r].method,
-                                               routes[r].path, t);
+      g_autofree char *what =
+          g_strdup_printf ("%s %s with bad token %zu", routes[r].method, routes[r].path, t);
       guint status = call (routes[r].method, path, bad[t],
                            routes[r].body ? "application/json" : NULL, routes[r].body, &body);
       expect (what, status, 401, body);
@@ -122,8 +122,8 @@ test_other_company_gets_404 (void)
   for (gsize r = 0; r < G_N_ELEMENTS (routes); r++) {
     g_autofree char *path = expand (routes[r].path, company_a, NULL);
     g_autofree char *body = NULL;
-    g_autofree char *what = g_strdup_printf ("%s %s as company B's admin", routes[r].method,
-                                             routes[r].path);
+    g_autofree char *what =
+        g_strdup_printf ("%s %s as company B's admin", routes[r].method, routes[r].path);
     guint status;
 
     if (routes[r].allow & ALLOW_AGENT)
@@ -142,8 +142,7 @@ test_agent_refused_on_admin_routes (void)
   for (gsize r = 0; r < G_N_ELEMENTS (routes); r++) {
     g_autofree char *path = expand (routes[r].path, company_a, NULL);
     g_autofree char *body = NULL;
-    g_autofree char *what = g_strdup_printf ("%s %s as an agent", routes[r].method,
-                                             routes[r].path);
+    g_autofree char *what = g_strdup_printf ("%s %s as an agent", routes[r].method, routes[r].path);
     guint status;
 
     if (routes[r].allow & ALLOW_AGENT)
@@ -168,8 +167,8 @@ test_bad_paths (void)
       g_autofree char *user_path = expand (routes[r].path, company_a, ids[i]);
       g_autofree char *body = NULL;
       g_autofree char *body2 = NULL;
-      g_autofree char *what = g_strdup_printf ("%s %s with id %s", routes[r].method,
-                                               routes[r].path, ids[i]);
+      g_autofree char *what =
+          g_strdup_printf ("%s %s with id %s", routes[r].method, routes[r].path, ids[i]);
       guint status = call (routes[r].method, path, admin_a,
                            routes[r].body ? "application/json" : NULL, routes[r].body, &body);
       expect (what, status, 404, body);
@@ -189,27 +188,21 @@ check_bad_bodies (const char *method, const char *path, const char *token, const
   g_autofree char *huge = g_strnfill (1024 * 1024, 'x');
   g_autofree char *local = g_strnfill (300, 'a');
   g_autofree char *long_email = g_strdup_printf ("%s@example.com", local);
-  g_autofree char *wrong_type = field ? g_strdup_printf ("{\"%s\":12345}", field)
-                                      : g_strdup ("{\"zz\":[]}");
+  g_autofree char *wrong_type =
+      field ? g_strdup_printf ("{\"%s\":12345}", field) : g_strdup ("{\"zz\":[]}");
   g_autofree char *oversized = field ? g_strdup_printf ("{\"%s\":\"%s\"}", field, huge) : NULL;
-  g_autofree char *bad_email = email_field ? g_strdup_printf ("{\"%s\":\"%s\"}", email_field,
-                                                              long_email)
-                                           : NULL;
-  g_autofree char *sql_email = email_field ? g_strdup_printf ("{\"%s\":\"x' OR '1'='1\"}",
-                                                              email_field)
-                                           : NULL;
+  g_autofree char *bad_email =
+      email_field ? g_strdup_printf ("{\"%s\":\"%s\"}", email_field, long_email) : NULL;
+  g_autofree char *sql_email =
+      email_field ? g_strdup_printf ("{\"%s\":\"x' OR '1'='1\"}", email_field) : NULL;
   const struct {
     const char *body;
     guint status;
   } cases[] = {
-    { "{\"a\":", 400 },
-    { "[1,2]", 400 },
-    { "{\"a\":1,\"a\":2}", 400 },
-    { "{\"no_such_field\":1}", 422 },
-    { wrong_type, 422 },
-    { oversized, 413 },
-    { bad_email, 422 },
-    { sql_email, 422 },
+    { "{\"a\":", 400 },           { "[1,2]", 400 },
+    { "{\"a\":1,\"a\":2}", 400 }, { "{\"no_such_field\":1}", 422 },
+    { wrong_type, 422 },          { oversized, 413 },
+    { bad_email, 422 },           { sql_email, 422 },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
@@ -253,8 +246,8 @@ test_bad_bodies (void)
 static char *
 fingerprint (void)
 {
-  g_autofree char *conninfo = g_strdup_printf ("host=%s/postgres dbname=calldocker user=calldocker",
-                                               state);
+  g_autofree char *conninfo =
+      g_strdup_printf ("host=%s/postgres dbname=calldocker user=calldocker", state);
   g_autoptr (CdPgPool) owner = cd_pg_pool_new (conninfo, 1, 10000, 20, 200);
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
@@ -262,14 +255,13 @@ fingerprint (void)
   char *out;
 
   cd_pg_pool_start (owner);
-  cd_pg_pool_query_async (
-      owner,
-      "SELECT md5(concat_ws('/',"
-      " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM companies t),"
-      " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM users t),"
-      " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM refresh_tokens t),"
-      " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM audit_log t)))",
-      NULL, 0, NULL, cd_test_capture, &result);
+  cd_pg_pool_query_async (owner,
+                          "SELECT md5(concat_ws('/',"
+                          " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM companies t),"
+                          " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM users t),"
+                          " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM refresh_tokens t),"
+                          " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM audit_log t)))",
+                          NULL, 0, NULL, cd_test_capture, &result);
   cd_test_wait_result (&result, 30000);
   res = cd_pg_pool_query_finish (owner, result, &error);
   g_assert_no_error (error);
@@ -296,8 +288,8 @@ post_json (const char *path, const char *token, const char *json, guint want)
 static char *
 login_token (const char *email)
 {
-  g_autofree char *json = g_strdup_printf ("{\"email\":\"%s\",\"password\":\"%s\"}", email,
-                                           PASSWORD);
+  g_autofree char *json =
+      g_strdup_printf ("{\"email\":\"%s\",\"password\":\"%s\"}", email, PASSWORD);
   g_autoptr (JsonObject) o = post_json ("/api/v1/auth/login", NULL, json, 200);
 
   return g_strdup (json_object_get_string_member (o, "access_token"));
@@ -310,8 +302,8 @@ signup (const char *name, const char *email)
                                            "\"email\":\"%s\",\"password\":\"%s\"}",
                                            name, email, PASSWORD);
   g_autoptr (JsonObject) o = post_json ("/api/v1/companies", NULL, json, 201);
-  char *id = g_strdup (json_object_get_string_member (json_object_get_object_member (o, "company"),
-                                                      "id"));
+  char *id =
+      g_strdup (json_object_get_string_member (json_object_get_object_member (o, "company"), "id"));
   g_autofree char *approve = g_strdup_printf ("/api/v1/admin/companies/%s/approve", id);
   g_autoptr (JsonObject) approved = post_json (approve, root_token, "{}", 200);
 
@@ -351,10 +343,11 @@ start (void)
   admin_a = login_token ("admin@alpha.test");
   admin_b = login_token ("admin@beta.test");
   users_path = g_strdup_printf ("/api/v1/companies/%s/users", company_a);
-  agent = post_json (users_path, admin_a,
-                     "{\"email\":\"agent@alpha.test\",\"display_name\":\"Agent\",\"password\":\""
-                     PASSWORD "\",\"role\":\"agent\"}",
-                     201);
+  agent = post_json (
+      users_path, admin_a,
+      "{\"email\":\"agent@alpha.test\",\"display_name\":\"Agent\",\"password\":\"" PASSWORD
+      "\",\"role\":\"agent\"}",
+      201);
   user_a = g_strdup (json_object_get_string_member (agent, "id"));
   agent_a = login_token ("agent@alpha.test");
 

@@ -10,15 +10,15 @@
 static GHashTable *
 documented_operations (void)
 {
-  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "..", "docs", "api", "openapi.yaml",
-                                                 NULL);
+  g_autofree char *path =
+      g_test_build_filename (G_TEST_DIST, "..", "docs", "api", "openapi.yaml", NULL);
   g_autofree char *text = NULL;
   g_auto (GStrv) lines = NULL;
   GHashTable *ops = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autofree char *current = NULL;
   gboolean in_paths = FALSE;
-  static const char *methods[] = { "get", "put", "post", "delete", "options", "head", "patch",
-                                   "trace", NULL };
+  static const char *methods[] = { "get",  "put",   "post",  "delete", "options",
+                                   "head", "patch", "trace", NULL };
 
   g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
   lines = g_strsplit (text, "\n", -1);
