@@ -40,6 +40,8 @@ static const KeyInfo keys[] = {
     "address and port the HTTP server listens on (port 0: any free port)" },
   { "server", "max_body_bytes", KEY_UINT64, OFF (max_body_bytes), 1024, 64 * 1024 * 1024, "1048576",
     "largest request body accepted, in bytes" },
+  { "server", "public_url", KEY_STRING, OFF (public_url), 0, 0, "",
+    "the address users reach the daemon at, for links in mails; empty: http://LISTEN/" },
   { "state", "dir", KEY_STRING, OFF (state_dir), 0, 0, ".calldocker",
     "folder for the lock file and the embedded PostgreSQL and Redis" },
   { "postgres", "conninfo", KEY_STRING, OFF (pg_conninfo), 0, 0, "",
@@ -75,6 +77,8 @@ static const KeyInfo keys[] = {
     "login attempts per client address per window" },
   { "auth", "login_limit_window_s", KEY_UINT, OFF (login_limit_window_s), 10, 86400, "900",
     "the rate limits' window" },
+  { "mail", "from", KEY_STRING, OFF (mail_from), 0, 0, "CallDocker <no-reply@calldocker.invalid>",
+    "the From of mails; without SMTP, mails are written to STATE/mail/*.eml" },
   { "log", "level", KEY_LOG_LEVEL, OFF (log_level), 0, 0, "info",
     "lowest level logged: debug, info, message, warning" },
   { "shutdown", "timeout_s", KEY_UINT, OFF (shutdown_timeout_s), 1, 3600, "10",
@@ -185,6 +189,8 @@ cd_config_free (CdConfig *config)
   g_free (config->redis_url);
   g_free (config->log_level);
   g_free (config->auth_key_file);
+  g_free (config->public_url);
+  g_free (config->mail_from);
   g_free (config->source_path);
   g_clear_pointer (&config->redis_address, cd_redis_address_free);
   g_free (config);
@@ -391,6 +397,24 @@ cd_config_validate (CdConfig *config, GError **error)
       return FALSE;
     }
     PQconninfoFree (options);
+  }
+  if (config->public_url[0] != '\0') {
+    g_autoptr (GUri) uri = g_uri_parse (config->public_url, G_URI_FLAGS_NONE, NULL);
+    if (uri == NULL ||
+        (!g_str_equal (g_uri_get_scheme (uri), "http") &&
+         !g_str_equal (g_uri_get_scheme (uri), "https")) ||
+        g_uri_get_host (uri) == NULL || !g_str_has_suffix (config->public_url, "/")) {
+      g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                   "server.public_url = '%s' is not an http(s) URL ending in /",
+                   config->public_url);
+      return FALSE;
+    }
+  }
+  if (strchr (config->mail_from, '\n') || strchr (config->mail_from, '\r') ||
+      !strchr (config->mail_from, '@')) {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                 "mail.from = '%s' is not a mail address", config->mail_from);
+    return FALSE;
   }
   if (!cd_pg_is_identifier (config->pg_app_role)) {
     g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,

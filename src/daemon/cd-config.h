@@ -38,6 +38,7 @@ typedef struct {
   char *listen_host;
   guint listen_port;
   guint64 max_body_bytes;
+  char *public_url; /* empty: http://LISTEN/ */
   /* [state] */
   char *state_dir;
   /* [postgres] */
@@ -61,6 +62,8 @@ typedef struct {
   guint login_limit_per_account;
   guint login_limit_per_address;
   guint login_limit_window_s;
+  /* [mail] */
+  char *mail_from;
   /* [log] */
   char *log_level;
   /* [shutdown] */

@@ -9,6 +9,7 @@
 #include "cd-build-config.h"
 #include "cd-demo-seed.h"
 #include "auth/cd-auth-error.h"
+#include "events/cd-mailer.h"
 #include "events/cd-metrics.h"
 #include "http/cd-api.h"
 #include "http/cd-http-health.h"
@@ -59,6 +60,7 @@ struct _CdDaemon {
   CdHttpServer *http;
   CdHttpHealth *health;
   CdApi api;
+  CdMailer *mailer;
   gboolean migrated;
   int exit_code;
   char *superadmin_email; /* --create-superadmin: do that, then stop */
@@ -354,6 +356,7 @@ on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
   /* the owner's connection is not needed any more; requests run as the app role */
   cd_pg_pool_close (self->migrate_pool);
   cd_pg_pool_start (self->pool);
+  cd_mailer_start (self->mailer);
   self->migrated = TRUE;
   self->state = STATE_RUNNING;
   g_info ("database ready (%u migration%s applied)", applied, applied == 1 ? "" : "s");
@@ -429,6 +432,10 @@ cd_daemon_dispose (GObject *object)
   g_clear_pointer (&self->health, cd_http_health_free);
   g_clear_pointer (&self->api.keys, cd_jwt_keys_free);
   g_clear_pointer (&self->api.passwords, cd_password_policy_free);
+  g_clear_pointer (&self->api.public_url, g_free);
+  if (self->mailer)
+    cd_mailer_stop (self->mailer);
+  g_clear_object (&self->mailer);
   g_clear_object (&self->http);
   if (self->pool)
     cd_pg_pool_close (self->pool);
@@ -583,6 +590,18 @@ cd_daemon_start (CdDaemon *self, GError **error)
     g_prefix_error (error, "cannot listen on %s:%u: ", config->listen_host, config->listen_port);
     return FALSE;
   }
+  if (config->public_url[0]) {
+    self->api.public_url = g_strdup (config->public_url);
+  } else {
+    GSList *uris = cd_http_server_get_uris (self->http);
+    self->api.public_url = uris ? g_uri_to_string (uris->data) : g_strdup ("http://localhost/");
+    g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  }
+  {
+    g_autofree char *maildir = g_build_filename (config->state_dir, "mail", NULL);
+    self->mailer = cd_mailer_new (self->pool, maildir, config->mail_from);
+    self->api.mailer = self->mailer;
+  }
 
   if (self->embedded) {
     cd_embedded_stores_start_async (self->embedded, self->cancellable, on_embedded_started,
@@ -613,8 +632,10 @@ cd_daemon_shutdown (CdDaemon *self)
   if (self->http)
     cd_http_server_stop (self->http);
   /* 2. end calls: none run yet at this layer */
-  /* 3. flush: abandon start-up work still pending */
+  /* 3. flush: abandon start-up work still pending; mails wait in the outbox */
   g_cancellable_cancel (self->cancellable);
+  if (self->mailer)
+    cd_mailer_stop (self->mailer);
   g_clear_handle_id (&self->migrate_retry_id, g_source_remove);
   /* 4. close the stores */
   if (self->migrate_pool)

@@ -107,9 +107,10 @@ on_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   {
-    const char *params[] = { accounts[0].email, seed->hashes[0], accounts[1].email,
-                             seed->hashes[1], accounts[2].email, seed->hashes[2],
-                             accounts[3].email, seed->hashes[3] };
+    const char *params[] = {
+      accounts[0].email, seed->hashes[0], accounts[1].email, seed->hashes[1],
+      accounts[2].email, seed->hashes[2], accounts[3].email, seed->hashes[3]
+    };
     cd_pg_pool_query_scoped_async (
         seed->pool, &scope,
         "WITH sa AS (INSERT INTO users (email, password_hash, role, display_name)"

@@ -10,11 +10,8 @@
 
 G_BEGIN_DECLS
 
-void cd_demo_seed_async (CdPgPool            *pool,
-                         CdPasswordPolicy    *passwords,
-                         const char          *state_dir,
-                         GAsyncReadyCallback  callback,
-                         gpointer             user_data);
+void cd_demo_seed_async (CdPgPool *pool, CdPasswordPolicy *passwords, const char *state_dir,
+                         GAsyncReadyCallback callback, gpointer user_data);
 char *cd_demo_seed_finish (GAsyncResult *result, GError **error);
 
 G_END_DECLS

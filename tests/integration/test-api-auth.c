@@ -241,7 +241,9 @@ test_bad_bodies (void)
     { "[\"email\"]", 400, "invalid-json", NULL },
     { "{\"email\":\"a@b.test\",\"email\":\"root@example.com\",\"password\":\"x\"}", 400,
       "invalid-json", "duplicate" },
-    { "{\"email\":\"' OR 1=1 --\",\"password\":\"'; DROP TABLE users; --\"}", 401,
+    { "{\"email\":\"' OR 1=1 --\",\"password\":\"'; DROP TABLE users; --\"}", 422, "invalid-field",
+      "email" },
+    { "{\"email\":\"o'brien;--@y.test\",\"password\":\"'; DROP TABLE users; --\"}", 401,
       "invalid-credentials", NULL },
   };
 
@@ -267,6 +269,106 @@ test_bad_bodies (void)
   {
     g_autoptr (JsonObject) ok = login ("root@example.com", PASSWORD, 200);
   }
+}
+
+/* The newest .eml in STATE/mail addressed to @to, or NULL. */
+static char *
+find_mail (const char *to, const char *subject_part)
+{
+  g_autofree char *dir = g_build_filename (state, "mail", NULL);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  g_autofree char *header = g_strdup_printf ("\r\nTo: %s\r\n", to);
+  const char *name;
+
+  while (d && (name = g_dir_read_name (d)) != NULL) {
+    g_autofree char *path = g_build_filename (dir, name, NULL);
+    g_autofree char *text = NULL;
+    if (g_file_get_contents (path, &text, NULL, NULL) && strstr (text, header) &&
+        strstr (text, subject_part))
+      return g_steal_pointer (&text);
+  }
+  return NULL;
+}
+
+static void
+test_password_reset (void)
+{
+  g_autoptr (JsonObject) before = login ("reset@alpha.test", PASSWORD, 200);
+  g_autofree char *old_refresh = g_strdup_printf (
+      "{\"refresh_token\":\"%s\"}", json_object_get_string_member (before, "refresh_token"));
+  g_autofree char *known = NULL;
+  g_autofree char *unknown = NULL;
+  g_autofree char *mail = NULL;
+  g_autofree char *token = NULL;
+  g_autofree char *weak = NULL;
+  g_autofree char *good = NULL;
+  g_autofree char *body = NULL;
+  const char *t;
+
+  g_assert_cmpuint (
+      post ("/api/v1/auth/password-reset", "{\"email\":\"reset@alpha.test\"}", &known, NULL), ==,
+      202);
+  g_assert_cmpuint (
+      post ("/api/v1/auth/password-reset", "{\"email\":\"ghost@alpha.test\"}", &unknown, NULL), ==,
+      202);
+  g_assert_cmpstr (known, ==, unknown);
+
+  WAIT_UNTIL ((mail = find_mail ("reset@alpha.test", "Reset your CallDocker password")) != NULL,
+              20000);
+  g_assert_null (find_mail ("ghost@alpha.test", "Reset"));
+  t = strstr (mail, "reset-password?token=");
+  g_assert_nonnull (t);
+  t += strlen ("reset-password?token=");
+  token = g_strndup (t, strcspn (t, "\r\n"));
+
+  weak = g_strdup_printf ("{\"token\":\"%s\",\"new_password\":\"short\"}", token);
+  g_assert_cmpuint (post ("/api/v1/auth/password-reset/confirm", weak, &body, NULL), ==, 422);
+  assert_problem (body, "weak-password");
+  g_clear_pointer (&body, g_free);
+
+  good = g_strdup_printf ("{\"token\":\"%s\",\"new_password\":\"a brand new passphrase\"}", token);
+  g_assert_cmpuint (post ("/api/v1/auth/password-reset/confirm", good, NULL, NULL), ==, 204);
+  /* single use */
+  g_assert_cmpuint (post ("/api/v1/auth/password-reset/confirm", good, &body, NULL), ==, 401);
+  /* the new password works, the old one not, and old sessions are over */
+  {
+    g_autoptr (JsonObject) fresh = login ("reset@alpha.test", "a brand new passphrase", 200);
+    g_autoptr (JsonObject) stale = login ("reset@alpha.test", PASSWORD, 401);
+  }
+  g_assert_cmpuint (post ("/api/v1/auth/refresh", old_refresh, NULL, NULL), ==, 401);
+}
+
+static void
+test_decisions_are_mailed (void)
+{
+  g_autoptr (JsonObject) root = login ("root@example.com", PASSWORD, 200);
+  g_autoptr (JsonObject) created = NULL;
+  g_autofree char *body = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *mail = NULL;
+  g_autofree char *u = NULL;
+  g_autofree char *bearer = NULL;
+
+  g_assert_cmpuint (post ("/api/v1/companies",
+                          "{\"company_name\":\"Gamma\",\"admin_name\":\"Gina\",\"email\":"
+                          "\"gina@gamma.test\",\"password\":\"" PASSWORD "\"}",
+                          &body, NULL),
+                    ==, 201);
+  created = parse (body);
+  path = g_strdup_printf (
+      "/api/v1/admin/companies/%s/suspend",
+      json_object_get_string_member (json_object_get_object_member (created, "company"), "id"));
+  u = url (path);
+  bearer = g_strconcat ("Bearer ", json_object_get_string_member (root, "access_token"), NULL);
+  {
+    const char *h[] = { "Authorization", bearer, NULL };
+    const char *json = "{\"reason\":\"unpaid invoices\"}";
+    g_assert_cmpuint (
+        cd_test_http_request ("POST", u, "application/json", json, strlen (json), h, NULL, NULL),
+        ==, 200);
+  }
+  WAIT_UNTIL ((mail = find_mail ("gina@gamma.test", "is suspended")) != NULL, 20000);
+  g_assert_nonnull (strstr (mail, "Reason: unpaid invoices"));
 }
 
 /* Last: it uses up the attempts of one account. */
@@ -315,6 +417,7 @@ seed_accounts (void)
       "  SELECT a.id, 'admin@alpha.test', $1, 'company_admin', 'Admin' FROM a"
       "  UNION ALL SELECT a.id, 'agent@alpha.test', $1, 'agent', 'Agent' FROM a"
       "  UNION ALL SELECT a.id, 'limited@alpha.test', $1, 'agent', 'Limited' FROM a"
+      "  UNION ALL SELECT a.id, 'reset@alpha.test', $1, 'agent', 'Reset Me' FROM a"
       "  UNION ALL SELECT s.id, 'agent@suspended.test', $1, 'agent', 'Sus' FROM s RETURNING 1)"
       " SELECT (SELECT id FROM a), (SELECT id FROM s), (SELECT count(*) FROM u)",
       params, 1, NULL, cd_test_capture, &result);
@@ -365,6 +468,8 @@ main (int argc, char **argv)
   g_test_add_func ("/api/auth/refresh-rotation-and-reuse", test_refresh_rotation_and_reuse);
   g_test_add_func ("/api/auth/logout-revokes", test_logout_revokes);
   g_test_add_func ("/api/auth/bad-bodies", test_bad_bodies);
+  g_test_add_func ("/api/auth/password-reset", test_password_reset);
+  g_test_add_func ("/api/auth/decisions-are-mailed", test_decisions_are_mailed);
   g_test_add_func ("/api/auth/rate-limited", test_rate_limited);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);

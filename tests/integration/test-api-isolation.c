@@ -239,6 +239,8 @@ test_bad_bodies (void)
   check_bad_bodies ("POST", "/api/v1/auth/refresh", NULL, "refresh_token", NULL);
   check_bad_bodies ("POST", "/api/v1/auth/logout", NULL, "refresh_token", NULL);
   check_bad_bodies ("POST", "/api/v1/companies", NULL, "company_name", "email");
+  check_bad_bodies ("POST", "/api/v1/auth/password-reset", NULL, NULL, "email");
+  check_bad_bodies ("POST", "/api/v1/auth/password-reset/confirm", NULL, "token", NULL);
 }
 
 /* ---- set-up: the daemon, two approved companies, their people, tokens ---- */

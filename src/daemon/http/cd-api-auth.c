@@ -22,8 +22,17 @@
   "return {a, b}"
 
 static const CdField login_fields[] = {
-  { "email", CD_FIELD_STRING, TRUE, 1, 320 },
+  { "email", CD_FIELD_EMAIL, TRUE, 0, 0 },
   { "password", CD_FIELD_SECRET, TRUE, 1, 1024 },
+};
+
+static const CdField reset_request_fields[] = {
+  { "email", CD_FIELD_EMAIL, TRUE, 0, 0 },
+};
+
+static const CdField reset_confirm_fields[] = {
+  { "token", CD_FIELD_SECRET, TRUE, 1, 200 },
+  { "new_password", CD_FIELD_SECRET, TRUE, 1, 1024 },
 };
 
 static const CdField refresh_fields[] = {
@@ -497,9 +506,250 @@ handle_me (CdHttpRequest *request, gpointer user_data)
   }
 }
 
+/* ---- password reset: a single-use link by mail, valid 30 minutes ---- */
+
+#define RESET_MAIL_BODY                                                             \
+  "Hello {name},\n\n"                                                               \
+  "someone, we hope you, asked to reset the password of your CallDocker account.\n" \
+  "Open this link within 30 minutes to choose a new one:\n\n"                       \
+  "%sreset-password?token=%s\n\n"                                                   \
+  "If you did not ask for this, ignore this mail: your password stays as it is.\n"
+
+typedef struct {
+  char *email;
+  char *token;
+  char *new_password;
+  char *account_key;
+} Reset;
+
+static void
+reset_free (gpointer data)
+{
+  Reset *r = data;
+
+  g_free (r->email);
+  g_free (r->token);
+  if (r->new_password) {
+    memset (r->new_password, 0, strlen (r->new_password));
+    g_free (r->new_password);
+  }
+  g_free (r->account_key);
+  g_free (r);
+}
+
+static void
+on_reset_queued (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+  g_autoptr (JsonNode) body = NULL;
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  cd_mailer_kick (call->api->mailer);
+  /* the same answer whether the account exists or not */
+  body = json_from_string ("{\"detail\":\"If an account has this email, a reset link is on "
+                           "its way.\"}",
+                           NULL);
+  cd_api_call_respond_json (call, 202, body);
+}
+
+static void
+on_reset_rate_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Reset *r = call->data;
+  CdApiSettings *settings = &call->api->settings;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, &error);
+  g_autofree char *hash = NULL;
+  g_autofree char *mail = NULL;
+  CdPgScope scope = { NULL, TRUE };
+
+  if (reply == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (reply->type != CD_REDIS_REPLY_ARRAY || reply->n_elements != 2 ||
+      reply->elements[0]->integer > settings->login_limit_per_account ||
+      reply->elements[1]->integer > settings->login_limit_per_address) {
+    fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_RATE_LIMITED, "too many reset requests; retry later");
+    return;
+  }
+  r->token = cd_api_new_token ();
+  hash = cd_api_hash_token (r->token);
+  mail = g_strdup_printf (RESET_MAIL_BODY, call->api->public_url, r->token);
+  {
+    const char *params[] = { r->email, hash, mail };
+    cd_pg_pool_query_scoped_async (
+        call->api->pool, &scope,
+        "WITH u AS (SELECT id, company_id, email, display_name FROM users"
+        "  WHERE lower(email) = lower($1) AND active),"
+        " t AS (INSERT INTO password_reset_tokens (user_id, company_id, token_hash, expires_at)"
+        "  SELECT id, company_id, $2, now() + interval '30 minutes' FROM u RETURNING 1),"
+        " m AS (INSERT INTO mail_outbox (company_id, to_address, subject, body)"
+        "  SELECT company_id, email, 'Reset your CallDocker password',"
+        "  replace($3, '{name}', display_name) FROM u RETURNING 1)"
+        " SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM m)",
+        params, 3, NULL, on_reset_queued, call);
+  }
+}
+
+static void
+handle_reset_request (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body = cd_http_request_read_json (
+      request, reset_request_fields, G_N_ELEMENTS (reset_request_fields), &error);
+  g_autofree char *lower = NULL;
+  g_autofree char *digest = NULL;
+  g_autofree char *address = NULL;
+  g_autofree char *window = NULL;
+  CdApiCall *call;
+  Reset *r;
+
+  if (body == NULL) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  call = cd_api_call_new (api, request);
+  r = g_new0 (Reset, 1);
+  call->data = r;
+  call->data_free = reset_free;
+  r->email = g_strdup (json_object_get_string_member (body, "email"));
+  lower = g_utf8_strdown (r->email, -1);
+  digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, lower, -1);
+  r->account_key = g_strconcat ("cd:rl:reset:account:", digest, NULL);
+  address = g_strconcat ("cd:rl:reset:address:", call->client_address, NULL);
+  window = g_strdup_printf ("%u", api->settings.login_limit_window_s);
+  cd_redis_commandv_async (api->redis, NULL, on_reset_rate_checked, call, "EVAL", RATE_LIMIT_SCRIPT,
+                           "2", r->account_key, address, window, NULL);
+}
+
+static void
+on_reset_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (g_str_equal (PQgetvalue (res, 0, 0), "0")) {
+    /* used meanwhile by a concurrent confirmation */
+    fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_TOKEN_INVALID,
+          "the reset link was used or expired; ask for a new one");
+    return;
+  }
+  cd_api_call_respond_empty (call, 204);
+}
+
+static void
+on_reset_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Reset *r = call->data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *hash = cd_password_hash_finish (result, &error);
+  g_autofree char *token_hash = NULL;
+  CdPgScope scope = { NULL, TRUE };
+
+  if (hash == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  token_hash = cd_api_hash_token (r->token);
+  {
+    const char *params[] = { token_hash, hash, call->client_address, call->request_id };
+    /* the link is spent, the password set and every session ended, at once */
+    cd_pg_pool_query_scoped_async (
+        call->api->pool, &scope,
+        "WITH t AS (UPDATE password_reset_tokens SET used_at = now() WHERE token_hash = $1"
+        "  AND used_at IS NULL AND expires_at > now() RETURNING user_id),"
+        " u AS (UPDATE users SET password_hash = $2, password_changed_at = now(),"
+        "  updated_at = now() WHERE id IN (SELECT user_id FROM t) AND active"
+        "  RETURNING id, company_id),"
+        " r AS (UPDATE refresh_tokens SET revoked_at = now()"
+        "  WHERE user_id IN (SELECT id FROM u) AND revoked_at IS NULL RETURNING 1),"
+        " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, client_address,"
+        "  request_id) SELECT company_id, id, 'auth.password-reset', $3, $4 FROM u RETURNING 1)"
+        " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM r), (SELECT count(*) FROM a)",
+        params, 4, NULL, on_reset_done, call);
+  }
+}
+
+static void
+on_reset_token_found (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Reset *r = call->data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (PQntuples (res) != 1) {
+    fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_TOKEN_INVALID,
+          "the reset link was used or expired; ask for a new one");
+    return;
+  }
+  if (!cd_password_policy_check (call->api->passwords, r->new_password, PQgetvalue (res, 0, 0),
+                                 &error)) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  cd_password_hash_async (call->api->passwords, r->new_password, NULL, on_reset_hashed, call);
+}
+
+static void
+handle_reset_confirm (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body = cd_http_request_read_json (
+      request, reset_confirm_fields, G_N_ELEMENTS (reset_confirm_fields), &error);
+  g_autofree char *token_hash = NULL;
+  CdApiCall *call;
+  Reset *r;
+  CdPgScope scope = { NULL, TRUE };
+
+  if (body == NULL) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  call = cd_api_call_new (api, request);
+  r = g_new0 (Reset, 1);
+  call->data = r;
+  call->data_free = reset_free;
+  r->token = g_strdup (json_object_get_string_member (body, "token"));
+  r->new_password = g_strdup (json_object_get_string_member (body, "new_password"));
+  token_hash = cd_api_hash_token (r->token);
+  {
+    const char *params[] = { token_hash };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "SELECT u.email FROM password_reset_tokens t JOIN users u ON u.id = t.user_id"
+        " WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now() AND u.active",
+        params, 1, NULL, on_reset_token_found, call);
+  }
+}
+
 gboolean
 cd_api_auth_register (CdApi *api, CdHttpServer *server, GError **error)
 {
+  if (!cd_http_server_add_route (server, "POST", "/api/v1/auth/password-reset",
+                                 handle_reset_request, api, error) ||
+      !cd_http_server_add_route (server, "POST", "/api/v1/auth/password-reset/confirm",
+                                 handle_reset_confirm, api, error))
+    return FALSE;
   return cd_http_server_add_route (server, "POST", "/api/v1/auth/login", handle_login, api,
                                    error) &&
          cd_http_server_add_route (server, "POST", "/api/v1/auth/refresh", handle_refresh, api,

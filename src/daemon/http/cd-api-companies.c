@@ -284,6 +284,7 @@ on_decided (GObject *source, GAsyncResult *result, gpointer user_data)
     cd_api_call_respond_error (call, conflict);
     return;
   }
+  cd_mailer_kick (call->api->mailer);
   cd_api_call_respond_rows (call, 200, res);
 }
 
@@ -334,8 +335,14 @@ decide (CdHttpRequest *request, CdApi *api, const Decision *decision)
         " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, details, client_address,"
         "  request_id) SELECT id, $5::uuid, $6, json_build_object('reason', $4::text), $7, $8"
         "  FROM upd RETURNING 1)"
+        ", m AS (INSERT INTO mail_outbox (company_id, to_address, subject, body)"
+        "  SELECT upd.id, u.email, 'Your company on CallDocker is ' || $2,"
+        "  'Hello ' || u.display_name || E',\\n\\nyour company \"' || upd.name || '\" is now '"
+        "  || $2 || '.' || coalesce(E'\\nReason: ' || $4::text, '') || E'\\n'"
+        "  FROM upd JOIN users u ON u.company_id = upd.id AND u.role = 'company_admin'"
+        "  AND u.active RETURNING 1)"
         " SELECT (SELECT " COMPANY_JSON " FROM upd c), EXISTS (SELECT 1 FROM upd),"
-        "  cur.status, $2, (SELECT count(*) FROM a) FROM cur",
+        "  cur.status, $2, (SELECT count(*) FROM a), (SELECT count(*) FROM m) FROM cur",
         params, 8, NULL, on_decided, call);
   }
 }

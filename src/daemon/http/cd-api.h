@@ -7,6 +7,7 @@
 
 #include "../auth/cd-jwt.h"
 #include "../auth/cd-password.h"
+#include "../events/cd-mailer.h"
 #include "../store/cd-pg-pool.h"
 #include "../store/cd-redis.h"
 #include "cd-http-server.h"
@@ -27,6 +28,8 @@ typedef struct {
   CdRedis *redis;
   CdJwtKeys *keys;
   CdPasswordPolicy *passwords;
+  CdMailer *mailer; /* nullable: mails then wait in the outbox */
+  char *public_url; /* where users reach the daemon, ending in '/' */
   CdApiSettings settings;
 } CdApi;
 
