@@ -371,6 +371,41 @@ test_decisions_are_mailed (void)
   g_assert_nonnull (strstr (mail, "Reason: unpaid invoices"));
 }
 
+static void
+test_idempotent_signup (void)
+{
+  const char *json = "{\"company_name\":\"Delta\",\"admin_name\":\"Dee\",\"email\":"
+                     "\"dee@delta.test\",\"password\":\"" PASSWORD "\"}";
+  const char *other = "{\"company_name\":\"Delta 2\",\"admin_name\":\"Dee\",\"email\":"
+                      "\"dee2@delta.test\",\"password\":\"" PASSWORD "\"}";
+  const char *headers[] = { "Idempotency-Key", "signup-delta-1", NULL };
+  g_autofree char *u = url ("/api/v1/companies");
+  g_autofree char *first = NULL;
+  g_autofree char *second = NULL;
+  g_autofree char *third = NULL;
+  g_autoptr (GHashTable) h2 = NULL;
+
+  g_assert_cmpuint (cd_test_http_request ("POST", u, "application/json", json, strlen (json),
+                                          headers, &first, NULL),
+                    ==, 201);
+  /* the retry gets the same answer, and nothing is created twice */
+  g_assert_cmpuint (cd_test_http_request ("POST", u, "application/json", json, strlen (json),
+                                          headers, &second, &h2),
+                    ==, 201);
+  g_assert_cmpstr (first, ==, second);
+  g_assert_cmpstr (g_hash_table_lookup (h2, "idempotent-replayed"), ==, "true");
+  /* the same key for another request is refused */
+  g_assert_cmpuint (cd_test_http_request ("POST", u, "application/json", other, strlen (other),
+                                          headers, &third, NULL),
+                    ==, 422);
+  assert_problem (third, "invalid-field");
+  /* without the key, the same signup conflicts: it exists once */
+  {
+    g_autofree char *again = NULL;
+    g_assert_cmpuint (post ("/api/v1/companies", json, &again, NULL), ==, 409);
+  }
+}
+
 /* Last: it uses up the attempts of one account. */
 static void
 test_rate_limited (void)
@@ -470,6 +505,7 @@ main (int argc, char **argv)
   g_test_add_func ("/api/auth/bad-bodies", test_bad_bodies);
   g_test_add_func ("/api/auth/password-reset", test_password_reset);
   g_test_add_func ("/api/auth/decisions-are-mailed", test_decisions_are_mailed);
+  g_test_add_func ("/api/auth/idempotent-signup", test_idempotent_signup);
   g_test_add_func ("/api/auth/rate-limited", test_rate_limited);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);

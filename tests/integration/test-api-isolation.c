@@ -190,6 +190,8 @@ check_bad_bodies (const char *method, const char *path, const char *token, const
   g_autofree char *long_email = g_strdup_printf ("%s@example.com", local);
   g_autofree char *wrong_type =
       field ? g_strdup_printf ("{\"%s\":12345}", field) : g_strdup ("{\"zz\":[]}");
+  g_autofree char *null_value =
+      field ? g_strdup_printf ("{\"%s\":null}", field) : g_strdup ("{\"email\":null}");
   g_autofree char *oversized = field ? g_strdup_printf ("{\"%s\":\"%s\"}", field, huge) : NULL;
   g_autofree char *bad_email =
       email_field ? g_strdup_printf ("{\"%s\":\"%s\"}", email_field, long_email) : NULL;
@@ -202,7 +204,8 @@ check_bad_bodies (const char *method, const char *path, const char *token, const
     { "{\"a\":", 400 },           { "[1,2]", 400 },
     { "{\"a\":1,\"a\":2}", 400 }, { "{\"no_such_field\":1}", 422 },
     { wrong_type, 422 },          { oversized, 413 },
-    { bad_email, 422 },           { sql_email, 422 },
+    { null_value, 422 },          { bad_email, 422 },
+    { sql_email, 422 },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {

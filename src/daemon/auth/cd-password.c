@@ -8,6 +8,8 @@
 
 #include "cd-auth-error.h"
 
+#include <gio/gio.h>
+
 #include <sodium.h>
 #include <string.h>
 
@@ -152,7 +154,7 @@ cd_password_hash (CdPasswordPolicy *policy, const char *password, GError **error
 
   if (crypto_pwhash_str_alg (out, password, strlen (password), policy->opslimit,
                              (size_t) policy->memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0) {
-    g_set_error_literal (error, CD_AUTH_ERROR, CD_AUTH_ERROR_WEAK_PASSWORD,
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
                          "out of memory while hashing the password");
     return NULL;
   }

@@ -12,7 +12,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
-#define BATCH 10
+#define BATCH        10
 #define POLL_SECONDS 5
 
 /* Owned by the main thread, except the files a worker writes. */
@@ -233,15 +233,14 @@ run_batch (CdMailer *self)
   }
   self->busy = TRUE;
   /* claim: a crash after this leaves the rows due again in a minute */
-  cd_pg_pool_query_scoped_async (
-      self->pool, &scope,
-      "UPDATE mail_outbox SET attempts = attempts + 1,"
-      " next_attempt_at = now() + interval '1 minute'"
-      " WHERE id IN (SELECT id FROM mail_outbox WHERE sent_at IS NULL"
-      "  AND next_attempt_at <= now() ORDER BY created_at LIMIT $1::int"
-      "  FOR UPDATE SKIP LOCKED)"
-      " RETURNING id, to_address, subject, body",
-      params, 1, NULL, on_claimed, g_object_ref (self));
+  cd_pg_pool_query_scoped_async (self->pool, &scope,
+                                 "UPDATE mail_outbox SET attempts = attempts + 1,"
+                                 " next_attempt_at = now() + interval '1 minute'"
+                                 " WHERE id IN (SELECT id FROM mail_outbox WHERE sent_at IS NULL"
+                                 "  AND next_attempt_at <= now() ORDER BY created_at LIMIT $1::int"
+                                 "  FOR UPDATE SKIP LOCKED)"
+                                 " RETURNING id, to_address, subject, body",
+                                 params, 1, NULL, on_claimed, g_object_ref (self));
 }
 
 static gboolean

@@ -155,6 +155,14 @@ on_signup_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
+signup_proceed (CdApiCall *call)
+{
+  cd_password_hash_async (call->api->passwords,
+                          g_object_get_data (G_OBJECT (call->msg), "cd-password"), NULL,
+                          on_signup_hashed, call);
+}
+
+static void
 handle_signup (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
@@ -191,7 +199,8 @@ handle_signup (CdHttpRequest *request, gpointer user_data)
   call = cd_api_call_new (api, request);
   call->data = GUINT_TO_POINTER (201);
   g_object_set_data_full (G_OBJECT (call->msg), "cd-signup", s, signup_free);
-  cd_password_hash_async (api->passwords, password, NULL, on_signup_hashed, call);
+  g_object_set_data_full (G_OBJECT (call->msg), "cd-password", g_strdup (password), g_free);
+  cd_api_call_idempotent (call, request, call->client_address, signup_proceed);
 }
 
 /* ---- the super admin's view ---- */
@@ -301,6 +310,11 @@ decide (CdHttpRequest *request, CdApi *api, const Decision *decision)
 
   if (claims == NULL) {
     cd_api_respond_auth_error (request, error);
+    return;
+  }
+  if (!cd_is_uuid (id)) {
+    cd_http_respond_error (request->msg, request->request_id, CD_HTTP_ERROR_NOT_FOUND,
+                           "no such company");
     return;
   }
   body =
@@ -425,7 +439,8 @@ handle_patch_company (CdHttpRequest *request, gpointer user_data)
           (!g_str_equal (g_uri_get_scheme (uri), "https") &&
            !g_str_equal (g_uri_get_scheme (uri), "http")) ||
           g_uri_get_host (uri) == NULL || (g_uri_get_path (uri)[0] != '\0') ||
-          g_uri_get_query (uri) != NULL || g_uri_get_userinfo (uri) != NULL) {
+          g_uri_get_query (uri) != NULL || g_uri_get_fragment (uri) != NULL ||
+          g_uri_get_userinfo (uri) != NULL) {
         cd_http_respond_error (request->msg, request->request_id, CD_HTTP_ERROR_INVALID_FIELD,
                                "field 'allowed_origins': '%.100s' is not an origin like "
                                "https://www.example.com",

@@ -228,6 +228,14 @@ on_new_user_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
+create_proceed (CdApiCall *call)
+{
+  cd_password_hash_async (call->api->passwords,
+                          g_object_get_data (G_OBJECT (call->msg), "cd-password"), NULL,
+                          on_new_user_hashed, call);
+}
+
+static void
 handle_create (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
@@ -260,8 +268,9 @@ handle_create (CdHttpRequest *request, gpointer user_data)
   call->caller = g_steal_pointer (&claims);
   call->data = GUINT_TO_POINTER (201);
   g_object_set_data_full (G_OBJECT (call->msg), "cd-new-user", u, new_user_free);
-  cd_password_hash_async (api->passwords, json_object_get_string_member (body, "password"), NULL,
-                          on_new_user_hashed, call);
+  g_object_set_data_full (G_OBJECT (call->msg), "cd-password",
+                          g_strdup (json_object_get_string_member (body, "password")), g_free);
+  cd_api_call_idempotent (call, request, call->caller->sub, create_proceed);
 }
 
 static gboolean

@@ -9,6 +9,7 @@
 #include "../../common/cd-json.h"
 #include "cd-http-problem.h"
 #include "cd-http-fields.h"
+#include "../../common/cd-json.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -76,9 +77,56 @@ cd_api_call_new (CdApi *api, CdHttpRequest *request)
   return call;
 }
 
+/* The answer to a request with an Idempotency-Key is kept for a day, so a
+ * retry gets it again instead of creating twice. Server errors are not kept:
+ * those may be retried for real. */
+static void
+idempotency_store (CdApiCall *call)
+{
+  SoupMessageBody *body;
+  g_autoptr (GBytes) bytes = NULL;
+  g_autoptr (JsonBuilder) b = NULL;
+  g_autoptr (JsonNode) node = NULL;
+  g_autofree char *text = NULL;
+  g_autofree char *body_text = NULL;
+  guint status;
+
+  if (call->idempotency_key == NULL)
+    return;
+  status = soup_server_message_get_status (call->msg);
+  if (status >= 500) {
+    cd_redis_commandv_async (call->api->redis, NULL, NULL, NULL, "DEL", call->idempotency_key,
+                             NULL);
+    return;
+  }
+  body = soup_server_message_get_response_body (call->msg);
+  bytes = soup_message_body_flatten (body);
+  body_text = g_strndup (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+  b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "fingerprint");
+  json_builder_add_string_value (b, call->idempotency_fingerprint);
+  json_builder_set_member_name (b, "status");
+  json_builder_add_int_value (b, status);
+  json_builder_set_member_name (b, "content_type");
+  json_builder_add_string_value (b, soup_message_headers_get_content_type (
+                                        soup_server_message_get_response_headers (call->msg), NULL)
+                                        ?: "application/json");
+  json_builder_set_member_name (b, "body");
+  json_builder_add_string_value (b, body_text);
+  json_builder_end_object (b);
+  node = json_builder_get_root (b);
+  text = cd_json_to_string (node);
+  cd_redis_commandv_async (call->api->redis, NULL, NULL, NULL, "SET", call->idempotency_key, text,
+                           "EX", "86400", NULL);
+}
+
 static void
 call_free (CdApiCall *call)
 {
+  idempotency_store (call);
+  g_free (call->idempotency_key);
+  g_free (call->idempotency_fingerprint);
   cd_paused_message_release (&call->paused);
   g_free (call->request_id);
   g_free (call->client_address);
@@ -109,9 +157,16 @@ cd_api_call_respond_empty (CdApiCall *call, guint status)
 void
 cd_api_call_respond_error (CdApiCall *call, const GError *error)
 {
-  if (error->domain == CD_AUTH_ERROR && error->code == CD_AUTH_ERROR_RATE_LIMITED)
-    soup_message_headers_replace (soup_server_message_get_response_headers (call->msg),
-                                  "Retry-After", "60");
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (call->msg);
+
+  if (error->domain == CD_AUTH_ERROR && error->code == CD_AUTH_ERROR_RATE_LIMITED) {
+    g_autofree char *seconds = g_strdup_printf ("%u", call->api->settings.login_limit_window_s);
+    soup_message_headers_replace (headers, "Retry-After", seconds);
+  }
+  if (error->domain == CD_AUTH_ERROR &&
+      (error->code == CD_AUTH_ERROR_TOKEN_INVALID || error->code == CD_AUTH_ERROR_TOKEN_EXPIRED ||
+       error->code == CD_AUTH_ERROR_TOKEN_MISSING || error->code == CD_AUTH_ERROR_BAD_CREDENTIALS))
+    soup_message_headers_replace (headers, "WWW-Authenticate", "Bearer realm=\"calldocker\"");
   cd_http_respond_problem (call->msg, call->request_id, error);
   call_free (call);
 }
@@ -312,4 +367,124 @@ cd_api_page_params (CdHttpRequest *request, guint *limit, char **cursor_time, ch
     *cursor_id = g_strdup (bar + 1);
   }
   return TRUE;
+}
+
+/* KEYS[1]: the key; ARGV[1]: the request's fingerprint. Returns the stored
+ * answer, "pending:FP" while the first request runs, or nil: go ahead. */
+#define IDEMPOTENCY_SCRIPT                                        \
+  "local v = redis.call('GET', KEYS[1]) "                         \
+  "if v then return v end "                                       \
+  "redis.call('SET', KEYS[1], 'pending:' .. ARGV[1], 'EX', 120) " \
+  "return false"
+
+typedef struct {
+  CdApiCall *call;
+  CdApiProceedFunc proceed;
+} Idempotent;
+
+static void
+on_idempotency_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Idempotent *idem = user_data;
+  CdApiCall *call = idem->call;
+  CdApiProceedFunc proceed = idem->proceed;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, &error);
+  g_autoptr (JsonObject) stored = NULL;
+
+  g_free (idem);
+  if (reply == NULL) {
+    g_clear_pointer (&call->idempotency_key, g_free);
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (reply->type == CD_REDIS_REPLY_NIL) {
+    proceed (call);
+    return;
+  }
+  /* someone else's answer: never store over it */
+  g_clear_pointer (&call->idempotency_key, g_free);
+  if (reply->type != CD_REDIS_REPLY_STRING || g_str_has_prefix (reply->str, "pending:")) {
+    g_set_error_literal (&error, CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT,
+                         "a request with this Idempotency-Key is still running");
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  stored = cd_json_parse_object (reply->str, reply->len, NULL, &error);
+  if (stored == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (!g_str_equal (json_object_get_string_member_with_default (stored, "fingerprint", ""),
+                    call->idempotency_fingerprint)) {
+    g_set_error_literal (&error, CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                         "header 'Idempotency-Key': already used for a different request");
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  {
+    const char *body = json_object_get_string_member_with_default (stored, "body", "");
+    soup_server_message_set_status (
+        call->msg, (guint) json_object_get_int_member_with_default (stored, "status", 200), NULL);
+    soup_server_message_set_response (
+        call->msg,
+        json_object_get_string_member_with_default (stored, "content_type", "application/json"),
+        SOUP_MEMORY_COPY, body, strlen (body));
+    soup_message_headers_replace (soup_server_message_get_response_headers (call->msg),
+                                  "Idempotent-Replayed", "true");
+    call_free (call);
+  }
+}
+
+/**
+ * cd_api_call_idempotent:
+ * @request: whose Idempotency-Key header (if any) and body count
+ * @caller: whose keys these are (a user id, or the client address)
+ * @proceed: does the work; runs at once without the header
+ *
+ * For POSTs that create: with an Idempotency-Key, the first request runs and
+ * its answer is kept a day; a retry with the same key and body gets that
+ * answer again; the same key with another body is refused.
+ */
+void
+cd_api_call_idempotent (CdApiCall *call, CdHttpRequest *request, const char *caller,
+                        CdApiProceedFunc proceed)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (request->msg);
+  const char *key = soup_message_headers_get_one (headers, "Idempotency-Key");
+  g_autoptr (GBytes) body = NULL;
+  g_autoptr (GChecksum) checksum = NULL;
+  g_autofree char *key_digest = NULL;
+  Idempotent *idem;
+  gsize n;
+
+  if (key == NULL) {
+    proceed (call);
+    return;
+  }
+  n = strlen (key);
+  for (gsize i = 0; i < n; i++) {
+    if ((guchar) key[i] < 0x21 || (guchar) key[i] > 0x7e)
+      n = 0;
+  }
+  if (n == 0 || n > 255) {
+    g_autoptr (GError) error =
+        g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                             "header 'Idempotency-Key': 1 to 255 visible ASCII characters");
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  body = soup_message_body_flatten (soup_server_message_get_request_body (request->msg));
+  checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_checksum_update (checksum, (const guchar *) request->route, -1);
+  g_checksum_update (checksum, g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+  call->idempotency_fingerprint = g_strdup (g_checksum_get_string (checksum));
+  key_digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, key, -1);
+  call->idempotency_key = g_strdup_printf ("cd:idem:%s:%s", caller, key_digest);
+  idem = g_new0 (Idempotent, 1);
+  idem->call = call;
+  idem->proceed = proceed;
+  cd_redis_commandv_async (call->api->redis, NULL, on_idempotency_checked, idem, "EVAL",
+                           IDEMPOTENCY_SCRIPT, "1", call->idempotency_key,
+                           call->idempotency_fingerprint, NULL);
 }

@@ -45,7 +45,11 @@ typedef struct {
   GHashTable *params;  /* path parameters */
   gpointer data;       /* the handler's own state */
   GDestroyNotify data_free;
+  char *idempotency_key; /* set while this call owns the key's answer */
+  char *idempotency_fingerprint;
 } CdApiCall;
+
+typedef void (*CdApiProceedFunc) (CdApiCall *call);
 
 gboolean cd_api_register (CdApi *api, CdHttpServer *server, GError **error);
 
@@ -71,6 +75,8 @@ CdApiCall *cd_api_call_new (CdApi *api, CdHttpRequest *request);
 void cd_api_call_respond_json (CdApiCall *call, guint status, JsonNode *body);
 void cd_api_call_respond_empty (CdApiCall *call, guint status);
 void cd_api_call_respond_error (CdApiCall *call, const GError *error);
+void cd_api_call_idempotent (CdApiCall *call, CdHttpRequest *request, const char *caller,
+                             CdApiProceedFunc proceed);
 void cd_api_respond_auth_error (CdHttpRequest *request, const GError *error);
 char *cd_api_hash_token (const char *token);
 char *cd_api_new_token (void);

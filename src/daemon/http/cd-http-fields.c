@@ -107,11 +107,9 @@ cd_fields_validate (JsonObject *object, const CdField *fields, gsize n_fields, G
                    "field '%.64s' is not known here", name);
       return FALSE;
     }
-    if (JSON_NODE_HOLDS_NULL (node)) {
-      if (f->required)
-        return field_error (error, f->name, "must not be null");
-      continue;
-    }
+    /* null means nothing here: leave the field out instead */
+    if (JSON_NODE_HOLDS_NULL (node))
+      return field_error (error, f->name, "must not be null (leave the field out instead)");
     switch (f->type) {
     case CD_FIELD_STRING:
     case CD_FIELD_EMAIL:
