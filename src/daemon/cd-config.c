@@ -79,6 +79,13 @@ static const KeyInfo keys[] = {
     "the rate limits' window" },
   { "mail", "from", KEY_STRING, OFF (mail_from), 0, 0, "CallDocker <no-reply@calldocker.invalid>",
     "the From of mails; without SMTP, mails are written to STATE/mail/*.eml" },
+  { "mail", "smtp_url", KEY_STRING, OFF (smtp_url), 0, 0, "",
+    "smtp://host:port or smtps://host:port; empty: write mails as files" },
+  { "mail", "smtp_username", KEY_STRING, OFF (smtp_username), 0, 0, "", "SMTP login, if any" },
+  { "mail", "smtp_password", KEY_STRING, OFF (smtp_password), 0, 0, "",
+    "SMTP password (better: CALLDOCKER_MAIL_SMTP_PASSWORD)" },
+  { "mail", "smtp_tls", KEY_STRING, OFF (smtp_tls), 0, 0, "required",
+    "required: STARTTLS or smtps, or no mail; none: plain text (a local relay only)" },
   { "log", "level", KEY_LOG_LEVEL, OFF (log_level), 0, 0, "info",
     "lowest level logged: debug, info, message, warning" },
   { "shutdown", "timeout_s", KEY_UINT, OFF (shutdown_timeout_s), 1, 3600, "10",
@@ -191,6 +198,10 @@ cd_config_free (CdConfig *config)
   g_free (config->auth_key_file);
   g_free (config->public_url);
   g_free (config->mail_from);
+  g_free (config->smtp_url);
+  g_free (config->smtp_username);
+  g_free (config->smtp_password);
+  g_free (config->smtp_tls);
   g_free (config->source_path);
   g_clear_pointer (&config->redis_address, cd_redis_address_free);
   g_free (config);
@@ -416,6 +427,17 @@ cd_config_validate (CdConfig *config, GError **error)
                  "mail.from = '%s' is not a mail address", config->mail_from);
     return FALSE;
   }
+  if (config->smtp_url[0] != '\0' && !g_str_has_prefix (config->smtp_url, "smtp://") &&
+      !g_str_has_prefix (config->smtp_url, "smtps://")) {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                 "mail.smtp_url = '%s' must start with smtp:// or smtps://", config->smtp_url);
+    return FALSE;
+  }
+  if (!g_str_equal (config->smtp_tls, "required") && !g_str_equal (config->smtp_tls, "none")) {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                 "mail.smtp_tls = '%s' is not one of required, none", config->smtp_tls);
+    return FALSE;
+  }
   if (!cd_pg_is_identifier (config->pg_app_role)) {
     g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
                  "postgres.app_role = '%s' is not a plain role name ([a-z_][a-z0-9_]*)",
@@ -464,7 +486,9 @@ cd_config_describe (const CdConfig *config)
     switch (info->type) {
     case KEY_STRING: {
       const char *v = *(char *const *) (base + info->offset);
-      if (g_str_equal (info->key, "conninfo") || g_str_equal (info->key, "url"))
+      if (g_str_equal (info->key, "smtp_password"))
+        g_string_append (out, v[0] ? "(set)" : "");
+      else if (g_str_equal (info->key, "conninfo") || g_str_equal (info->key, "url"))
         g_string_append (out, v[0] ? "(set)" : "(embedded)");
       else
         g_string_append (out, v);

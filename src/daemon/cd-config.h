@@ -64,6 +64,10 @@ typedef struct {
   guint login_limit_window_s;
   /* [mail] */
   char *mail_from;
+  char *smtp_url;
+  char *smtp_username;
+  char *smtp_password;
+  char *smtp_tls;
   /* [log] */
   char *log_level;
   /* [shutdown] */

@@ -328,6 +328,8 @@ on_demo_seeded (GObject *source, GAsyncResult *result, gpointer user_data)
   announce_ready (self);
 }
 
+static void on_app_role_checked (GObject *source, GAsyncResult *result, gpointer user_data);
+
 static void
 on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -356,10 +358,38 @@ on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
   /* the owner's connection is not needed any more; requests run as the app role */
   cd_pg_pool_close (self->migrate_pool);
   cd_pg_pool_start (self->pool);
+  g_info ("database ready (%u migration%s applied)", applied, applied == 1 ? "" : "s");
+  /* ready once the app role can query: proves the role and the grants */
+  cd_pg_pool_query_async (self->pool, "SELECT current_user", NULL, 0, self->cancellable,
+                          on_app_role_checked, g_object_ref (self));
+}
+
+static void
+on_app_role_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CdDaemon) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (self->state >= STATE_STOPPING)
+    return;
+  if (res == NULL) {
+    if (g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_TIMED_OUT) ||
+        g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_UNAVAILABLE)) {
+      /* PostgreSQL went away meanwhile: try again */
+      cd_pg_pool_query_async (self->pool, "SELECT current_user", NULL, 0, self->cancellable,
+                              on_app_role_checked, g_object_ref (self));
+      return;
+    }
+    g_printerr ("calldockerd: cannot query as postgres.app_role = %s: %s\n",
+                self->config->pg_app_role, error->message);
+    self->exit_code = 1;
+    cd_daemon_shutdown (self);
+    return;
+  }
   cd_mailer_start (self->mailer);
   self->migrated = TRUE;
   self->state = STATE_RUNNING;
-  g_info ("database ready (%u migration%s applied)", applied, applied == 1 ? "" : "s");
   if (self->superadmin_email) {
     create_superadmin (self);
     return;
@@ -600,6 +630,9 @@ cd_daemon_start (CdDaemon *self, GError **error)
   {
     g_autofree char *maildir = g_build_filename (config->state_dir, "mail", NULL);
     self->mailer = cd_mailer_new (self->pool, maildir, config->mail_from);
+    if (config->smtp_url[0])
+      cd_mailer_set_smtp (self->mailer, config->smtp_url, config->smtp_username,
+                          config->smtp_password, g_str_equal (config->smtp_tls, "required"));
     self->api.mailer = self->mailer;
   }
 

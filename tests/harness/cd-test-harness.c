@@ -521,3 +521,134 @@ cd_test_assert_prometheus_text (const char *text)
       g_error ("line %zu is not in the exposition format: %s", i, lines[i]);
   }
 }
+
+/* ---- an SMTP sink: enough of RFC 5321 for one client at a time ---- */
+
+typedef struct {
+  CdTestSmtp *smtp;
+  GSocketConnection *connection;
+  GDataInputStream *in;
+  GString *envelope;
+  GString *data;
+  gboolean in_data;
+} SmtpSession;
+
+static void smtp_read_line (SmtpSession *session);
+
+static void
+smtp_reply (SmtpSession *session, const char *text)
+{
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (session->connection));
+
+  g_output_stream_write_all (out, text, strlen (text), NULL, NULL, NULL);
+}
+
+static void
+smtp_session_free (SmtpSession *session)
+{
+  g_io_stream_close (G_IO_STREAM (session->connection), NULL, NULL);
+  g_object_unref (session->connection);
+  g_object_unref (session->in);
+  g_string_free (session->envelope, TRUE);
+  g_string_free (session->data, TRUE);
+  g_free (session);
+}
+
+static void
+on_smtp_line (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SmtpSession *session = user_data;
+  gsize length;
+  g_autofree char *line =
+      g_data_input_stream_read_line_finish (G_DATA_INPUT_STREAM (source), result, &length, NULL);
+
+  if (line == NULL) {
+    smtp_session_free (session);
+    return;
+  }
+  if (session->in_data) {
+    if (g_str_equal (line, ".")) {
+      session->in_data = FALSE;
+      g_ptr_array_add (session->smtp->messages,
+                       g_strdup_printf ("%s\n%s", session->envelope->str, session->data->str));
+      g_string_truncate (session->envelope, 0);
+      g_string_truncate (session->data, 0);
+      smtp_reply (session, "250 2.0.0 queued\r\n");
+    } else {
+      g_string_append_printf (session->data, "%s\n", line[0] == '.' ? line + 1 : line);
+    }
+  } else if (g_ascii_strncasecmp (line, "EHLO", 4) == 0 ||
+             g_ascii_strncasecmp (line, "HELO", 4) == 0) {
+    smtp_reply (session, "250-sink\r\n250 8BITMIME\r\n");
+  } else if (g_ascii_strncasecmp (line, "MAIL FROM:", 10) == 0 ||
+             g_ascii_strncasecmp (line, "RCPT TO:", 8) == 0) {
+    g_string_append_printf (session->envelope, "%s\n", line);
+    smtp_reply (session, "250 2.1.0 ok\r\n");
+  } else if (g_ascii_strcasecmp (line, "DATA") == 0) {
+    session->in_data = TRUE;
+    smtp_reply (session, "354 end with <CRLF>.<CRLF>\r\n");
+  } else if (g_ascii_strcasecmp (line, "QUIT") == 0) {
+    smtp_reply (session, "221 2.0.0 bye\r\n");
+    smtp_session_free (session);
+    return;
+  } else if (g_ascii_strcasecmp (line, "RSET") == 0 || g_ascii_strcasecmp (line, "NOOP") == 0) {
+    smtp_reply (session, "250 ok\r\n");
+  } else {
+    smtp_reply (session, "502 5.5.2 not here\r\n");
+  }
+  smtp_read_line (session);
+}
+
+static void
+smtp_read_line (SmtpSession *session)
+{
+  g_data_input_stream_read_line_async (session->in, G_PRIORITY_DEFAULT, NULL, on_smtp_line,
+                                       session);
+}
+
+static gboolean
+on_smtp_incoming (GSocketService *service, GSocketConnection *connection, GObject *source,
+                  gpointer user_data)
+{
+  SmtpSession *session = g_new0 (SmtpSession, 1);
+
+  session->smtp = user_data;
+  session->connection = g_object_ref (connection);
+  session->in = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
+  g_data_input_stream_set_newline_type (session->in, G_DATA_STREAM_NEWLINE_TYPE_CR_LF);
+  session->envelope = g_string_new (NULL);
+  session->data = g_string_new (NULL);
+  smtp_reply (session, "220 sink ESMTP\r\n");
+  smtp_read_line (session);
+  return TRUE;
+}
+
+CdTestSmtp *
+cd_test_smtp_start (void)
+{
+  CdTestSmtp *smtp = g_new0 (CdTestSmtp, 1);
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+  g_autoptr (GSocketAddress) bound = NULL;
+  g_autoptr (GError) error = NULL;
+
+  smtp->messages = g_ptr_array_new_with_free_func (g_free);
+  smtp->service = g_socket_service_new ();
+  g_socket_listener_add_address (G_SOCKET_LISTENER (smtp->service), address, G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_TCP, NULL, &bound, &error);
+  g_assert_no_error (error);
+  smtp->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_signal_connect (smtp->service, "incoming", G_CALLBACK (on_smtp_incoming), smtp);
+  g_socket_service_start (smtp->service);
+  return smtp;
+}
+
+void
+cd_test_smtp_stop (CdTestSmtp *smtp)
+{
+  g_socket_service_stop (smtp->service);
+  g_socket_listener_close (G_SOCKET_LISTENER (smtp->service));
+  g_object_unref (smtp->service);
+  g_ptr_array_unref (smtp->messages);
+  g_free (smtp);
+}

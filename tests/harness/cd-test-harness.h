@@ -77,6 +77,15 @@ guint cd_test_http_request (const char *method, const char *url, const char *con
                             const char *body, gsize body_length, const char *const *extra_headers,
                             char **response_body, GHashTable **response_headers);
 
+typedef struct {
+  GSocketService *service;
+  guint16 port;
+  GPtrArray *messages; /* "MAIL FROM:..\nRCPT TO:..\n\n" then the message */
+} CdTestSmtp;
+
+CdTestSmtp *cd_test_smtp_start (void);
+void cd_test_smtp_stop (CdTestSmtp *smtp);
+
 void cd_test_assert_prometheus_text (const char *text);
 char *cd_test_http_raw (const char *address, const char *request, gsize length, guint timeout_ms);
 

@@ -268,6 +268,7 @@ test_bad_bodies (void)
   /* the daemon still serves, and the super admin can still log in */
   {
     g_autoptr (JsonObject) ok = login ("root@example.com", PASSWORD, 200);
+    g_assert_true (json_object_has_member (ok, "access_token"));
   }
 }
 
@@ -334,6 +335,8 @@ test_password_reset (void)
   {
     g_autoptr (JsonObject) fresh = login ("reset@alpha.test", "a brand new passphrase", 200);
     g_autoptr (JsonObject) stale = login ("reset@alpha.test", PASSWORD, 401);
+    g_assert_true (json_object_has_member (fresh, "access_token"));
+    g_assert_false (json_object_has_member (stale, "access_token"));
   }
   g_assert_cmpuint (post ("/api/v1/auth/refresh", old_refresh, NULL, NULL), ==, 401);
 }
@@ -418,6 +421,7 @@ test_rate_limited (void)
    * even with the right password */
   for (int i = 0; i < 5; i++) {
     g_autoptr (JsonObject) refused = login ("limited@alpha.test", "wrong password", 401);
+    g_assert_false (json_object_has_member (refused, "access_token"));
   }
   status =
       post ("/api/v1/auth/login",

@@ -329,7 +329,6 @@ start (void)
   guint8 secret[32];
   g_autofree char *users_path = NULL;
   g_autoptr (JsonObject) agent = NULL;
-  g_autoptr (JsonObject) u = NULL;
 
   state = cd_test_make_tmp_dir ("cd-iso-XXXXXX");
   password_file = g_build_filename (state, "password", NULL);

@@ -13,7 +13,7 @@ die () {
 # What calldockerd needs to build and run (Debian bookworm names).
 CD_BUILD_PACKAGES="build-essential meson ninja-build pkg-config git python3 gettext
   libglib2.0-dev libsoup-3.0-dev libjson-glib-dev libpq-dev libhiredis-dev
-  libgstreamer1.0-dev libsodium-dev libjwt-dev"
+  libgstreamer1.0-dev libsodium-dev libjwt-dev libcurl4-openssl-dev"
 CD_RUNTIME_PACKAGES="postgresql-15 redis-server"
 # What the test run needs on top: the formatter, clang and its sanitizer and
 # libFuzzer runtimes.

@@ -9,6 +9,7 @@
 
 #include "../../common/cd-json.h"
 
+#include <curl/curl.h>
 #include <glib/gstdio.h>
 #include <string.h>
 
@@ -28,6 +29,11 @@ struct _CdMailer {
   gboolean stopped;
   guint64 delivered;
   GCancellable *cancellable;
+  /* SMTP; read by the worker thread, set before cd_mailer_start() only */
+  char *smtp_url;
+  char *smtp_username;
+  char *smtp_password;
+  gboolean smtp_tls_required;
 };
 
 G_DEFINE_FINAL_TYPE (CdMailer, cd_mailer, G_TYPE_OBJECT)
@@ -71,12 +77,123 @@ header_value (const char *text)
   return copy;
 }
 
+typedef struct {
+  const char *data;
+  gsize length;
+  gsize offset;
+} Upload;
+
+static size_t
+on_curl_read (char *buffer, size_t size, size_t nitems, void *user_data)
+{
+  Upload *upload = user_data;
+  gsize n = MIN (size * nitems, upload->length - upload->offset);
+
+  memcpy (buffer, upload->data + upload->offset, n);
+  upload->offset += n;
+  return n;
+}
+
+/* "Name <a@b>" -> "<a@b>" */
+static char *
+envelope_address (const char *header)
+{
+  const char *lt = strrchr (header, '<');
+  const char *gt = lt ? strchr (lt, '>') : NULL;
+
+  if (lt && gt)
+    return g_strndup (lt, (gsize) (gt - lt + 1));
+  return g_strdup_printf ("<%s>", header);
+}
+
+/* In the worker thread: one SMTP transaction through libcurl. */
+static void
+send_smtp (CdMailer *self, Mail *m, const char *text)
+{
+  CURL *curl = curl_easy_init ();
+  struct curl_slist *rcpt = NULL;
+  g_autofree char *from = envelope_address (self->from_address);
+  g_autofree char *to = g_strdup_printf ("<%s>", m->to);
+  Upload upload = { text, strlen (text), 0 };
+  CURLcode rc;
+
+  if (curl == NULL) {
+    m->error = g_strdup ("cannot start libcurl");
+    return;
+  }
+  rcpt = curl_slist_append (rcpt, to);
+  curl_easy_setopt (curl, CURLOPT_URL, self->smtp_url);
+  if (self->smtp_username && self->smtp_username[0]) {
+    curl_easy_setopt (curl, CURLOPT_USERNAME, self->smtp_username);
+    curl_easy_setopt (curl, CURLOPT_PASSWORD, self->smtp_password);
+  }
+  curl_easy_setopt (curl, CURLOPT_USE_SSL,
+                    (long) (self->smtp_tls_required ? CURLUSESSL_ALL : CURLUSESSL_NONE));
+  curl_easy_setopt (curl, CURLOPT_MAIL_FROM, from);
+  curl_easy_setopt (curl, CURLOPT_MAIL_RCPT, rcpt);
+  curl_easy_setopt (curl, CURLOPT_READFUNCTION, on_curl_read);
+  curl_easy_setopt (curl, CURLOPT_READDATA, &upload);
+  curl_easy_setopt (curl, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt (curl, CURLOPT_TIMEOUT, 60L);
+  rc = curl_easy_perform (curl);
+  if (rc == CURLE_OK)
+    m->path = g_strdup (self->smtp_url);
+  else
+    m->error = g_strdup_printf ("SMTP: %s", curl_easy_strerror (rc));
+  curl_slist_free_all (rcpt);
+  curl_easy_cleanup (curl);
+}
+
+static char *
+message_text (CdMailer *self, Mail *m)
+{
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree char *date = g_date_time_format (now, "%a, %d %b %Y %H:%M:%S +0000");
+  g_autofree char *to = header_value (m->to);
+  g_autofree char *subject = header_value (m->subject);
+  g_autofree char *body = NULL;
+  gboolean ascii = TRUE;
+  GString *dotted;
+
+  for (const char *p = subject; *p; p++)
+    ascii = ascii && (guchar) *p < 0x80;
+  if (!ascii) {
+    g_autofree char *b64 = g_base64_encode ((const guchar *) subject, strlen (subject));
+    g_free (subject);
+    subject = g_strdup_printf ("=?UTF-8?B?%s?=", b64);
+  }
+  /* CRLF line ends, as RFC 5322 wants */
+  dotted = g_string_new (NULL);
+  for (const char *p = m->body; *p; p++) {
+    if (*p == '\n' && (p == m->body || p[-1] != '\r'))
+      g_string_append_c (dotted, '\r');
+    g_string_append_c (dotted, *p);
+  }
+  body = g_string_free (dotted, FALSE);
+  return g_strdup_printf ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n"
+                          "Message-ID: <%s@calldocker>\r\nMIME-Version: 1.0\r\n"
+                          "Content-Type: text/plain; charset=utf-8\r\n"
+                          "Content-Transfer-Encoding: 8bit\r\n\r\n%s",
+                          self->from_address, to, subject, date, m->id, body);
+}
+
 static void
 write_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
 {
   CdMailer *self = source;
   GPtrArray *mails = data;
 
+  if (self->smtp_url != NULL) {
+    for (guint i = 0; i < mails->len; i++) {
+      Mail *m = g_ptr_array_index (mails, i);
+      g_autofree char *text = message_text (self, m);
+      send_smtp (self, m, text);
+    }
+    g_task_return_boolean (task, TRUE);
+    return;
+  }
   if (g_mkdir_with_parents (self->maildir, 0700) != 0) {
     for (guint i = 0; i < mails->len; i++) {
       Mail *m = g_ptr_array_index (mails, i);
@@ -88,27 +205,11 @@ write_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *canc
   for (guint i = 0; i < mails->len; i++) {
     Mail *m = g_ptr_array_index (mails, i);
     g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
-    g_autofree char *date = g_date_time_format (now, "%a, %d %b %Y %H:%M:%S +0000");
     g_autofree char *stamp = g_date_time_format (now, "%Y%m%dT%H%M%S");
-    g_autofree char *to = header_value (m->to);
-    g_autofree char *subject = header_value (m->subject);
     g_autofree char *name = g_strdup_printf ("%s-%s.eml", stamp, m->id);
-    g_autofree char *text = NULL;
+    g_autofree char *text = message_text (self, m);
     g_autoptr (GError) error = NULL;
-    gboolean ascii = TRUE;
 
-    for (const char *p = subject; *p; p++)
-      ascii = ascii && (guchar) *p < 0x80;
-    if (!ascii) {
-      g_autofree char *b64 = g_base64_encode ((const guchar *) subject, strlen (subject));
-      g_free (subject);
-      subject = g_strdup_printf ("=?UTF-8?B?%s?=", b64);
-    }
-    text = g_strdup_printf ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n"
-                            "Message-ID: <%s@calldocker>\r\nMIME-Version: 1.0\r\n"
-                            "Content-Type: text/plain; charset=utf-8\r\n"
-                            "Content-Transfer-Encoding: 8bit\r\n\r\n%s",
-                            self->from_address, to, subject, date, m->id, m->body);
     m->path = g_build_filename (self->maildir, name, NULL);
     if (!g_file_set_contents_full (m->path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
                                    &error)) {
@@ -164,7 +265,7 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
     json_builder_end_object (b);
     if (m->path) {
       self->delivered++;
-      g_info ("mail to %s written to %s", m->to, m->path);
+      g_info ("mail to %s delivered to %s", m->to, m->path);
     } else {
       g_message ("mail to %s not delivered: %s", m->to, m->error);
     }
@@ -267,6 +368,11 @@ cd_mailer_finalize (GObject *object)
 
   g_free (self->maildir);
   g_free (self->from_address);
+  g_free (self->smtp_url);
+  g_free (self->smtp_username);
+  if (self->smtp_password)
+    memset (self->smtp_password, 0, strlen (self->smtp_password));
+  g_free (self->smtp_password);
   G_OBJECT_CLASS (cd_mailer_parent_class)->finalize (object);
 }
 
@@ -293,6 +399,13 @@ cd_mailer_new (CdPgPool *pool, const char *maildir, const char *from_address)
 {
   CdMailer *self = g_object_new (CD_TYPE_MAILER, NULL);
 
+  static gsize curl_ready = 0;
+
+  /* libcurl's global set-up is not thread-safe: do it here, on the main thread */
+  if (g_once_init_enter (&curl_ready)) {
+    curl_global_init (CURL_GLOBAL_DEFAULT);
+    g_once_init_leave (&curl_ready, 1);
+  }
   self->pool = g_object_ref (pool);
   self->maildir = g_strdup (maildir);
   self->from_address = g_strdup (from_address);
@@ -331,4 +444,21 @@ guint64
 cd_mailer_get_delivered (CdMailer *self)
 {
   return self->delivered;
+}
+
+/**
+ * cd_mailer_set_smtp:
+ * @url: smtp://host:port or smtps://host:port
+ *
+ * Sends through SMTP instead of writing files. Call before cd_mailer_start().
+ */
+void
+cd_mailer_set_smtp (CdMailer *self, const char *url, const char *username, const char *password,
+                    gboolean tls_required)
+{
+  g_return_if_fail (self->poll_id == 0);
+  self->smtp_url = g_strdup (url);
+  self->smtp_username = g_strdup (username);
+  self->smtp_password = g_strdup (password);
+  self->smtp_tls_required = tls_required;
 }

@@ -14,6 +14,8 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (CdMailer, cd_mailer, CD, MAILER, GObject)
 
 CdMailer *cd_mailer_new (CdPgPool *pool, const char *maildir, const char *from_address);
+void cd_mailer_set_smtp (CdMailer *self, const char *url, const char *username,
+                         const char *password, gboolean tls_required);
 void cd_mailer_start (CdMailer *self);
 void cd_mailer_kick (CdMailer *self);
 void cd_mailer_stop (CdMailer *self);
