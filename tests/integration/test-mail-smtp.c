@@ -14,8 +14,8 @@ test_reset_mail_over_smtp (void)
 {
   CdTestSmtp *smtp = cd_test_smtp_start ();
   g_autofree char *state = cd_test_make_tmp_dir ("cd-smtp-XXXXXX");
-  g_autofree char *smtp_url = g_strdup_printf ("CALLDOCKER_MAIL_SMTP_URL=smtp://127.0.0.1:%u",
-                                               smtp->port);
+  g_autofree char *smtp_url =
+      g_strdup_printf ("CALLDOCKER_MAIL_SMTP_URL=smtp://127.0.0.1:%u", smtp->port);
   const char *env[] = { smtp_url, "CALLDOCKER_MAIL_SMTP_TLS=none", NULL };
   CdTestDaemon *d = cd_test_daemon_spawn (state, NULL, env);
   g_autofree char *signup = NULL;
