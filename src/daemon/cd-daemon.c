@@ -67,6 +67,7 @@ struct _CdDaemon {
   char *superadmin_password;
   gboolean seed_demo;
   guint migrate_retry_id;
+  guint redis_retry_id;
   guint migrate_backoff_ms;
   gint64 started_at;
 };
@@ -329,6 +330,8 @@ on_demo_seeded (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void on_app_role_checked (GObject *source, GAsyncResult *result, gpointer user_data);
+static void check_redis (CdDaemon *self);
+static gboolean on_redis_retry (gpointer user_data);
 
 static void
 on_migrated (GObject *source, GAsyncResult *result, gpointer user_data)
@@ -388,6 +391,23 @@ on_app_role_checked (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   cd_mailer_start (self->mailer);
+  cd_api_load_recent_blocks (&self->api);
+  check_redis (self);
+}
+
+/* Logins need Redis (rate limits): ready only once it answers too. */
+static void
+on_redis_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CdDaemon) self = user_data;
+  g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, NULL);
+
+  if (self->state >= STATE_STOPPING)
+    return;
+  if (reply == NULL) {
+    self->redis_retry_id = g_timeout_add (self->config->reconnect_min_ms, on_redis_retry, self);
+    return;
+  }
   self->migrated = TRUE;
   self->state = STATE_RUNNING;
   if (self->superadmin_email) {
@@ -400,6 +420,23 @@ on_app_role_checked (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   announce_ready (self);
+}
+
+static void
+check_redis (CdDaemon *self)
+{
+  cd_redis_commandv_async (self->redis, self->cancellable, on_redis_checked, g_object_ref (self),
+                           "PING", NULL);
+}
+
+static gboolean
+on_redis_retry (gpointer user_data)
+{
+  CdDaemon *self = user_data;
+
+  self->redis_retry_id = 0;
+  check_redis (self);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -459,10 +496,12 @@ cd_daemon_dispose (GObject *object)
   CdDaemon *self = CD_DAEMON (object);
 
   g_clear_handle_id (&self->migrate_retry_id, g_source_remove);
+  g_clear_handle_id (&self->redis_retry_id, g_source_remove);
   g_clear_pointer (&self->health, cd_http_health_free);
   g_clear_pointer (&self->api.keys, cd_jwt_keys_free);
   g_clear_pointer (&self->api.passwords, cd_password_policy_free);
   g_clear_pointer (&self->api.public_url, g_free);
+  g_clear_pointer (&self->api.blocked, g_hash_table_unref);
   if (self->mailer)
     cd_mailer_stop (self->mailer);
   g_clear_object (&self->mailer);
@@ -550,6 +589,7 @@ start_api (CdDaemon *self, GError **error)
     return FALSE;
   self->api.pool = self->pool;
   self->api.redis = self->redis;
+  cd_api_listen_for_blocks (&self->api);
   self->api.settings.access_ttl_s = config->access_ttl_s;
   self->api.settings.refresh_ttl_s = config->refresh_ttl_s;
   self->api.settings.login_limit_per_account = config->login_limit_per_account;
@@ -670,6 +710,7 @@ cd_daemon_shutdown (CdDaemon *self)
   if (self->mailer)
     cd_mailer_stop (self->mailer);
   g_clear_handle_id (&self->migrate_retry_id, g_source_remove);
+  g_clear_handle_id (&self->redis_retry_id, g_source_remove);
   /* 4. close the stores */
   if (self->migrate_pool)
     cd_pg_pool_close (self->migrate_pool);

@@ -342,10 +342,52 @@ test_password_reset (void)
 }
 
 static void
+test_changes_end_sessions (void)
+{
+  g_autoptr (JsonObject) agent = login ("change@alpha.test", PASSWORD, 200);
+  g_autoptr (JsonObject) admin = login ("admin@alpha.test", PASSWORD, 200);
+  const char *agent_token = json_object_get_string_member (agent, "access_token");
+  g_autofree char *me = NULL;
+  g_autoptr (JsonObject) me_json = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *u = NULL;
+  g_autofree char *bearer =
+      g_strconcat ("Bearer ", json_object_get_string_member (admin, "access_token"), NULL);
+  const char *h[] = { "Authorization", bearer, NULL };
+  const char *json = "{\"role\":\"company_admin\"}";
+
+  g_assert_cmpuint (get_with_token ("/api/v1/me", agent_token, &me, NULL), ==, 200);
+  me_json = parse (me);
+  path = g_strdup_printf ("/api/v1/companies/%s/users/%s", company_ok,
+                          json_object_get_string_member (me_json, "id"));
+  u = url (path);
+  /* tokens are issued with second precision: let one pass */
+  cd_test_sleep (1100);
+  g_assert_cmpuint (
+      cd_test_http_request ("PATCH", u, "application/json", json, strlen (json), h, NULL, NULL), ==,
+      200);
+  /* the token that says "agent" is over; a new login says company_admin */
+  g_assert_cmpuint (get_with_token ("/api/v1/me", agent_token, NULL, NULL), ==, 401);
+  cd_test_sleep (1100);
+  {
+    g_autoptr (JsonObject) again = login ("change@alpha.test", PASSWORD, 200);
+    g_assert_cmpstr (
+        json_object_get_string_member (json_object_get_object_member (again, "user"), "role"), ==,
+        "company_admin");
+    g_assert_cmpuint (get_with_token ("/api/v1/me",
+                                      json_object_get_string_member (again, "access_token"), NULL,
+                                      NULL),
+                      ==, 200);
+  }
+}
+
+static void
 test_decisions_are_mailed (void)
 {
   g_autoptr (JsonObject) root = login ("root@example.com", PASSWORD, 200);
   g_autoptr (JsonObject) created = NULL;
+  g_autoptr (JsonObject) gina = NULL;
+  const char *gina_token;
   g_autofree char *body = NULL;
   g_autofree char *path = NULL;
   g_autofree char *mail = NULL;
@@ -358,6 +400,10 @@ test_decisions_are_mailed (void)
                           &body, NULL),
                     ==, 201);
   created = parse (body);
+  gina = login ("gina@gamma.test", PASSWORD, 200);
+  gina_token = json_object_get_string_member (gina, "access_token");
+  g_assert_cmpuint (get_with_token ("/api/v1/me", gina_token, NULL, NULL), ==, 200);
+  cd_test_sleep (1100);
   path = g_strdup_printf (
       "/api/v1/admin/companies/%s/suspend",
       json_object_get_string_member (json_object_get_object_member (created, "company"), "id"));
@@ -371,6 +417,8 @@ test_decisions_are_mailed (void)
         ==, 200);
   }
   WAIT_UNTIL ((mail = find_mail ("gina@gamma.test", "is suspended")) != NULL, 20000);
+  /* her session from before the suspension is over */
+  g_assert_cmpuint (get_with_token ("/api/v1/me", gina_token, NULL, NULL), ==, 401);
   g_assert_nonnull (strstr (mail, "Reason: unpaid invoices"));
 }
 
@@ -457,6 +505,7 @@ seed_accounts (void)
       "  UNION ALL SELECT a.id, 'agent@alpha.test', $1, 'agent', 'Agent' FROM a"
       "  UNION ALL SELECT a.id, 'limited@alpha.test', $1, 'agent', 'Limited' FROM a"
       "  UNION ALL SELECT a.id, 'reset@alpha.test', $1, 'agent', 'Reset Me' FROM a"
+      "  UNION ALL SELECT a.id, 'change@alpha.test', $1, 'agent', 'Change Me' FROM a"
       "  UNION ALL SELECT s.id, 'agent@suspended.test', $1, 'agent', 'Sus' FROM s RETURNING 1)"
       " SELECT (SELECT id FROM a), (SELECT id FROM s), (SELECT count(*) FROM u)",
       params, 1, NULL, cd_test_capture, &result);
@@ -508,6 +557,7 @@ main (int argc, char **argv)
   g_test_add_func ("/api/auth/logout-revokes", test_logout_revokes);
   g_test_add_func ("/api/auth/bad-bodies", test_bad_bodies);
   g_test_add_func ("/api/auth/password-reset", test_password_reset);
+  g_test_add_func ("/api/auth/changes-end-sessions", test_changes_end_sessions);
   g_test_add_func ("/api/auth/decisions-are-mailed", test_decisions_are_mailed);
   g_test_add_func ("/api/auth/idempotent-signup", test_idempotent_signup);
   g_test_add_func ("/api/auth/rate-limited", test_rate_limited);

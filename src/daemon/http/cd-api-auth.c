@@ -647,6 +647,7 @@ on_reset_done (GObject *source, GAsyncResult *result, gpointer user_data)
           "the reset link was used or expired; ask for a new one");
     return;
   }
+  call->block_on_success = g_strdup (PQgetvalue (res, 0, 3));
   cd_api_call_respond_empty (call, 204);
 }
 
@@ -679,7 +680,8 @@ on_reset_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
         "  WHERE user_id IN (SELECT id FROM u) AND revoked_at IS NULL RETURNING 1),"
         " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, client_address,"
         "  request_id) SELECT company_id, id, 'auth.password-reset', $3, $4 FROM u RETURNING 1)"
-        " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM r), (SELECT count(*) FROM a)",
+        " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM r), (SELECT count(*) FROM a)"
+        ", (SELECT id FROM u)",
         params, 4, NULL, on_reset_done, call);
   }
 }

@@ -336,6 +336,8 @@ decide (CdHttpRequest *request, CdApi *api, const Decision *decision)
     return;
   }
   call = cd_api_call_new (api, request);
+  if (decision != &approve)
+    call->block_on_success = g_strdup (id);
   {
     const char *params[] = {
       id,          decision->status, decision->from,       reason,

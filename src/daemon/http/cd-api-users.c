@@ -339,6 +339,9 @@ handle_update (CdHttpRequest *request, gpointer user_data)
   scope = cd_api_scope_of (claims);
   call = cd_api_call_new (api, request);
   call->data = GUINT_TO_POINTER (200);
+  /* a new role or a deactivation ends the sessions holding the old ones */
+  if (json_object_has_member (body, "role") || json_object_has_member (body, "active"))
+    call->block_on_success = g_strdup (g_hash_table_lookup (request->params, "user_id"));
   {
     const char *display_name = json_object_has_member (body, "display_name")
                                    ? json_object_get_string_member (body, "display_name")
@@ -393,6 +396,7 @@ handle_deactivate (CdHttpRequest *request, gpointer user_data)
   scope = cd_api_scope_of (claims);
   call = cd_api_call_new (api, request);
   call->data = GUINT_TO_POINTER (204);
+  call->block_on_success = g_strdup (g_hash_table_lookup (request->params, "user_id"));
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
                              g_hash_table_lookup (request->params, "user_id"), claims->sub,
@@ -544,6 +548,7 @@ handle_change_password (CdHttpRequest *request, gpointer user_data)
   scope = cd_api_scope_of (claims);
   call = cd_api_call_new (api, request);
   call->caller = g_steal_pointer (&claims);
+  call->block_on_success = g_strdup (call->caller->sub);
   g_object_set_data_full (G_OBJECT (call->msg), "cd-password-change", p, password_change_free);
   {
     const char *params[] = { call->caller->sub };

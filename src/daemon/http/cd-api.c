@@ -31,7 +31,150 @@ cd_api_authenticate (CdApi *api, CdHttpRequest *request, GError **error)
                          "send an access token as Authorization: Bearer TOKEN");
     return NULL;
   }
-  return cd_jwt_verify (api->keys, value + 7, g_get_real_time () / G_USEC_PER_SEC, error);
+  g_autoptr (CdJwtClaims) claims =
+      cd_jwt_verify (api->keys, value + 7, g_get_real_time () / G_USEC_PER_SEC, error);
+  if (claims == NULL)
+    return NULL;
+  if (cd_api_is_blocked (api, claims->sub, claims->iat) ||
+      (claims->company && cd_api_is_blocked (api, claims->company, claims->iat))) {
+    g_set_error_literal (error, CD_AUTH_ERROR, CD_AUTH_ERROR_TOKEN_INVALID,
+                         "this session ended when the account or its company changed; log in "
+                         "again");
+    return NULL;
+  }
+  return g_steal_pointer (&claims);
+}
+
+/* Access tokens live on until they expire; when an account is deactivated,
+ * changes role or password, or its company is suspended or rejected, the
+ * tokens issued before are refused from then on, on every daemon (Redis
+ * pub/sub carries the news). Entries older than a token's life are dropped. */
+
+#define BLOCKED_CHANNEL "cd:blocked"
+
+static void
+blocked_add (CdApi *api, const char *id, gint64 since)
+{
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  gint64 *old;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (api->blocked == NULL)
+    api->blocked = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_hash_table_iter_init (&iter, api->blocked);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    if (*(gint64 *) value + (gint64) api->settings.access_ttl_s < now)
+      g_hash_table_iter_remove (&iter);
+  }
+  old = g_hash_table_lookup (api->blocked, id);
+  if (old != NULL && *old >= since)
+    return;
+  g_hash_table_insert (api->blocked, g_ascii_strdown (id, -1), g_memdup2 (&since, sizeof since));
+}
+
+/**
+ * cd_api_block:
+ * @id: a user's or a company's UUID
+ *
+ * Refuses, from now on and on every daemon, the access tokens issued to @id
+ * (or to anyone of company @id) until now.
+ */
+void
+cd_api_block (CdApi *api, const char *id)
+{
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  g_autofree char *message = g_strdup_printf ("%s %" G_GINT64_FORMAT, id, now);
+
+  blocked_add (api, id, now);
+  if (api->redis)
+    cd_redis_commandv_async (api->redis, NULL, NULL, NULL, "PUBLISH", BLOCKED_CHANNEL, message,
+                             NULL);
+}
+
+gboolean
+cd_api_is_blocked (CdApi *api, const char *id, gint64 issued_at)
+{
+  g_autofree char *lower = NULL;
+  gint64 *since;
+
+  if (api->blocked == NULL || id == NULL)
+    return FALSE;
+  lower = g_ascii_strdown (id, -1);
+  since = g_hash_table_lookup (api->blocked, lower);
+  return since != NULL && issued_at <= *since;
+}
+
+static void
+on_blocked_message (CdRedis *redis, const char *channel, GBytes *payload, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autofree char *text = NULL;
+  g_auto (GStrv) parts = NULL;
+  gint64 since;
+
+  if (!g_str_equal (channel, BLOCKED_CHANNEL) || g_bytes_get_size (payload) > 100)
+    return;
+  text = g_strndup (g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
+  parts = g_strsplit (text, " ", 2);
+  if (g_strv_length (parts) != 2 || !cd_is_uuid (parts[0]) ||
+      !g_ascii_string_to_signed (parts[1], 10, 0, G_MAXINT64, &since, NULL))
+    return;
+  blocked_add (api, parts[0], since);
+}
+
+/**
+ * cd_api_listen_for_blocks:
+ *
+ * Follows the other daemons' blocks (Redis pub/sub).
+ */
+void
+cd_api_listen_for_blocks (CdApi *api)
+{
+  g_signal_connect (api->redis, "message", G_CALLBACK (on_blocked_message), api);
+  cd_redis_subscribe (api->redis, BLOCKED_CHANNEL);
+}
+
+static void
+on_recent_changes (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    g_message ("cannot load recent account changes: %s", error->message);
+    return;
+  }
+  for (int r = 0; r < PQntuples (res); r++)
+    blocked_add (api, PQgetvalue (res, r, 0), g_ascii_strtoll (PQgetvalue (res, r, 1), NULL, 10));
+}
+
+/**
+ * cd_api_load_recent_blocks:
+ *
+ * At start: the changes of the last token lifetime, which a daemon that was
+ * not running then did not hear of (suspensions, deactivations, password
+ * changes; a role change is not recorded and is only heard of live).
+ */
+void
+cd_api_load_recent_blocks (CdApi *api)
+{
+  g_autofree char *ttl = g_strdup_printf ("%u", api->settings.access_ttl_s);
+  const char *params[] = { ttl };
+  CdPgScope scope = { NULL, TRUE };
+
+  cd_pg_pool_query_scoped_async (
+      api->pool, &scope,
+      "SELECT id, floor(extract(epoch FROM updated_at))::bigint FROM companies"
+      " WHERE status IN ('suspended', 'rejected')"
+      "  AND updated_at > now() - make_interval(secs => $1::int)"
+      " UNION ALL SELECT id, floor(extract(epoch FROM updated_at))::bigint FROM users"
+      " WHERE NOT active AND updated_at > now() - make_interval(secs => $1::int)"
+      " UNION ALL SELECT id, floor(extract(epoch FROM password_changed_at))::bigint FROM users"
+      " WHERE password_changed_at > created_at + interval '1 second'"
+      "  AND password_changed_at > now() - make_interval(secs => $1::int)",
+      params, 1, NULL, on_recent_changes, api);
 }
 
 /* 401s say how to authenticate (RFC 6750). */
@@ -124,6 +267,11 @@ idempotency_store (CdApiCall *call)
 static void
 call_free (CdApiCall *call)
 {
+  guint status = soup_server_message_get_status (call->msg);
+
+  if (call->block_on_success && status >= 200 && status < 300)
+    cd_api_block (call->api, call->block_on_success);
+  g_free (call->block_on_success);
   idempotency_store (call);
   g_free (call->idempotency_key);
   g_free (call->idempotency_fingerprint);

@@ -31,6 +31,7 @@ typedef struct {
   CdMailer *mailer; /* nullable: mails then wait in the outbox */
   char *public_url; /* where users reach the daemon, ending in '/' */
   CdApiSettings settings;
+  GHashTable *blocked; /* UUID -> gint64*: tokens issued until then are refused */
 } CdApi;
 
 /* One request being answered asynchronously; its message is paused. */
@@ -45,13 +46,18 @@ typedef struct {
   GHashTable *params;  /* path parameters */
   gpointer data;       /* the handler's own state */
   GDestroyNotify data_free;
-  char *idempotency_key; /* set while this call owns the key's answer */
+  char *block_on_success; /* a UUID whose older tokens end if the call succeeds */
+  char *idempotency_key;  /* set while this call owns the key's answer */
   char *idempotency_fingerprint;
 } CdApiCall;
 
 typedef void (*CdApiProceedFunc) (CdApiCall *call);
 
 gboolean cd_api_register (CdApi *api, CdHttpServer *server, GError **error);
+void cd_api_block (CdApi *api, const char *id);
+gboolean cd_api_is_blocked (CdApi *api, const char *id, gint64 issued_at);
+void cd_api_listen_for_blocks (CdApi *api);
+void cd_api_load_recent_blocks (CdApi *api);
 
 typedef enum {
   CD_ROLE_SUPERADMIN = 1 << 0,
