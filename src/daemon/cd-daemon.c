@@ -331,6 +331,8 @@ on_demo_seeded (GObject *source, GAsyncResult *result, gpointer user_data)
 
 static void on_app_role_checked (GObject *source, GAsyncResult *result, gpointer user_data);
 static void check_redis (CdDaemon *self);
+static void load_blocks (CdDaemon *self);
+static gboolean on_blocks_retry (gpointer user_data);
 static gboolean on_redis_retry (gpointer user_data);
 
 static void
@@ -391,8 +393,42 @@ on_app_role_checked (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   cd_mailer_start (self->mailer);
-  cd_api_load_recent_blocks (&self->api);
+  load_blocks (self);
+}
+
+/* Serving starts only once the recent account changes are known: a token
+ * that a change ended must not pass because this daemon just started. */
+static void
+on_blocks_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CdDaemon) self = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (self->state >= STATE_STOPPING)
+    return;
+  if (!cd_api_load_recent_blocks_finish (result, &error)) {
+    g_message ("cannot load recent account changes (%s); retrying", error->message);
+    self->redis_retry_id = g_timeout_add (self->config->reconnect_max_ms, on_blocks_retry, self);
+    return;
+  }
   check_redis (self);
+}
+
+static void
+load_blocks (CdDaemon *self)
+{
+  cd_api_load_recent_blocks_async (&self->api, self->cancellable, on_blocks_loaded,
+                                   g_object_ref (self));
+}
+
+static gboolean
+on_blocks_retry (gpointer user_data)
+{
+  CdDaemon *self = user_data;
+
+  self->redis_retry_id = 0;
+  load_blocks (self);
+  return G_SOURCE_REMOVE;
 }
 
 /* Logins need Redis (rate limits): ready only once it answers too. */

@@ -70,6 +70,14 @@ on_seeded (GObject *source, GAsyncResult *result, gpointer user_data)
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
+  if (!g_str_equal (PQgetvalue (res, 0, 0), "1") || !g_str_equal (PQgetvalue (res, 0, 1), "3")) {
+    /* the accounts exist, their passwords are not these: printing them would lie */
+    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                             "the demo accounts exist already, but %s (their passwords) is "
+                             "missing: remove the state folder to start the demo afresh",
+                             seed->path);
+    return;
+  }
   text = logins_text (seed);
   if (!g_file_set_contents_full (seed->path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
                                  &error)) {
@@ -126,9 +134,9 @@ on_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
         "   ($5, $6, 'agent', 'Alice Agent', '{\"billing\":8,\"support\":6}', ARRAY['en','de']),"
         "   ($7, $8, 'agent', 'Bob Agent', '{\"sales\":7}', ARRAY['en','fr']))"
         "   AS v (email, hash, role, name, skills, langs) RETURNING 1)"
-        " INSERT INTO audit_log (action, target, client_address)"
-        " SELECT 'demo.seeded', 'demo', 'run-demo'"
-        " FROM (SELECT count(*) FROM sa) s, (SELECT count(*) FROM u) n",
+        " , a AS (INSERT INTO audit_log (action, target, client_address)"
+        "  SELECT 'demo.seeded', 'demo', 'run-demo' FROM u LIMIT 1 RETURNING 1)"
+        " SELECT (SELECT count(*) FROM sa), (SELECT count(*) FROM u), (SELECT count(*) FROM a)",
         params, 8, NULL, on_seeded, g_steal_pointer (&task));
   }
 }

@@ -19,6 +19,7 @@ static char *state;
 static CdTestDaemon *daemon_proc;
 static char *company_ok;
 static char *company_suspended;
+static char *stale_token; /* ended by a role change; must stay ended after a restart */
 
 static char *
 url (const char *path)
@@ -368,6 +369,7 @@ test_changes_end_sessions (void)
       200);
   /* the token that says "agent" is over; a new login says company_admin */
   g_assert_cmpuint (get_with_token ("/api/v1/me", agent_token, NULL, NULL), ==, 401);
+  stale_token = g_strdup (agent_token);
   cd_test_sleep (1100);
   {
     g_autoptr (JsonObject) again = login ("change@alpha.test", PASSWORD, 200);
@@ -457,7 +459,160 @@ test_idempotent_signup (void)
   }
 }
 
-/* Last: it uses up the attempts of one account. */
+/* Every reset token in the mails to @to. */
+static GPtrArray *
+reset_tokens (const char *to)
+{
+  g_autofree char *dir = g_build_filename (state, "mail", NULL);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  g_autofree char *header = g_strdup_printf ("\r\nTo: %s\r\n", to);
+  GPtrArray *tokens = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+
+  while (d && (name = g_dir_read_name (d)) != NULL) {
+    g_autofree char *path = g_build_filename (dir, name, NULL);
+    g_autofree char *text = NULL;
+    const char *t;
+    if (!g_file_get_contents (path, &text, NULL, NULL) || !strstr (text, header) ||
+        (t = strstr (text, "reset-password?token=")) == NULL)
+      continue;
+    t += strlen ("reset-password?token=");
+    g_ptr_array_add (tokens, g_strndup (t, strcspn (t, "\r\n")));
+  }
+  return tokens;
+}
+
+static guint
+count_reset_tokens (const char *to)
+{
+  g_autoptr (GPtrArray) tokens = reset_tokens (to);
+
+  return tokens->len;
+}
+
+static void
+test_older_reset_links_die (void)
+{
+  g_autoptr (GPtrArray) tokens = NULL;
+  const char *json = "{\"email\":\"twice@alpha.test\"}";
+
+  g_assert_cmpuint (post ("/api/v1/auth/password-reset", json, NULL, NULL), ==, 202);
+  g_assert_cmpuint (post ("/api/v1/auth/password-reset", json, NULL, NULL), ==, 202);
+  WAIT_UNTIL (count_reset_tokens ("twice@alpha.test") == 2, 20000);
+  tokens = reset_tokens ("twice@alpha.test");
+  for (guint i = 0; i < 2; i++) {
+    g_autofree char *confirm =
+        g_strdup_printf ("{\"token\":\"%s\",\"new_password\":\"another fine passphrase %u\"}",
+                         (char *) g_ptr_array_index (tokens, i), i);
+    /* the first confirmed link spends the other one too */
+    g_assert_cmpuint (post ("/api/v1/auth/password-reset/confirm", confirm, NULL, NULL), ==,
+                      i == 0 ? 204 : 401);
+  }
+}
+
+static guint
+admin_call (const char *method, const char *path, const char *json, const char *key, char **body,
+            GHashTable **headers)
+{
+  g_autoptr (JsonObject) admin = login ("root@example.com", PASSWORD, 200);
+  g_autofree char *u = url (path);
+  g_autofree char *bearer =
+      g_strconcat ("Bearer ", json_object_get_string_member (admin, "access_token"), NULL);
+  const char *h[] = { "Authorization", bearer, key ? "Idempotency-Key" : NULL, key, NULL };
+
+  return cd_test_http_request (method, u, json ? "application/json" : NULL, json,
+                               json ? strlen (json) : 0, h, body, headers);
+}
+
+static void
+test_idempotency_is_per_path (void)
+{
+  g_autofree char *a = g_strdup_printf ("/api/v1/companies/%s/users", company_ok);
+  g_autofree char *b = g_strdup_printf ("/api/v1/companies/%s/users", company_suspended);
+  const char *json =
+      "{\"email\":\"same@key.test\",\"display_name\":\"Same\",\"password\":\"" PASSWORD
+      "\",\"role\":\"agent\"}";
+  const char *json_b = "{\"email\":\"same2@key.test\",\"display_name\":\"Same\","
+                       "\"password\":\"" PASSWORD "\",\"role\":\"agent\"}";
+  g_autoptr (GHashTable) hb = NULL;
+  g_autofree char *body_b = NULL;
+
+  g_assert_cmpuint (admin_call ("POST", a, json, "k1", NULL, NULL), ==, 201);
+  /* the same key on another company's path is another request: refused,
+   * never answered with company A's user */
+  g_assert_cmpuint (admin_call ("POST", b, json_b, "k1", &body_b, &hb), ==, 422);
+  g_assert_null (g_hash_table_lookup (hb, "idempotent-replayed"));
+  g_assert_null (strstr (body_b, company_ok));
+  /* a fresh key there works */
+  g_assert_cmpuint (admin_call ("POST", b, json_b, "k2", NULL, NULL), ==, 201);
+}
+
+static void
+test_settings_refuse_odd_values (void)
+{
+  g_autofree char *path = g_strdup_printf ("/api/v1/companies/%s", company_ok);
+  const char *bad[] = {
+    "{\"time_zone\":\"/etc/passwd\"}",
+    "{\"time_zone\":\"../../../../etc/localtime\"}",
+    "{\"time_zone\":\"EST5EDT,M3.2.0,M11.1.0\"}",
+    "{\"allowed_origins\":[\"https://a.test\\n\"]}",
+    "{\"allowed_origins\":[\"https://*\"]}",
+    "{\"allowed_origins\":[\"https://A.test\"]}",
+    "{\"allowed_origins\":[\"https://a.test/\"]}",
+    "{\"allowed_origins\":[\"https://a.test#x\"]}",
+  };
+  g_autofree char *ok_body = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autofree char *body = NULL;
+    g_test_message ("%s", bad[i]);
+    g_assert_cmpuint (admin_call ("PATCH", path, bad[i], NULL, &body, NULL), ==, 422);
+    assert_problem (body, "invalid-field");
+  }
+  g_assert_cmpuint (admin_call ("PATCH", path,
+                                "{\"time_zone\":\"America/Argentina/Buenos_Aires\","
+                                "\"allowed_origins\":[\"https://www.alpha.test:8443\"]}",
+                                NULL, &ok_body, NULL),
+                    ==, 200);
+  g_assert_nonnull (strstr (ok_body, "https://www.alpha.test:8443"));
+}
+
+static void
+test_odd_cursor_is_refused_or_read (void)
+{
+  g_autofree char *raw = g_strdup ("2026-W01-1T00:00:00Z|6f1c2b9e-3d4a-4c5b-8e6f-7a8b9c0d1e2f");
+  g_autofree char *cursor = cd_base64url_encode ((const guint8 *) raw, strlen (raw));
+  g_autofree char *path =
+      g_strdup_printf ("/api/v1/companies/%s/users?cursor=%s", company_ok, cursor);
+  guint status = admin_call ("GET", path, NULL, NULL, NULL, NULL);
+
+  g_assert_true (status == 200 || status == 422);
+}
+
+static void
+test_pausing_revokes_refresh_tokens (void)
+{
+  g_autoptr (JsonObject) before = login ("paused@alpha.test", PASSWORD, 200);
+  g_autofree char *refresh = g_strdup_printf (
+      "{\"refresh_token\":\"%s\"}", json_object_get_string_member (before, "refresh_token"));
+  g_autofree char *me = NULL;
+  g_autoptr (JsonObject) me_json = NULL;
+  g_autofree char *path = NULL;
+
+  g_assert_cmpuint (get_with_token ("/api/v1/me",
+                                    json_object_get_string_member (before, "access_token"), &me,
+                                    NULL),
+                    ==, 200);
+  me_json = parse (me);
+  path = g_strdup_printf ("/api/v1/companies/%s/users/%s", company_ok,
+                          json_object_get_string_member (me_json, "id"));
+  g_assert_cmpuint (admin_call ("PATCH", path, "{\"active\":false}", NULL, NULL, NULL), ==, 200);
+  g_assert_cmpuint (admin_call ("PATCH", path, "{\"active\":true}", NULL, NULL, NULL), ==, 200);
+  /* reactivated, but the sessions from before stay over */
+  g_assert_cmpuint (post ("/api/v1/auth/refresh", refresh, NULL, NULL), ==, 401);
+}
+
+/* Last but one: it uses up the attempts of one account. */
 static void
 test_rate_limited (void)
 {
@@ -477,6 +632,22 @@ test_rate_limited (void)
   g_assert_cmpuint (status, ==, 429);
   assert_problem (body, "rate-limited");
   g_assert_nonnull (g_hash_table_lookup (headers, "retry-after"));
+}
+
+/* Last: a daemon that starts knows which sessions were ended before. */
+static void
+test_ended_sessions_survive_restart (void)
+{
+  const char *env[] = { "CALLDOCKER_AUTH_LOGIN_LIMIT_PER_ACCOUNT=5", NULL };
+
+  g_assert_nonnull (stale_token);
+  kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
+  cd_test_daemon_wait_exit (daemon_proc, 30000);
+  g_assert_cmpint (daemon_proc->exit_status, ==, 0);
+  cd_test_daemon_free (daemon_proc);
+  daemon_proc = cd_test_daemon_spawn (state, NULL, env);
+  cd_test_daemon_wait_ready (daemon_proc, 60000);
+  g_assert_cmpuint (get_with_token ("/api/v1/me", stale_token, NULL, NULL), ==, 401);
 }
 
 static void
@@ -506,6 +677,8 @@ seed_accounts (void)
       "  UNION ALL SELECT a.id, 'limited@alpha.test', $1, 'agent', 'Limited' FROM a"
       "  UNION ALL SELECT a.id, 'reset@alpha.test', $1, 'agent', 'Reset Me' FROM a"
       "  UNION ALL SELECT a.id, 'change@alpha.test', $1, 'agent', 'Change Me' FROM a"
+      "  UNION ALL SELECT a.id, 'twice@alpha.test', $1, 'agent', 'Twice' FROM a"
+      "  UNION ALL SELECT a.id, 'paused@alpha.test', $1, 'agent', 'Paused' FROM a"
       "  UNION ALL SELECT s.id, 'agent@suspended.test', $1, 'agent', 'Sus' FROM s RETURNING 1)"
       " SELECT (SELECT id FROM a), (SELECT id FROM s), (SELECT count(*) FROM u)",
       params, 1, NULL, cd_test_capture, &result);
@@ -560,7 +733,14 @@ main (int argc, char **argv)
   g_test_add_func ("/api/auth/changes-end-sessions", test_changes_end_sessions);
   g_test_add_func ("/api/auth/decisions-are-mailed", test_decisions_are_mailed);
   g_test_add_func ("/api/auth/idempotent-signup", test_idempotent_signup);
+  g_test_add_func ("/api/auth/older-reset-links-die", test_older_reset_links_die);
+  g_test_add_func ("/api/auth/idempotency-is-per-path", test_idempotency_is_per_path);
+  g_test_add_func ("/api/auth/settings-refuse-odd-values", test_settings_refuse_odd_values);
+  g_test_add_func ("/api/auth/odd-cursor-is-refused-or-read", test_odd_cursor_is_refused_or_read);
+  g_test_add_func ("/api/auth/pausing-revokes-refresh-tokens", test_pausing_revokes_refresh_tokens);
   g_test_add_func ("/api/auth/rate-limited", test_rate_limited);
+  g_test_add_func ("/api/auth/ended-sessions-stay-ended-after-restart",
+                   test_ended_sessions_survive_restart);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);
@@ -568,5 +748,6 @@ main (int argc, char **argv)
   cd_test_remove_tree (state);
   g_free (company_ok);
   g_free (company_suspended);
+  g_free (stale_token);
   return status;
 }

@@ -15,6 +15,7 @@ typedef struct {
   char *role;    /* superadmin, company_admin, agent */
   char *company; /* the company's UUID; NULL for the super admin */
   gint64 iat;
+  gint64 iat_ms; /* iat in milliseconds (our own claim; iat * 1000 without it) */
   gint64 exp;
   char *kid;
 } CdJwtClaims;
@@ -34,6 +35,8 @@ const char *cd_jwt_keys_get_active_kid (CdJwtKeys *keys);
 
 char *cd_jwt_sign (CdJwtKeys *keys, const char *sub, const char *role, const char *company,
                    gint64 now, gint64 ttl_s, GError **error);
+char *cd_jwt_sign_at_ms (CdJwtKeys *keys, const char *sub, const char *role, const char *company,
+                         gint64 now_ms, gint64 ttl_s, GError **error);
 CdJwtClaims *cd_jwt_verify (CdJwtKeys *keys, const char *token, gint64 now, GError **error);
 
 gboolean cd_is_uuid (const char *text);

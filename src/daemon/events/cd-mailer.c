@@ -281,9 +281,10 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
         "UPDATE mail_outbox o SET"
         " sent_at = CASE WHEN r.path IS NOT NULL THEN now() END,"
         " delivered_to = r.path, last_error = r.error,"
-        " next_attempt_at = CASE WHEN r.path IS NULL THEN now() +"
-        "  least(interval '1 hour', interval '10 seconds' * power(2, o.attempts))"
-        "  ELSE o.next_attempt_at END"
+        " next_attempt_at = CASE WHEN r.path IS NOT NULL THEN o.next_attempt_at"
+        "  WHEN o.attempts >= 25 THEN 'infinity'"
+        "  ELSE now() + make_interval(secs => least(3600, 10 * power(2, least(o.attempts, 12))))"
+        "  END"
         " FROM json_to_recordset($1::json) AS r (id uuid, path text, error text)"
         " WHERE o.id = r.id",
         params, 1, NULL, on_recorded, g_object_ref (self));
@@ -303,6 +304,11 @@ on_claimed (GObject *source, GAsyncResult *result, gpointer user_data)
     if (res == NULL && !g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_CLOSED))
       g_debug ("mail outbox: %s", error->message);
     self->busy = FALSE;
+    if (res != NULL && self->again && !self->stopped) {
+      /* a kick arrived while this claim ran */
+      self->again = FALSE;
+      run_batch (self);
+    }
     return;
   }
   mails = g_ptr_array_new_with_free_func (mail_free);
@@ -319,7 +325,7 @@ on_claimed (GObject *source, GAsyncResult *result, gpointer user_data)
   g_task_set_task_data (task, mails, (GDestroyNotify) g_ptr_array_unref);
   g_task_run_in_thread (task, write_in_thread);
   /* more may be due: the recording step looks again */
-  self->again = PQntuples (res) == BATCH;
+  self->again = self->again || PQntuples (res) == BATCH;
 }
 
 static void

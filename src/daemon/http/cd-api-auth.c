@@ -99,8 +99,8 @@ respond_tokens (CdApiCall *call, const char *user_id, const char *role, const ch
   g_autoptr (GError) error = NULL;
   CdApi *api = call->api;
   g_autofree char *access =
-      cd_jwt_sign (api->keys, user_id, role, company_id, g_get_real_time () / G_USEC_PER_SEC,
-                   api->settings.access_ttl_s, &error);
+      cd_jwt_sign_at_ms (api->keys, user_id, role, company_id, g_get_real_time () / 1000,
+                         api->settings.access_ttl_s, &error);
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autoptr (JsonNode) body = NULL;
 
@@ -674,14 +674,16 @@ on_reset_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
         "WITH t AS (UPDATE password_reset_tokens SET used_at = now() WHERE token_hash = $1"
         "  AND used_at IS NULL AND expires_at > now() RETURNING user_id),"
         " u AS (UPDATE users SET password_hash = $2, password_changed_at = now(),"
-        "  updated_at = now() WHERE id IN (SELECT user_id FROM t) AND active"
-        "  RETURNING id, company_id),"
+        "  sessions_valid_after = now(), updated_at = now()"
+        "  WHERE id IN (SELECT user_id FROM t) AND active RETURNING id, company_id),"
+        " l AS (UPDATE password_reset_tokens SET used_at = now()"
+        "  WHERE user_id IN (SELECT id FROM u) AND used_at IS NULL RETURNING 1),"
         " r AS (UPDATE refresh_tokens SET revoked_at = now()"
         "  WHERE user_id IN (SELECT id FROM u) AND revoked_at IS NULL RETURNING 1),"
         " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, client_address,"
         "  request_id) SELECT company_id, id, 'auth.password-reset', $3, $4 FROM u RETURNING 1)"
         " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM r), (SELECT count(*) FROM a)"
-        ", (SELECT id FROM u)",
+        ", (SELECT id FROM u), (SELECT count(*) FROM l)",
         params, 4, NULL, on_reset_done, call);
   }
 }

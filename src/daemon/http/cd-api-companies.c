@@ -61,6 +61,33 @@ on_json_row (GObject *source, GAsyncResult *result, gpointer user_data)
     cd_api_call_respond_rows (call, GPOINTER_TO_UINT (call->data), res);
 }
 
+static gboolean
+origin_is_lower_case (const char *origin)
+{
+  for (const char *p = origin; *p; p++) {
+    if (g_ascii_isupper (*p))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* Area/Location names as in the tz database: letters, digits, _ + - and
+ * single slashes; "UTC" alone is fine too. */
+static gboolean
+time_zone_name_is_valid (const char *name)
+{
+  gsize n = strlen (name);
+
+  if (n == 0 || n > 64 || name[0] == '/' || name[n - 1] == '/' || strstr (name, "..") ||
+      strstr (name, "//") || !g_ascii_isalpha (name[0]))
+    return FALSE;
+  for (const char *p = name; *p; p++) {
+    if (!g_ascii_isalnum (*p) && *p != '_' && *p != '+' && *p != '-' && *p != '/')
+      return FALSE;
+  }
+  return TRUE;
+}
+
 /* "Acme Inc." -> "acme-inc"; empty -> "company" */
 static char *
 slug_from_name (const char *name)
@@ -154,12 +181,42 @@ on_signup_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
   }
 }
 
+static void signup_proceed (CdApiCall *call);
+
+static void
+signup_proceed_idempotent (CdApiCall *call)
+{
+  cd_api_call_idempotent (call, call->client_address, signup_proceed);
+}
+
 static void
 signup_proceed (CdApiCall *call)
 {
   cd_password_hash_async (call->api->passwords,
                           g_object_get_data (G_OBJECT (call->msg), "cd-password"), NULL,
                           on_signup_hashed, call);
+}
+
+static void
+on_signup_rate_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, &error);
+
+  if (reply == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (reply->type != CD_REDIS_REPLY_INTEGER ||
+      reply->integer > call->api->settings.login_limit_per_address) {
+    g_autoptr (GError) limited = g_error_new_literal (CD_AUTH_ERROR, CD_AUTH_ERROR_RATE_LIMITED,
+                                                      "too many signups from this address; "
+                                                      "retry later");
+    cd_api_call_respond_error (call, limited);
+    return;
+  }
+  signup_proceed_idempotent (call);
 }
 
 static void
@@ -200,7 +257,16 @@ handle_signup (CdHttpRequest *request, gpointer user_data)
   call->data = GUINT_TO_POINTER (201);
   g_object_set_data_full (G_OBJECT (call->msg), "cd-signup", s, signup_free);
   g_object_set_data_full (G_OBJECT (call->msg), "cd-password", g_strdup (password), g_free);
-  cd_api_call_idempotent (call, request, call->client_address, signup_proceed);
+  {
+    /* public: signups per client address are limited like logins */
+    g_autofree char *key = g_strconcat ("cd:rl:signup:address:", call->client_address, NULL);
+    g_autofree char *window = g_strdup_printf ("%u", api->settings.login_limit_window_s);
+    cd_redis_commandv_async (api->redis, NULL, on_signup_rate_checked, call, "EVAL",
+                             "local n = redis.call('INCR', KEYS[1]) "
+                             "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+                             "return n",
+                             "1", key, window, NULL);
+  }
 }
 
 /* ---- the super admin's view ---- */
@@ -437,7 +503,15 @@ handle_patch_company (CdHttpRequest *request, gpointer user_data)
     for (guint i = 0; i < json_array_get_length (array); i++) {
       const char *origin = json_array_get_string_element (array, i);
       g_autoptr (GUri) uri = g_uri_parse (origin, G_URI_FLAGS_NONE, NULL);
-      if (uri == NULL ||
+      g_autofree char *rebuilt = NULL;
+      /* the origin must be exactly what a browser sends: scheme://host[:port] */
+      if (uri != NULL && g_uri_get_host (uri) != NULL)
+        rebuilt = g_uri_get_port (uri) > 0
+                      ? g_strdup_printf ("%s://%s:%d", g_uri_get_scheme (uri), g_uri_get_host (uri),
+                                         g_uri_get_port (uri))
+                      : g_strdup_printf ("%s://%s", g_uri_get_scheme (uri), g_uri_get_host (uri));
+      if (uri == NULL || rebuilt == NULL || !g_str_equal (rebuilt, origin) ||
+          strpbrk (origin, "*%\\ \t\r\n") != NULL || !origin_is_lower_case (origin) ||
           (!g_str_equal (g_uri_get_scheme (uri), "https") &&
            !g_str_equal (g_uri_get_scheme (uri), "http")) ||
           g_uri_get_host (uri) == NULL || (g_uri_get_path (uri)[0] != '\0') ||
@@ -455,7 +529,8 @@ handle_patch_company (CdHttpRequest *request, gpointer user_data)
   if (json_object_has_member (body, "time_zone")) {
     g_autoptr (GTimeZone) tz = NULL;
     time_zone = json_object_get_string_member (body, "time_zone");
-    tz = g_time_zone_new_identifier (time_zone);
+    /* an IANA name only: no paths, no "..", no POSIX rules */
+    tz = time_zone_name_is_valid (time_zone) ? g_time_zone_new_identifier (time_zone) : NULL;
     if (tz == NULL) {
       cd_http_respond_error (request->msg, request->request_id, CD_HTTP_ERROR_INVALID_FIELD,
                              "field 'time_zone': not a time zone like Europe/Berlin");

@@ -270,7 +270,7 @@ handle_create (CdHttpRequest *request, gpointer user_data)
   g_object_set_data_full (G_OBJECT (call->msg), "cd-new-user", u, new_user_free);
   g_object_set_data_full (G_OBJECT (call->msg), "cd-password",
                           g_strdup (json_object_get_string_member (body, "password")), g_free);
-  cd_api_call_idempotent (call, request, call->caller->sub, create_proceed);
+  cd_api_call_idempotent (call, call->caller->sub, create_proceed);
 }
 
 static gboolean
@@ -367,12 +367,17 @@ handle_update (CdHttpRequest *request, gpointer user_data)
         "  role = coalesce($4, role), skills = coalesce($5::jsonb, skills),"
         "  languages = coalesce((SELECT array_agg(x) FROM json_array_elements_text($6::json) x),"
         "   CASE WHEN $6 IS NULL THEN languages ELSE '{}' END),"
-        "  active = coalesce($7::boolean, active), updated_at = now()"
+        "  active = coalesce($7::boolean, active), updated_at = now(),"
+        "  sessions_valid_after = CASE WHEN $4 IS NOT NULL OR $7 IS NOT NULL THEN now()"
+        "   ELSE sessions_valid_after END"
         "  WHERE company_id = $1 AND id = $2 RETURNING *),"
+        " r AS (UPDATE refresh_tokens SET revoked_at = now() WHERE $7::boolean IS FALSE"
+        "  AND user_id IN (SELECT id FROM upd) AND revoked_at IS NULL RETURNING 1),"
         " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, target, client_address,"
         "  request_id) SELECT company_id, $8::uuid, 'user.updated', email, $9, $10 FROM upd"
         "  RETURNING 1)"
-        " SELECT " USER_JSON " FROM upd u, (SELECT count(*) FROM a) AS audited",
+        " SELECT " USER_JSON " FROM upd u, (SELECT count(*) FROM a) AS audited,"
+        "  (SELECT count(*) FROM r) AS revoked",
         params, 10, NULL, on_json_row, call);
   }
 }
@@ -403,7 +408,8 @@ handle_deactivate (CdHttpRequest *request, gpointer user_data)
                              call->client_address, call->request_id };
     cd_pg_pool_query_scoped_async (
         api->pool, &scope,
-        "WITH upd AS (UPDATE users SET active = false, updated_at = now()"
+        "WITH upd AS (UPDATE users SET active = false, updated_at = now(),"
+        "  sessions_valid_after = now()"
         "  WHERE company_id = $1 AND id = $2 RETURNING id, company_id, email),"
         " r AS (UPDATE refresh_tokens SET revoked_at = now()"
         "  WHERE user_id IN (SELECT id FROM upd) AND revoked_at IS NULL RETURNING 1),"
@@ -470,9 +476,12 @@ on_new_password_hashed (GObject *source, GAsyncResult *result, gpointer user_dat
     cd_pg_pool_query_scoped_async (
         call->api->pool, &scope,
         "WITH upd AS (UPDATE users SET password_hash = $2, password_changed_at = now(),"
-        "  updated_at = now() WHERE id = $1 RETURNING id, company_id),"
+        "  sessions_valid_after = now(), updated_at = now() WHERE id = $1"
+        "  RETURNING id, company_id),"
         " r AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1"
-        "  AND revoked_at IS NULL RETURNING 1)"
+        "  AND revoked_at IS NULL RETURNING 1),"
+        " l AS (UPDATE password_reset_tokens SET used_at = now() WHERE user_id = $1"
+        "  AND used_at IS NULL RETURNING 1)"
         " INSERT INTO audit_log (company_id, actor_user_id, action, client_address, request_id)"
         " SELECT company_id, id, 'user.password-changed', $3, $4 FROM upd",
         params, 4, NULL, on_new_password_stored, call);

@@ -35,8 +35,8 @@ cd_api_authenticate (CdApi *api, CdHttpRequest *request, GError **error)
       cd_jwt_verify (api->keys, value + 7, g_get_real_time () / G_USEC_PER_SEC, error);
   if (claims == NULL)
     return NULL;
-  if (cd_api_is_blocked (api, claims->sub, claims->iat) ||
-      (claims->company && cd_api_is_blocked (api, claims->company, claims->iat))) {
+  if (cd_api_is_blocked (api, claims->sub, claims->iat_ms) ||
+      (claims->company && cd_api_is_blocked (api, claims->company, claims->iat_ms))) {
     g_set_error_literal (error, CD_AUTH_ERROR, CD_AUTH_ERROR_TOKEN_INVALID,
                          "this session ended when the account or its company changed; log in "
                          "again");
@@ -52,10 +52,11 @@ cd_api_authenticate (CdApi *api, CdHttpRequest *request, GError **error)
 
 #define BLOCKED_CHANNEL "cd:blocked"
 
+/* @since: milliseconds since the epoch */
 static void
 blocked_add (CdApi *api, const char *id, gint64 since)
 {
-  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  gint64 now = g_get_real_time () / 1000;
   gint64 *old;
   GHashTableIter iter;
   gpointer value;
@@ -64,7 +65,7 @@ blocked_add (CdApi *api, const char *id, gint64 since)
     api->blocked = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   g_hash_table_iter_init (&iter, api->blocked);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
-    if (*(gint64 *) value + (gint64) api->settings.access_ttl_s < now)
+    if (*(gint64 *) value + (gint64) api->settings.access_ttl_s * 1000 < now)
       g_hash_table_iter_remove (&iter);
   }
   old = g_hash_table_lookup (api->blocked, id);
@@ -83,7 +84,7 @@ blocked_add (CdApi *api, const char *id, gint64 since)
 void
 cd_api_block (CdApi *api, const char *id)
 {
-  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  gint64 now = g_get_real_time () / 1000;
   g_autofree char *message = g_strdup_printf ("%s %" G_GINT64_FORMAT, id, now);
 
   blocked_add (api, id, now);
@@ -92,6 +93,7 @@ cd_api_block (CdApi *api, const char *id)
                              NULL);
 }
 
+/* @issued_at: the token's iat_ms */
 gboolean
 cd_api_is_blocked (CdApi *api, const char *id, gint64 issued_at)
 {
@@ -138,16 +140,18 @@ cd_api_listen_for_blocks (CdApi *api)
 static void
 on_recent_changes (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  CdApi *api = user_data;
-  g_autoptr (GError) error = NULL;
+  g_autoptr (GTask) task = user_data;
+  CdApi *api = g_task_get_task_data (task);
+  GError *error = NULL;
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
 
   if (res == NULL) {
-    g_message ("cannot load recent account changes: %s", error->message);
+    g_task_return_error (task, error);
     return;
   }
   for (int r = 0; r < PQntuples (res); r++)
     blocked_add (api, PQgetvalue (res, r, 0), g_ascii_strtoll (PQgetvalue (res, r, 1), NULL, 10));
+  g_task_return_boolean (task, TRUE);
 }
 
 /**
@@ -158,23 +162,31 @@ on_recent_changes (GObject *source, GAsyncResult *result, gpointer user_data)
  * changes; a role change is not recorded and is only heard of live).
  */
 void
-cd_api_load_recent_blocks (CdApi *api)
+cd_api_load_recent_blocks_async (CdApi *api, GCancellable *cancellable,
+                                 GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autofree char *ttl = g_strdup_printf ("%u", api->settings.access_ttl_s);
   const char *params[] = { ttl };
   CdPgScope scope = { NULL, TRUE };
+  GTask *task = g_task_new (NULL, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, cd_api_load_recent_blocks_async);
+  g_task_set_task_data (task, api, NULL);
 
   cd_pg_pool_query_scoped_async (
       api->pool, &scope,
-      "SELECT id, floor(extract(epoch FROM updated_at))::bigint FROM companies"
+      "SELECT id, floor(extract(epoch FROM updated_at) * 1000)::bigint FROM companies"
       " WHERE status IN ('suspended', 'rejected')"
       "  AND updated_at > now() - make_interval(secs => $1::int)"
-      " UNION ALL SELECT id, floor(extract(epoch FROM updated_at))::bigint FROM users"
-      " WHERE NOT active AND updated_at > now() - make_interval(secs => $1::int)"
-      " UNION ALL SELECT id, floor(extract(epoch FROM password_changed_at))::bigint FROM users"
-      " WHERE password_changed_at > created_at + interval '1 second'"
-      "  AND password_changed_at > now() - make_interval(secs => $1::int)",
-      params, 1, NULL, on_recent_changes, api);
+      " UNION ALL SELECT id, floor(extract(epoch FROM sessions_valid_after) * 1000)::bigint"
+      " FROM users WHERE sessions_valid_after > now() - make_interval(secs => $1::int)",
+      params, 1, cancellable, on_recent_changes, task);
+}
+
+gboolean
+cd_api_load_recent_blocks_finish (GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /* 401s say how to authenticate (RFC 6750). */
@@ -505,6 +517,12 @@ cd_api_page_params (CdHttpRequest *request, guint *limit, char **cursor_time, ch
     *cursor_time = g_strndup ((char *) raw, (gsize) (bar - (char *) raw));
     {
       g_autoptr (GDateTime) t = g_date_time_new_from_iso8601 (*cursor_time, NULL);
+      g_autoptr (GDateTime) utc = t ? g_date_time_to_utc (t) : NULL;
+      if (utc != NULL) {
+        /* PostgreSQL reads a canonical form, not every ISO 8601 GLib takes */
+        g_free (*cursor_time);
+        *cursor_time = g_date_time_format (utc, "%Y-%m-%dT%H:%M:%S.%fZ");
+      }
       if (t == NULL) {
         g_clear_pointer (cursor_time, g_free);
         g_set_error_literal (error, CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
@@ -586,7 +604,6 @@ on_idempotency_checked (GObject *source, GAsyncResult *result, gpointer user_dat
 
 /**
  * cd_api_call_idempotent:
- * @request: whose Idempotency-Key header (if any) and body count
  * @caller: whose keys these are (a user id, or the client address)
  * @proceed: does the work; runs at once without the header
  *
@@ -595,10 +612,9 @@ on_idempotency_checked (GObject *source, GAsyncResult *result, gpointer user_dat
  * answer again; the same key with another body is refused.
  */
 void
-cd_api_call_idempotent (CdApiCall *call, CdHttpRequest *request, const char *caller,
-                        CdApiProceedFunc proceed)
+cd_api_call_idempotent (CdApiCall *call, const char *caller, CdApiProceedFunc proceed)
 {
-  SoupMessageHeaders *headers = soup_server_message_get_request_headers (request->msg);
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (call->msg);
   const char *key = soup_message_headers_get_one (headers, "Idempotency-Key");
   g_autoptr (GBytes) body = NULL;
   g_autoptr (GChecksum) checksum = NULL;
@@ -622,9 +638,15 @@ cd_api_call_idempotent (CdApiCall *call, CdHttpRequest *request, const char *cal
     cd_api_call_respond_error (call, error);
     return;
   }
-  body = soup_message_body_flatten (soup_server_message_get_request_body (request->msg));
+  body = soup_message_body_flatten (soup_server_message_get_request_body (call->msg));
   checksum = g_checksum_new (G_CHECKSUM_SHA256);
-  g_checksum_update (checksum, (const guchar *) request->route, -1);
+  /* the real path (its ids), not the route's pattern: another company's
+   * request is another request */
+  g_checksum_update (checksum, (const guchar *) soup_server_message_get_method (call->msg), -1);
+  g_checksum_update (checksum, (const guchar *) "\n", 1);
+  g_checksum_update (checksum,
+                     (const guchar *) g_uri_get_path (soup_server_message_get_uri (call->msg)), -1);
+  g_checksum_update (checksum, (const guchar *) "\n", 1);
   g_checksum_update (checksum, g_bytes_get_data (body, NULL), g_bytes_get_size (body));
   call->idempotency_fingerprint = g_strdup (g_checksum_get_string (checksum));
   key_digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, key, -1);

@@ -57,7 +57,9 @@ gboolean cd_api_register (CdApi *api, CdHttpServer *server, GError **error);
 void cd_api_block (CdApi *api, const char *id);
 gboolean cd_api_is_blocked (CdApi *api, const char *id, gint64 issued_at);
 void cd_api_listen_for_blocks (CdApi *api);
-void cd_api_load_recent_blocks (CdApi *api);
+void cd_api_load_recent_blocks_async (CdApi *api, GCancellable *cancellable,
+                                      GAsyncReadyCallback callback, gpointer user_data);
+gboolean cd_api_load_recent_blocks_finish (GAsyncResult *result, GError **error);
 
 typedef enum {
   CD_ROLE_SUPERADMIN = 1 << 0,
@@ -81,8 +83,7 @@ CdApiCall *cd_api_call_new (CdApi *api, CdHttpRequest *request);
 void cd_api_call_respond_json (CdApiCall *call, guint status, JsonNode *body);
 void cd_api_call_respond_empty (CdApiCall *call, guint status);
 void cd_api_call_respond_error (CdApiCall *call, const GError *error);
-void cd_api_call_idempotent (CdApiCall *call, CdHttpRequest *request, const char *caller,
-                             CdApiProceedFunc proceed);
+void cd_api_call_idempotent (CdApiCall *call, const char *caller, CdApiProceedFunc proceed);
 void cd_api_respond_auth_error (CdHttpRequest *request, const GError *error);
 char *cd_api_hash_token (const char *token);
 char *cd_api_new_token (void);
