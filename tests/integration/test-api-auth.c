@@ -612,6 +612,27 @@ test_pausing_revokes_refresh_tokens (void)
   g_assert_cmpuint (post ("/api/v1/auth/refresh", refresh, NULL, NULL), ==, 401);
 }
 
+static void
+test_password_change_is_rate_limited (void)
+{
+  g_autoptr (JsonObject) tokens = login ("guess@alpha.test", PASSWORD, 200);
+  g_autofree char *u = url ("/api/v1/me/password");
+  g_autofree char *bearer =
+      g_strconcat ("Bearer ", json_object_get_string_member (tokens, "access_token"), NULL);
+  const char *h[] = { "Authorization", bearer, NULL };
+  const char *guess = "{\"current_password\":\"a wrong guess\",\"new_password\":\"x\"}";
+  g_autofree char *body = NULL;
+
+  for (int i = 0; i < 5; i++)
+    g_assert_cmpuint (
+        cd_test_http_request ("POST", u, "application/json", guess, strlen (guess), h, NULL, NULL),
+        ==, 401);
+  g_assert_cmpuint (
+      cd_test_http_request ("POST", u, "application/json", guess, strlen (guess), h, &body, NULL),
+      ==, 429);
+  assert_problem (body, "rate-limited");
+}
+
 /* Last but one: it uses up the attempts of one account. */
 static void
 test_rate_limited (void)
@@ -679,6 +700,7 @@ seed_accounts (void)
       "  UNION ALL SELECT a.id, 'change@alpha.test', $1, 'agent', 'Change Me' FROM a"
       "  UNION ALL SELECT a.id, 'twice@alpha.test', $1, 'agent', 'Twice' FROM a"
       "  UNION ALL SELECT a.id, 'paused@alpha.test', $1, 'agent', 'Paused' FROM a"
+      "  UNION ALL SELECT a.id, 'guess@alpha.test', $1, 'agent', 'Guess' FROM a"
       "  UNION ALL SELECT s.id, 'agent@suspended.test', $1, 'agent', 'Sus' FROM s RETURNING 1)"
       " SELECT (SELECT id FROM a), (SELECT id FROM s), (SELECT count(*) FROM u)",
       params, 1, NULL, cd_test_capture, &result);
@@ -738,6 +760,8 @@ main (int argc, char **argv)
   g_test_add_func ("/api/auth/settings-refuse-odd-values", test_settings_refuse_odd_values);
   g_test_add_func ("/api/auth/odd-cursor-is-refused-or-read", test_odd_cursor_is_refused_or_read);
   g_test_add_func ("/api/auth/pausing-revokes-refresh-tokens", test_pausing_revokes_refresh_tokens);
+  g_test_add_func ("/api/auth/password-change-is-rate-limited",
+                   test_password_change_is_rate_limited);
   g_test_add_func ("/api/auth/rate-limited", test_rate_limited);
   g_test_add_func ("/api/auth/ended-sessions-stay-ended-after-restart",
                    test_ended_sessions_survive_restart);

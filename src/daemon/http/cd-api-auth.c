@@ -13,14 +13,6 @@
 
 #include <string.h>
 
-/* KEYS: account, address. ARGV: window. Returns both counts. */
-#define RATE_LIMIT_SCRIPT                                      \
-  "local a = redis.call('INCR', KEYS[1]) "                     \
-  "if a == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end " \
-  "local b = redis.call('INCR', KEYS[2]) "                     \
-  "if b == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end " \
-  "return {a, b}"
-
 static const CdField login_fields[] = {
   { "email", CD_FIELD_EMAIL, TRUE, 0, 0 },
   { "password", CD_FIELD_SECRET, TRUE, 1, 1024 },
@@ -219,31 +211,12 @@ on_account_found (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
-on_rate_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+login_lookup (CdApiCall *call)
 {
-  CdApiCall *call = user_data;
   Login *l = call->data;
-  CdApiSettings *settings = &call->api->settings;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, &error);
   const char *params[1];
   CdPgScope scope = { NULL, TRUE };
 
-  if (reply == NULL) {
-    /* without the limiter, logins would be unlimited: refuse instead */
-    cd_api_call_respond_error (call, error);
-    return;
-  }
-  if (reply->type != CD_REDIS_REPLY_ARRAY || reply->n_elements != 2) {
-    fail (call, CD_HTTP_ERROR, CD_HTTP_ERROR_INTERNAL, "unexpected rate limiter reply");
-    return;
-  }
-  if (reply->elements[0]->integer > settings->login_limit_per_account ||
-      reply->elements[1]->integer > settings->login_limit_per_address) {
-    g_info ("login rate limit reached for %s (request %s)", call->client_address, call->request_id);
-    fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_RATE_LIMITED, "too many login attempts; retry later");
-    return;
-  }
   params[0] = l->email;
   cd_pg_pool_query_scoped_async (
       call->api->pool, &scope,
@@ -262,11 +235,6 @@ handle_login (CdHttpRequest *request, gpointer user_data)
       cd_http_request_read_json (request, login_fields, G_N_ELEMENTS (login_fields), &error);
   CdApiCall *call;
   Login *l;
-  g_autofree char *lower = NULL;
-  g_autofree char *digest = NULL;
-  g_autofree char *account = NULL;
-  g_autofree char *address = NULL;
-  g_autofree char *window = NULL;
 
   if (body == NULL) {
     cd_http_respond_problem (request->msg, request->request_id, error);
@@ -278,14 +246,8 @@ handle_login (CdHttpRequest *request, gpointer user_data)
   call->data_free = login_free;
   l->email = g_strdup (json_object_get_string_member (body, "email"));
   l->password = g_strdup (json_object_get_string_member (body, "password"));
-  lower = g_utf8_strdown (l->email, -1);
-  digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, lower, -1);
-  l->account_key = g_strconcat ("cd:rl:login:account:", digest, NULL);
-  account = g_strdup (l->account_key);
-  address = g_strconcat ("cd:rl:login:address:", call->client_address, NULL);
-  window = g_strdup_printf ("%u", api->settings.login_limit_window_s);
-  cd_redis_commandv_async (api->redis, NULL, on_rate_checked, call, "EVAL", RATE_LIMIT_SCRIPT, "2",
-                           account, address, window, NULL);
+  l->account_key = cd_api_rate_limit_key ("login", l->email);
+  cd_api_call_rate_limit (call, "login", l->email, login_lookup);
 }
 
 /* ---- refresh: rotate in one statement; a token used twice revokes its family ---- */
@@ -558,27 +520,13 @@ on_reset_queued (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
-on_reset_rate_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+reset_queue (CdApiCall *call)
 {
-  CdApiCall *call = user_data;
   Reset *r = call->data;
-  CdApiSettings *settings = &call->api->settings;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, &error);
   g_autofree char *hash = NULL;
   g_autofree char *mail = NULL;
   CdPgScope scope = { NULL, TRUE };
 
-  if (reply == NULL) {
-    cd_api_call_respond_error (call, error);
-    return;
-  }
-  if (reply->type != CD_REDIS_REPLY_ARRAY || reply->n_elements != 2 ||
-      reply->elements[0]->integer > settings->login_limit_per_account ||
-      reply->elements[1]->integer > settings->login_limit_per_address) {
-    fail (call, CD_AUTH_ERROR, CD_AUTH_ERROR_RATE_LIMITED, "too many reset requests; retry later");
-    return;
-  }
   r->token = cd_api_new_token ();
   hash = cd_api_hash_token (r->token);
   mail = g_strdup_printf (RESET_MAIL_BODY, call->api->public_url, r->token);
@@ -605,10 +553,6 @@ handle_reset_request (CdHttpRequest *request, gpointer user_data)
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) body = cd_http_request_read_json (
       request, reset_request_fields, G_N_ELEMENTS (reset_request_fields), &error);
-  g_autofree char *lower = NULL;
-  g_autofree char *digest = NULL;
-  g_autofree char *address = NULL;
-  g_autofree char *window = NULL;
   CdApiCall *call;
   Reset *r;
 
@@ -621,13 +565,7 @@ handle_reset_request (CdHttpRequest *request, gpointer user_data)
   call->data = r;
   call->data_free = reset_free;
   r->email = g_strdup (json_object_get_string_member (body, "email"));
-  lower = g_utf8_strdown (r->email, -1);
-  digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, lower, -1);
-  r->account_key = g_strconcat ("cd:rl:reset:account:", digest, NULL);
-  address = g_strconcat ("cd:rl:reset:address:", call->client_address, NULL);
-  window = g_strdup_printf ("%u", api->settings.login_limit_window_s);
-  cd_redis_commandv_async (api->redis, NULL, on_reset_rate_checked, call, "EVAL", RATE_LIMIT_SCRIPT,
-                           "2", r->account_key, address, window, NULL);
+  cd_api_call_rate_limit (call, "reset", r->email, reset_queue);
 }
 
 static void

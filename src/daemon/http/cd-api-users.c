@@ -531,6 +531,17 @@ on_password_row (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
+password_lookup (CdApiCall *call)
+{
+  CdPgScope scope = cd_api_scope_of (call->caller);
+  const char *params[] = { call->caller->sub };
+
+  cd_pg_pool_query_scoped_async (call->api->pool, &scope,
+                                 "SELECT password_hash, email FROM users WHERE id = $1 AND active",
+                                 params, 1, NULL, on_password_row, call);
+}
+
+static void
 handle_change_password (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
@@ -539,7 +550,6 @@ handle_change_password (CdHttpRequest *request, gpointer user_data)
   g_autoptr (JsonObject) body = NULL;
   PasswordChange *p;
   CdApiCall *call;
-  CdPgScope scope;
 
   if (claims == NULL) {
     cd_api_respond_auth_error (request, error);
@@ -554,18 +564,12 @@ handle_change_password (CdHttpRequest *request, gpointer user_data)
   p = g_new0 (PasswordChange, 1);
   p->current = g_strdup (json_object_get_string_member (body, "current_password"));
   p->next = g_strdup (json_object_get_string_member (body, "new_password"));
-  scope = cd_api_scope_of (claims);
   call = cd_api_call_new (api, request);
   call->caller = g_steal_pointer (&claims);
   call->block_on_success = g_strdup (call->caller->sub);
   g_object_set_data_full (G_OBJECT (call->msg), "cd-password-change", p, password_change_free);
-  {
-    const char *params[] = { call->caller->sub };
-    cd_pg_pool_query_scoped_async (api->pool, &scope,
-                                   "SELECT password_hash, email FROM users"
-                                   " WHERE id = $1 AND active",
-                                   params, 1, NULL, on_password_row, call);
-  }
+  /* a stolen access token must not allow guessing the current password */
+  cd_api_call_rate_limit (call, "password", call->caller->sub, password_lookup);
 }
 
 gboolean

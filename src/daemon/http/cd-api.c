@@ -658,3 +658,89 @@ cd_api_call_idempotent (CdApiCall *call, const char *caller, CdApiProceedFunc pr
                            IDEMPOTENCY_SCRIPT, "1", call->idempotency_key,
                            call->idempotency_fingerprint, NULL);
 }
+
+/* KEYS: account, address. ARGV: window. Returns both counts. */
+#define RATE_LIMIT_SCRIPT                                      \
+  "local a = redis.call('INCR', KEYS[1]) "                     \
+  "if a == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end " \
+  "local b = redis.call('INCR', KEYS[2]) "                     \
+  "if b == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end " \
+  "return {a, b}"
+
+/**
+ * cd_api_rate_limit_key:
+ * @kind: what is limited: login, reset, password
+ *
+ * Returns: (transfer full): the Redis key counting @account's attempts
+ */
+char *
+cd_api_rate_limit_key (const char *kind, const char *account)
+{
+  g_autofree char *lower = g_utf8_strdown (account, -1);
+  g_autofree char *digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, lower, -1);
+
+  return g_strdup_printf ("cd:rl:%s:account:%s", kind, digest);
+}
+
+typedef struct {
+  CdApiCall *call;
+  CdApiProceedFunc proceed;
+  char *kind;
+} RateCheck;
+
+static void
+on_rate_limit_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  RateCheck *check = user_data;
+  CdApiCall *call = check->call;
+  CdApiProceedFunc proceed = check->proceed;
+  CdApiSettings *settings = &call->api->settings;
+  g_autofree char *kind = check->kind;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, &error);
+
+  g_free (check);
+  if (reply == NULL) {
+    /* without the limiter, attempts would be unlimited: refuse instead */
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (reply->type != CD_REDIS_REPLY_ARRAY || reply->n_elements != 2 ||
+      reply->elements[0]->integer > settings->login_limit_per_account ||
+      reply->elements[1]->integer > settings->login_limit_per_address) {
+    g_info ("%s rate limit reached for %s (request %s)", kind, call->client_address,
+            call->request_id);
+    g_set_error (&error, CD_AUTH_ERROR, CD_AUTH_ERROR_RATE_LIMITED,
+                 "too many %s attempts; retry later", kind);
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  proceed (call);
+}
+
+/**
+ * cd_api_call_rate_limit:
+ * @kind: login, reset or password
+ * @account: the account tried (an email or a user id)
+ * @proceed: runs when neither @account nor the client address is over its limit
+ *
+ * Counts an attempt per account and per client address in Redis (one Lua
+ * script); over either limit the call answers 429. While Redis is down the
+ * call answers 503 rather than go unlimited.
+ */
+void
+cd_api_call_rate_limit (CdApiCall *call, const char *kind, const char *account,
+                        CdApiProceedFunc proceed)
+{
+  RateCheck *check = g_new0 (RateCheck, 1);
+  g_autofree char *account_key = cd_api_rate_limit_key (kind, account);
+  g_autofree char *address_key =
+      g_strdup_printf ("cd:rl:%s:address:%s", kind, call->client_address);
+  g_autofree char *window = g_strdup_printf ("%u", call->api->settings.login_limit_window_s);
+
+  check->call = call;
+  check->proceed = proceed;
+  check->kind = g_strdup (kind);
+  cd_redis_commandv_async (call->api->redis, NULL, on_rate_limit_checked, check, "EVAL",
+                           RATE_LIMIT_SCRIPT, "2", account_key, address_key, window, NULL);
+}

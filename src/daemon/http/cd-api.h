@@ -84,6 +84,9 @@ void cd_api_call_respond_json (CdApiCall *call, guint status, JsonNode *body);
 void cd_api_call_respond_empty (CdApiCall *call, guint status);
 void cd_api_call_respond_error (CdApiCall *call, const GError *error);
 void cd_api_call_idempotent (CdApiCall *call, const char *caller, CdApiProceedFunc proceed);
+void cd_api_call_rate_limit (CdApiCall *call, const char *kind, const char *account,
+                             CdApiProceedFunc proceed);
+char *cd_api_rate_limit_key (const char *kind, const char *account);
 void cd_api_respond_auth_error (CdHttpRequest *request, const GError *error);
 char *cd_api_hash_token (const char *token);
 char *cd_api_new_token (void);
