@@ -86,6 +86,20 @@ static const KeyInfo keys[] = {
     "SMTP password (better: CALLDOCKER_MAIL_SMTP_PASSWORD)" },
   { "mail", "smtp_tls", KEY_STRING, OFF (smtp_tls), 0, 0, "required",
     "required: STARTTLS or smtps, or no mail; none: plain text (a local relay only)" },
+  { "ice", "stun_urls", KEY_STRING, OFF (stun_urls), 0, 0, "",
+    "STUN servers for browsers, comma-separated (stun:host:3478)" },
+  { "ice", "turn_urls", KEY_STRING, OFF (turn_urls), 0, 0, "",
+    "TURN servers, comma-separated (turn:host:3478?transport=udp, turns:host:5349)" },
+  { "ice", "turn_secret", KEY_STRING, OFF (turn_secret), 0, 0, "",
+    "coturn's static-auth-secret (better: CALLDOCKER_ICE_TURN_SECRET)" },
+  { "ice", "turn_ttl_s", KEY_UINT, OFF (turn_ttl_s), 60, 86400, "3600",
+    "how long TURN credentials work" },
+  { "widget", "token_ttl_s", KEY_UINT, OFF (widget_token_ttl_s), 60, 86400, "900",
+    "lifetime of a visitor token" },
+  { "widget", "session_limit_per_address", KEY_UINT, OFF (widget_limit_per_address), 1, 1000000,
+    "30", "widget sessions per client address per window" },
+  { "widget", "session_limit_window_s", KEY_UINT, OFF (widget_limit_window_s), 1, 86400, "60",
+    "the widget limit's window" },
   { "log", "level", KEY_LOG_LEVEL, OFF (log_level), 0, 0, "info",
     "lowest level logged: debug, info, message, warning" },
   { "shutdown", "timeout_s", KEY_UINT, OFF (shutdown_timeout_s), 1, 3600, "10",
@@ -202,6 +216,9 @@ cd_config_free (CdConfig *config)
   g_free (config->smtp_username);
   g_free (config->smtp_password);
   g_free (config->smtp_tls);
+  g_free (config->stun_urls);
+  g_free (config->turn_urls);
+  g_free (config->turn_secret);
   g_free (config->source_path);
   g_clear_pointer (&config->redis_address, cd_redis_address_free);
   g_free (config);
@@ -438,6 +455,29 @@ cd_config_validate (CdConfig *config, GError **error)
                  "mail.smtp_tls = '%s' is not one of required, none", config->smtp_tls);
     return FALSE;
   }
+  if (config->turn_urls[0] != '\0' && config->turn_secret[0] == '\0') {
+    g_set_error_literal (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_CONTRADICTION,
+                         "ice.turn_urls is set but ice.turn_secret is empty: TURN needs the "
+                         "secret it shares with coturn");
+    return FALSE;
+  }
+  {
+    const char *lists[] = { config->stun_urls, config->turn_urls };
+    const char *names[] = { "ice.stun_urls", "ice.turn_urls" };
+    const char *schemes[][3] = { { "stun:", "stuns:", NULL }, { "turn:", "turns:", NULL } };
+    for (int l = 0; l < 2; l++) {
+      g_auto (GStrv) urls = g_strsplit (lists[l], ",", -1);
+      for (gsize i = 0; lists[l][0] && urls[i]; i++) {
+        char *u = g_strstrip (urls[i]);
+        if (!g_str_has_prefix (u, schemes[l][0]) && !g_str_has_prefix (u, schemes[l][1])) {
+          g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                       "%s: '%s' must start with %s or %s", names[l], u, schemes[l][0],
+                       schemes[l][1]);
+          return FALSE;
+        }
+      }
+    }
+  }
   if (!cd_pg_is_identifier (config->pg_app_role)) {
     g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
                  "postgres.app_role = '%s' is not a plain role name ([a-z_][a-z0-9_]*)",
@@ -486,7 +526,7 @@ cd_config_describe (const CdConfig *config)
     switch (info->type) {
     case KEY_STRING: {
       const char *v = *(char *const *) (base + info->offset);
-      if (g_str_equal (info->key, "smtp_password"))
+      if (g_str_equal (info->key, "smtp_password") || g_str_equal (info->key, "turn_secret"))
         g_string_append (out, v[0] ? "(set)" : "");
       else if (g_str_equal (info->key, "conninfo") || g_str_equal (info->key, "url"))
         g_string_append (out, v[0] ? "(set)" : "(embedded)");

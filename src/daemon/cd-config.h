@@ -68,6 +68,15 @@ typedef struct {
   char *smtp_username;
   char *smtp_password;
   char *smtp_tls;
+  /* [ice] */
+  char *stun_urls;
+  char *turn_urls;
+  char *turn_secret;
+  guint turn_ttl_s;
+  /* [widget] */
+  guint widget_token_ttl_s;
+  guint widget_limit_per_address;
+  guint widget_limit_window_s;
   /* [log] */
   char *log_level;
   /* [shutdown] */

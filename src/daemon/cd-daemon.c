@@ -538,6 +538,9 @@ cd_daemon_dispose (GObject *object)
   g_clear_pointer (&self->api.passwords, cd_password_policy_free);
   g_clear_pointer (&self->api.public_url, g_free);
   g_clear_pointer (&self->api.blocked, g_hash_table_unref);
+  g_clear_pointer (&self->api.stun_urls, g_strfreev);
+  g_clear_pointer (&self->api.turn_urls, g_strfreev);
+  g_clear_pointer (&self->api.turn_secret, g_free);
   if (self->mailer)
     cd_mailer_stop (self->mailer);
   g_clear_object (&self->mailer);
@@ -603,6 +606,20 @@ cd_daemon_init (CdDaemon *self)
   self->cancellable = g_cancellable_new ();
 }
 
+static GStrv
+split_urls (const char *list)
+{
+  g_auto (GStrv) parts = g_strsplit (list, ",", -1);
+  g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
+
+  for (gsize i = 0; parts[i]; i++) {
+    char *url = g_strstrip (parts[i]);
+    if (url[0])
+      g_strv_builder_add (builder, url);
+  }
+  return g_strv_builder_end (builder);
+}
+
 /* Keys and the password policy: small local files, read once at start-up. */
 static gboolean
 start_api (CdDaemon *self, GError **error)
@@ -627,6 +644,13 @@ start_api (CdDaemon *self, GError **error)
   self->api.redis = self->redis;
   cd_api_listen_for_blocks (&self->api);
   self->api.settings.access_ttl_s = config->access_ttl_s;
+  self->api.settings.widget_token_ttl_s = config->widget_token_ttl_s;
+  self->api.settings.widget_limit_per_address = config->widget_limit_per_address;
+  self->api.settings.widget_limit_window_s = config->widget_limit_window_s;
+  self->api.stun_urls = split_urls (config->stun_urls);
+  self->api.turn_urls = split_urls (config->turn_urls);
+  self->api.turn_secret = g_strdup (config->turn_secret);
+  self->api.turn_ttl_s = config->turn_ttl_s;
   self->api.settings.refresh_ttl_s = config->refresh_ttl_s;
   self->api.settings.login_limit_per_account = config->login_limit_per_account;
   self->api.settings.login_limit_per_address = config->login_limit_per_address;

@@ -5,6 +5,7 @@
 #include "auth/cd-auth-error.h"
 #include "auth/cd-jwt.h"
 #include "auth/cd-password.h"
+#include "auth/cd-turn.h"
 #include "cd-test-harness.h"
 
 #include <sodium.h>
@@ -294,6 +295,18 @@ test_password_hash (void)
   g_assert_false (cd_password_verify_finish (bad));
 }
 
+static void
+test_turn_credentials (void)
+{
+  g_autofree char *username = NULL;
+  g_autofree char *password = NULL;
+
+  /* the vector was computed independently: base64 (HMAC-SHA1 (secret, username)) */
+  cd_turn_credentials ("s3cret", COMPANY, 1700000000, &username, &password);
+  g_assert_cmpstr (username, ==, "1700000000:" COMPANY);
+  g_assert_cmpstr (password, ==, "516rdg6qOtX+/bQO2vpoJs7PIZk=");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -307,6 +320,7 @@ main (int argc, char **argv)
   g_test_add_func ("/auth/jwt/refuses-malformed", test_malformed);
   g_test_add_func ("/auth/jwt/refuses-bad-keys", test_keys_refused);
   g_test_add_func ("/auth/jwt/key-file", test_key_file);
+  g_test_add_func ("/auth/turn/credentials", test_turn_credentials);
   g_test_add_func ("/auth/password/policy", test_password_policy);
   g_test_add_func ("/auth/password/hash", test_password_hash);
   return g_test_run ();

@@ -255,7 +255,9 @@ cd_base64url_decode (const char *text, gsize length, gsize *out_length)
   return out;
 }
 
-static const char *roles[] = { "superadmin", "company_admin", "agent", NULL };
+/* "visitor": a website visitor's short token from the widget session; it
+ * opens signaling only, never the REST API (see cd_api_authenticate()) */
+static const char *roles[] = { "superadmin", "company_admin", "agent", "visitor", NULL };
 
 /**
  * cd_jwt_sign:

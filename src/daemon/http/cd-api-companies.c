@@ -198,28 +198,6 @@ signup_proceed (CdApiCall *call)
 }
 
 static void
-on_signup_rate_checked (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  CdApiCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, &error);
-
-  if (reply == NULL) {
-    cd_api_call_respond_error (call, error);
-    return;
-  }
-  if (reply->type != CD_REDIS_REPLY_INTEGER ||
-      reply->integer > call->api->settings.login_limit_per_address) {
-    g_autoptr (GError) limited = g_error_new_literal (CD_AUTH_ERROR, CD_AUTH_ERROR_RATE_LIMITED,
-                                                      "too many signups from this address; "
-                                                      "retry later");
-    cd_api_call_respond_error (call, limited);
-    return;
-  }
-  signup_proceed_idempotent (call);
-}
-
-static void
 handle_signup (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
@@ -257,16 +235,9 @@ handle_signup (CdHttpRequest *request, gpointer user_data)
   call->data = GUINT_TO_POINTER (201);
   g_object_set_data_full (G_OBJECT (call->msg), "cd-signup", s, signup_free);
   g_object_set_data_full (G_OBJECT (call->msg), "cd-password", g_strdup (password), g_free);
-  {
-    /* public: signups per client address are limited like logins */
-    g_autofree char *key = g_strconcat ("cd:rl:signup:address:", call->client_address, NULL);
-    g_autofree char *window = g_strdup_printf ("%u", api->settings.login_limit_window_s);
-    cd_redis_commandv_async (api->redis, NULL, on_signup_rate_checked, call, "EVAL",
-                             "local n = redis.call('INCR', KEYS[1]) "
-                             "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
-                             "return n",
-                             "1", key, window, NULL);
-  }
+  /* public: signups per client address are limited like logins */
+  cd_api_call_rate_limit_address (call, "signup", api->settings.login_limit_per_address,
+                                  api->settings.login_limit_window_s, signup_proceed_idempotent);
 }
 
 /* ---- the super admin's view ---- */

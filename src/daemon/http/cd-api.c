@@ -35,6 +35,11 @@ cd_api_authenticate (CdApi *api, CdHttpRequest *request, GError **error)
       cd_jwt_verify (api->keys, value + 7, g_get_real_time () / G_USEC_PER_SEC, error);
   if (claims == NULL)
     return NULL;
+  if (g_str_equal (claims->role, "visitor")) {
+    g_set_error_literal (error, CD_AUTH_ERROR, CD_AUTH_ERROR_TOKEN_INVALID,
+                         "a visitor token opens signaling only, not the API");
+    return NULL;
+  }
   if (cd_api_is_blocked (api, claims->sub, claims->iat_ms) ||
       (claims->company && cd_api_is_blocked (api, claims->company, claims->iat_ms))) {
     g_set_error_literal (error, CD_AUTH_ERROR, CD_AUTH_ERROR_TOKEN_INVALID,
@@ -364,7 +369,7 @@ cd_api_register (CdApi *api, CdHttpServer *server, GError **error)
 {
   return cd_api_auth_register (api, server, error) &&
          cd_api_companies_register (api, server, error) &&
-         cd_api_users_register (api, server, error);
+         cd_api_users_register (api, server, error) && cd_api_widget_register (api, server, error);
 }
 
 static CdRoles
@@ -374,7 +379,9 @@ role_flag (const char *role)
     return CD_ROLE_SUPERADMIN;
   if (g_str_equal (role, "company_admin"))
     return CD_ROLE_COMPANY_ADMIN;
-  return CD_ROLE_AGENT;
+  if (g_str_equal (role, "agent"))
+    return CD_ROLE_AGENT;
+  return 0;
 }
 
 /**
@@ -743,4 +750,61 @@ cd_api_call_rate_limit (CdApiCall *call, const char *kind, const char *account,
   check->kind = g_strdup (kind);
   cd_redis_commandv_async (call->api->redis, NULL, on_rate_limit_checked, check, "EVAL",
                            RATE_LIMIT_SCRIPT, "2", account_key, address_key, window, NULL);
+}
+
+typedef struct {
+  CdApiCall *call;
+  CdApiProceedFunc proceed;
+  guint limit;
+  char *kind;
+} AddressCheck;
+
+static void
+on_address_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  AddressCheck *check = user_data;
+  CdApiCall *call = check->call;
+  CdApiProceedFunc proceed = check->proceed;
+  guint limit = check->limit;
+  g_autofree char *kind = check->kind;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, &error);
+
+  g_free (check);
+  if (reply == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (reply->type != CD_REDIS_REPLY_INTEGER || reply->integer > limit) {
+    g_set_error (&error, CD_AUTH_ERROR, CD_AUTH_ERROR_RATE_LIMITED,
+                 "too many %s requests from this address; retry later", kind);
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  proceed (call);
+}
+
+/**
+ * cd_api_call_rate_limit_address:
+ *
+ * Counts a request of @kind from the client's address; past @limit in
+ * @window_s seconds the call answers 429.
+ */
+void
+cd_api_call_rate_limit_address (CdApiCall *call, const char *kind, guint limit, guint window_s,
+                                CdApiProceedFunc proceed)
+{
+  AddressCheck *check = g_new0 (AddressCheck, 1);
+  g_autofree char *key = g_strdup_printf ("cd:rl:%s:address:%s", kind, call->client_address);
+  g_autofree char *window = g_strdup_printf ("%u", window_s);
+
+  check->call = call;
+  check->proceed = proceed;
+  check->limit = limit;
+  check->kind = g_strdup (kind);
+  cd_redis_commandv_async (call->api->redis, NULL, on_address_checked, check, "EVAL",
+                           "local n = redis.call('INCR', KEYS[1]) "
+                           "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+                           "return n",
+                           "1", key, window, NULL);
 }

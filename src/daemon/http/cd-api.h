@@ -15,6 +15,9 @@
 G_BEGIN_DECLS
 
 typedef struct {
+  guint widget_token_ttl_s;
+  guint widget_limit_per_address;
+  guint widget_limit_window_s;
   guint access_ttl_s;
   guint refresh_ttl_s;
   guint login_limit_per_account;
@@ -32,6 +35,10 @@ typedef struct {
   char *public_url; /* where users reach the daemon, ending in '/' */
   CdApiSettings settings;
   GHashTable *blocked; /* UUID -> gint64*: tokens issued until then are refused */
+  GStrv stun_urls;     /* ICE servers for visitors */
+  GStrv turn_urls;
+  char *turn_secret;
+  guint turn_ttl_s;
 } CdApi;
 
 /* One request being answered asynchronously; its message is paused. */
@@ -77,6 +84,9 @@ gboolean cd_api_page_params (CdHttpRequest *request, guint *limit, char **cursor
                              char **cursor_id, GError **error);
 gboolean cd_api_companies_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_users_register (CdApi *api, CdHttpServer *server, GError **error);
+gboolean cd_api_widget_register (CdApi *api, CdHttpServer *server, GError **error);
+void cd_api_call_rate_limit_address (CdApiCall *call, const char *kind, guint limit, guint window_s,
+                                     CdApiProceedFunc proceed);
 
 CdJwtClaims *cd_api_authenticate (CdApi *api, CdHttpRequest *request, GError **error);
 CdApiCall *cd_api_call_new (CdApi *api, CdHttpRequest *request);
