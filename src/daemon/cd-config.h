@@ -77,6 +77,11 @@ typedef struct {
   guint widget_token_ttl_s;
   guint widget_limit_per_address;
   guint widget_limit_window_s;
+  /* [signal] */
+  guint signal_auth_timeout_s;
+  guint signal_max_message_bytes;
+  guint signal_max_messages_per_second;
+  guint signal_keepalive_s;
   /* [log] */
   char *log_level;
   /* [shutdown] */

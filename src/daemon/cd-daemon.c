@@ -12,6 +12,7 @@
 #include "events/cd-mailer.h"
 #include "events/cd-metrics.h"
 #include "http/cd-api.h"
+#include "signal/cd-signal-server.h"
 #include "http/cd-http-health.h"
 #include "http/cd-http-server.h"
 #include "store/cd-embedded-stores.h"
@@ -61,6 +62,7 @@ struct _CdDaemon {
   CdHttpHealth *health;
   CdApi api;
   CdMailer *mailer;
+  CdSignalServer *signal;
   gboolean migrated;
   int exit_code;
   char *superadmin_email; /* --create-superadmin: do that, then stop */
@@ -533,6 +535,7 @@ cd_daemon_dispose (GObject *object)
 
   g_clear_handle_id (&self->migrate_retry_id, g_source_remove);
   g_clear_handle_id (&self->redis_retry_id, g_source_remove);
+  g_clear_object (&self->signal);
   g_clear_pointer (&self->health, cd_http_health_free);
   g_clear_pointer (&self->api.keys, cd_jwt_keys_free);
   g_clear_pointer (&self->api.passwords, cd_password_policy_free);
@@ -716,6 +719,14 @@ cd_daemon_start (CdDaemon *self, GError **error)
   if (!start_api (self, error) || !cd_http_health_register (self->health, self->http, error) ||
       !cd_api_register (&self->api, self->http, error))
     return FALSE;
+  {
+    CdSignalSettings signal_settings = { config->signal_auth_timeout_s,
+                                         config->signal_max_message_bytes,
+                                         config->signal_max_messages_per_second,
+                                         config->signal_keepalive_s };
+    self->signal = cd_signal_server_new (&self->api, &signal_settings);
+    cd_signal_server_attach (self->signal, self->http);
+  }
   if (!cd_http_server_listen (self->http, config->listen_host, config->listen_port, error)) {
     g_prefix_error (error, "cannot listen on %s:%u: ", config->listen_host, config->listen_port);
     return FALSE;
@@ -764,7 +775,9 @@ cd_daemon_shutdown (CdDaemon *self)
   /* 1. stop accepting */
   if (self->http)
     cd_http_server_stop (self->http);
-  /* 2. end calls: none run yet at this layer */
+  /* 2. end calls: signaling sessions are told and closed */
+  if (self->signal)
+    cd_signal_server_close_all (self->signal);
   /* 3. flush: abandon start-up work still pending; mails wait in the outbox */
   g_cancellable_cancel (self->cancellable);
   if (self->mailer)
@@ -862,8 +875,12 @@ cd_daemon_list_routes (void)
   CdApi api = { 0 };
   GStrv routes;
 
+  CdSignalSettings signal_settings = { 10, 65536, 20, 20 };
+  g_autoptr (CdSignalServer) signal = cd_signal_server_new (&api, &signal_settings);
+
   if (!cd_http_health_register (health, http, NULL) || !cd_api_register (&api, http, NULL))
     g_error ("the routes do not register");
+  cd_signal_server_attach (signal, http);
   routes = cd_http_server_list_routes (http);
   cd_http_health_free (health);
   return routes;

@@ -519,3 +519,26 @@ cd_paused_message_release (CdPausedMessage *paused)
     soup_server_message_unpause (paused->msg);
   g_clear_object (&paused->msg);
 }
+
+static void
+on_plain_get_of_websocket (CdHttpRequest *request, gpointer user_data)
+{
+  soup_message_headers_replace (soup_server_message_get_response_headers (request->msg), "Upgrade",
+                                "websocket");
+  cd_http_respond_error (request->msg, request->request_id, CD_HTTP_ERROR_BAD_REQUEST,
+                         "this is a WebSocket endpoint: open it with a WebSocket upgrade");
+}
+
+/**
+ * cd_http_server_add_websocket:
+ *
+ * Serves WebSocket connections at @path (libsoup answers the handshake).
+ * The route is also listed, as GET, with the others.
+ */
+void
+cd_http_server_add_websocket (CdHttpServer *self, const char *path,
+                              SoupServerWebsocketCallback callback, gpointer user_data)
+{
+  soup_server_add_websocket_handler (self->soup, path, NULL, NULL, callback, user_data, NULL);
+  cd_http_router_add (self->router, "GET", path, on_plain_get_of_websocket, NULL, NULL);
+}
