@@ -186,7 +186,7 @@ handle_ping (Session *s, JsonObject *message)
 static void
 on_presence_stored (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (CdSignalServer) server = user_data;
+  G_GNUC_UNUSED g_autoptr (CdSignalServer) server = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (CdRedisReply) reply = cd_redis_command_finish (CD_REDIS (source), result, &error);
 
