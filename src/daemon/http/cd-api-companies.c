@@ -37,30 +37,6 @@ static const CdField settings_fields[] = {
   { "widget_theme", CD_FIELD_OBJECT, FALSE, 0, 20 },
 };
 
-static void
-on_json_row (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  CdApiCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
-
-  if (res == NULL) {
-    if (g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_CONSTRAINT)) {
-      g_autoptr (GError) conflict = g_error_new_literal (
-          CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT,
-          "an account with this email, or a company with this slug, exists already");
-      cd_api_call_respond_error (call, conflict);
-      return;
-    }
-    cd_api_call_respond_error (call, error);
-    return;
-  }
-  if (GPOINTER_TO_UINT (call->data) == 1)
-    cd_api_call_respond_page (call, res);
-  else
-    cd_api_call_respond_rows (call, GPOINTER_TO_UINT (call->data), res);
-}
-
 static gboolean
 origin_is_lower_case (const char *origin)
 {
@@ -130,6 +106,7 @@ typedef struct {
   gboolean slug_given;
   char *admin_name;
   char *email;
+  char *password;
 } Signup;
 
 static void
@@ -141,6 +118,9 @@ signup_free (gpointer data)
   g_free (s->slug);
   g_free (s->admin_name);
   g_free (s->email);
+  if (s->password)
+    memset (s->password, 0, strlen (s->password));
+  g_free (s->password);
   g_free (s);
 }
 
@@ -148,7 +128,7 @@ static void
 on_signup_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   CdApiCall *call = user_data;
-  Signup *s = g_object_get_data (G_OBJECT (call->msg), "cd-signup");
+  Signup *s = call->data;
   g_autoptr (GError) error = NULL;
   g_autofree char *hash = cd_password_hash_finish (result, &error);
   CdPgScope scope = { NULL, TRUE };
@@ -177,7 +157,7 @@ on_signup_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
         " SELECT json_build_object('company', " COMPANY_JSON ","
         "  'admin', json_build_object('id', u.id, 'email', u.email))"
         " FROM c, u, (SELECT count(*) FROM a) AS audited",
-        params, 8, NULL, on_json_row, call);
+        params, 8, NULL, cd_api_call_on_query, call);
   }
 }
 
@@ -192,9 +172,9 @@ signup_proceed_idempotent (CdApiCall *call)
 static void
 signup_proceed (CdApiCall *call)
 {
-  cd_password_hash_async (call->api->passwords,
-                          g_object_get_data (G_OBJECT (call->msg), "cd-password"), NULL,
-                          on_signup_hashed, call);
+  Signup *s = call->data;
+
+  cd_password_hash_async (call->api->passwords, s->password, NULL, on_signup_hashed, call);
 }
 
 static void
@@ -231,10 +211,12 @@ handle_signup (CdHttpRequest *request, gpointer user_data)
                            "field 'slug': lower-case letters, digits and inner dashes only");
     return;
   }
+  s->password = g_strdup (password);
   call = cd_api_call_new (api, request);
-  call->data = GUINT_TO_POINTER (201);
-  g_object_set_data_full (G_OBJECT (call->msg), "cd-signup", s, signup_free);
-  g_object_set_data_full (G_OBJECT (call->msg), "cd-password", g_strdup (password), g_free);
+  cd_api_call_expect (call, CD_API_ANSWER_ROW, 201,
+                      "an account with this email, or a company with this slug, exists already");
+  call->data = s;
+  call->data_free = signup_free;
   /* public: signups per client address are limited like logins */
   cd_api_call_rate_limit_address (call, "signup", api->settings.login_limit_per_address,
                                   api->settings.login_limit_window_s, signup_proceed_idempotent);
@@ -272,7 +254,7 @@ handle_admin_list (CdHttpRequest *request, gpointer user_data)
     return;
   }
   call = cd_api_call_new (api, request);
-  call->data = GUINT_TO_POINTER (1); /* a page */
+  cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
   limit_text = g_strdup_printf ("%u", limit);
   {
     const char *params[] = { status, cursor_time, cursor_id, limit_text };
@@ -290,7 +272,7 @@ handle_admin_list (CdHttpRequest *request, gpointer user_data)
         "  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4::int THEN"
         "   (SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
         "    || '|' || id FROM shown ORDER BY created_at DESC, id DESC LIMIT 1) END)",
-        params, 4, NULL, on_json_row, call);
+        params, 4, NULL, cd_api_call_on_query, call);
   }
 }
 
@@ -436,12 +418,12 @@ handle_get_company (CdHttpRequest *request, gpointer user_data)
   }
   scope = cd_api_scope_of (claims);
   call = cd_api_call_new (api, request);
-  call->data = GUINT_TO_POINTER (200);
+  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id") };
     cd_pg_pool_query_scoped_async (api->pool, &scope,
                                    "SELECT " COMPANY_JSON " FROM companies c WHERE c.id = $1",
-                                   params, 1, NULL, on_json_row, call);
+                                   params, 1, NULL, cd_api_call_on_query, call);
   }
 }
 
@@ -512,7 +494,7 @@ handle_patch_company (CdHttpRequest *request, gpointer user_data)
     theme = cd_json_to_string (json_object_get_member (body, "widget_theme"));
   scope = cd_api_scope_of (claims);
   call = cd_api_call_new (api, request);
-  call->data = GUINT_TO_POINTER (200);
+  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
   {
     const char *name =
         json_object_has_member (body, "name") ? json_object_get_string_member (body, "name") : NULL;
@@ -536,7 +518,7 @@ handle_patch_company (CdHttpRequest *request, gpointer user_data)
         "  request_id) SELECT id, $6::uuid, 'company.settings-changed', $7, $8 FROM upd"
         "  RETURNING 1)"
         " SELECT " COMPANY_JSON " FROM upd c, (SELECT count(*) FROM a) AS audited",
-        params, 8, NULL, on_json_row, call);
+        params, 8, NULL, cd_api_call_on_query, call);
   }
 }
 

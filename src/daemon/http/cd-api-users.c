@@ -40,39 +40,6 @@ static const CdField password_fields[] = {
   { "new_password", CD_FIELD_SECRET, TRUE, 1, 1024 },
 };
 
-static void
-on_json_row (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  CdApiCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
-
-  if (res == NULL) {
-    if (g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_CONSTRAINT)) {
-      g_autoptr (GError) conflict = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT,
-                                                         "an account with this email exists");
-      cd_api_call_respond_error (call, conflict);
-      return;
-    }
-    cd_api_call_respond_error (call, error);
-    return;
-  }
-  if (GPOINTER_TO_UINT (call->data) == 204) {
-    if (PQntuples (res) == 0) {
-      g_autoptr (GError) missing =
-          g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such user");
-      cd_api_call_respond_error (call, missing);
-      return;
-    }
-    cd_api_call_respond_empty (call, 204);
-    return;
-  }
-  if (GPOINTER_TO_UINT (call->data) == 1)
-    cd_api_call_respond_page (call, res);
-  else
-    cd_api_call_respond_rows (call, GPOINTER_TO_UINT (call->data), res);
-}
-
 /* {skill: level 1..10}; the role an admin may give; language tags */
 static gboolean
 check_profile (JsonObject *body, GError **error)
@@ -152,7 +119,7 @@ handle_list (CdHttpRequest *request, gpointer user_data)
   }
   scope = cd_api_scope_of (claims);
   call = cd_api_call_new (api, request);
-  call->data = GUINT_TO_POINTER (1); /* a page */
+  cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
   limit_text = g_strdup_printf ("%u", limit);
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"), cursor_time, cursor_id,
@@ -169,7 +136,7 @@ handle_list (CdHttpRequest *request, gpointer user_data)
         "   (SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
         "    || '|' || id FROM shown ORDER BY created_at DESC, id DESC LIMIT 1) END)"
         " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
-        params, 4, NULL, on_json_row, call);
+        params, 4, NULL, cd_api_call_on_query, call);
   }
 }
 
@@ -180,6 +147,7 @@ typedef struct {
   char *role;
   char *skills;
   char *languages;
+  char *password;
 } NewUser;
 
 static void
@@ -193,6 +161,9 @@ new_user_free (gpointer data)
   g_free (u->role);
   g_free (u->skills);
   g_free (u->languages);
+  if (u->password)
+    memset (u->password, 0, strlen (u->password));
+  g_free (u->password);
   g_free (u);
 }
 
@@ -200,7 +171,7 @@ static void
 on_new_user_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   CdApiCall *call = user_data;
-  NewUser *u = g_object_get_data (G_OBJECT (call->msg), "cd-new-user");
+  NewUser *u = call->data;
   g_autoptr (GError) error = NULL;
   g_autofree char *hash = cd_password_hash_finish (result, &error);
   CdPgScope scope = cd_api_scope_of (call->caller);
@@ -223,16 +194,16 @@ on_new_user_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
         "  request_id) SELECT company_id, $8::uuid, 'user.created', email, $9, $10 FROM ins"
         "  RETURNING 1)"
         " SELECT " USER_JSON " FROM ins u, (SELECT count(*) FROM a) AS audited",
-        params, 10, NULL, on_json_row, call);
+        params, 10, NULL, cd_api_call_on_query, call);
   }
 }
 
 static void
 create_proceed (CdApiCall *call)
 {
-  cd_password_hash_async (call->api->passwords,
-                          g_object_get_data (G_OBJECT (call->msg), "cd-password"), NULL,
-                          on_new_user_hashed, call);
+  NewUser *u = call->data;
+
+  cd_password_hash_async (call->api->passwords, u->password, NULL, on_new_user_hashed, call);
 }
 
 static void
@@ -266,10 +237,10 @@ handle_create (CdHttpRequest *request, gpointer user_data)
   u->languages = member_json (body, "languages");
   call = cd_api_call_new (api, request);
   call->caller = g_steal_pointer (&claims);
-  call->data = GUINT_TO_POINTER (201);
-  g_object_set_data_full (G_OBJECT (call->msg), "cd-new-user", u, new_user_free);
-  g_object_set_data_full (G_OBJECT (call->msg), "cd-password",
-                          g_strdup (json_object_get_string_member (body, "password")), g_free);
+  cd_api_call_expect (call, CD_API_ANSWER_ROW, 201, "an account with this email exists");
+  u->password = g_strdup (json_object_get_string_member (body, "password"));
+  call->data = u;
+  call->data_free = new_user_free;
   cd_api_call_idempotent (call, call->caller->sub, create_proceed);
 }
 
@@ -301,14 +272,14 @@ handle_get (CdHttpRequest *request, gpointer user_data)
   }
   scope = cd_api_scope_of (claims);
   call = cd_api_call_new (api, request);
-  call->data = GUINT_TO_POINTER (200);
+  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, "an account with this email exists");
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
                              g_hash_table_lookup (request->params, "user_id") };
     cd_pg_pool_query_scoped_async (api->pool, &scope,
                                    "SELECT " USER_JSON " FROM users u"
                                    " WHERE u.company_id = $1 AND u.id = $2",
-                                   params, 2, NULL, on_json_row, call);
+                                   params, 2, NULL, cd_api_call_on_query, call);
   }
 }
 
@@ -338,7 +309,7 @@ handle_update (CdHttpRequest *request, gpointer user_data)
   languages = member_json (body, "languages");
   scope = cd_api_scope_of (claims);
   call = cd_api_call_new (api, request);
-  call->data = GUINT_TO_POINTER (200);
+  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, "an account with this email exists");
   /* a new role or a deactivation ends the sessions holding the old ones */
   if (json_object_has_member (body, "role") || json_object_has_member (body, "active"))
     call->block_on_success = g_strdup (g_hash_table_lookup (request->params, "user_id"));
@@ -378,7 +349,7 @@ handle_update (CdHttpRequest *request, gpointer user_data)
         "  RETURNING 1)"
         " SELECT " USER_JSON " FROM upd u, (SELECT count(*) FROM a) AS audited,"
         "  (SELECT count(*) FROM r) AS revoked",
-        params, 10, NULL, on_json_row, call);
+        params, 10, NULL, cd_api_call_on_query, call);
   }
 }
 
@@ -400,7 +371,7 @@ handle_deactivate (CdHttpRequest *request, gpointer user_data)
   }
   scope = cd_api_scope_of (claims);
   call = cd_api_call_new (api, request);
-  call->data = GUINT_TO_POINTER (204);
+  cd_api_call_expect (call, CD_API_ANSWER_EMPTY, 204, NULL);
   call->block_on_success = g_strdup (g_hash_table_lookup (request->params, "user_id"));
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
@@ -417,7 +388,7 @@ handle_deactivate (CdHttpRequest *request, gpointer user_data)
         "  request_id) SELECT company_id, $3::uuid, 'user.deactivated', email, $4, $5 FROM upd"
         "  RETURNING 1)"
         " SELECT 1 FROM upd, (SELECT count(*) FROM r) AS revoked, (SELECT count(*) FROM a) AS x",
-        params, 5, NULL, on_json_row, call);
+        params, 5, NULL, cd_api_call_on_query, call);
   }
 }
 
@@ -492,7 +463,7 @@ static void
 on_current_checked (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   CdApiCall *call = user_data;
-  PasswordChange *p = g_object_get_data (G_OBJECT (call->msg), "cd-password-change");
+  PasswordChange *p = call->data;
   g_autoptr (GError) error = NULL;
 
   if (!cd_password_verify_finish (result)) {
@@ -512,7 +483,7 @@ static void
 on_password_row (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   CdApiCall *call = user_data;
-  PasswordChange *p = g_object_get_data (G_OBJECT (call->msg), "cd-password-change");
+  PasswordChange *p = call->data;
   g_autoptr (GError) error = NULL;
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
 
@@ -567,7 +538,8 @@ handle_change_password (CdHttpRequest *request, gpointer user_data)
   call = cd_api_call_new (api, request);
   call->caller = g_steal_pointer (&claims);
   call->block_on_success = g_strdup (call->caller->sub);
-  g_object_set_data_full (G_OBJECT (call->msg), "cd-password-change", p, password_change_free);
+  call->data = p;
+  call->data_free = password_change_free;
   /* a stolen access token must not allow guessing the current password */
   cd_api_call_rate_limit (call, "password", call->caller->sub, password_lookup);
 }

@@ -490,6 +490,65 @@ cd_api_call_respond_page (CdApiCall *call, PGresult *res)
 }
 
 /**
+ * cd_api_call_expect:
+ * @conflict_detail: (nullable): static text answered (409) when the statement
+ *   breaks a constraint, such as "an account with this email exists"
+ *
+ * Says how cd_api_call_on_query() answers this call.
+ */
+void
+cd_api_call_expect (CdApiCall *call, CdApiAnswer answer, guint status, const char *conflict_detail)
+{
+  call->answer = answer;
+  call->answer_status = status;
+  call->conflict_detail = conflict_detail;
+}
+
+/**
+ * cd_api_call_on_query:
+ *
+ * The usual end of a handler: a scoped statement's result answered as
+ * cd_api_call_expect() said.
+ */
+void
+cd_api_call_on_query (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    if (call->conflict_detail &&
+        g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_CONSTRAINT)) {
+      g_autoptr (GError) conflict =
+          g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT, call->conflict_detail);
+      cd_api_call_respond_error (call, conflict);
+      return;
+    }
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  switch (call->answer) {
+  case CD_API_ANSWER_PAGE:
+    cd_api_call_respond_page (call, res);
+    return;
+  case CD_API_ANSWER_EMPTY:
+    if (PQntuples (res) == 0) {
+      g_autoptr (GError) missing =
+          g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such resource");
+      cd_api_call_respond_error (call, missing);
+      return;
+    }
+    cd_api_call_respond_empty (call, call->answer_status);
+    return;
+  case CD_API_ANSWER_ROW:
+  default:
+    cd_api_call_respond_rows (call, call->answer_status, res);
+    return;
+  }
+}
+
+/**
  * cd_api_page_params:
  * @limit: (out): ?limit=, 1..100, default 50
  * @cursor_time: (out): from ?cursor=, or %NULL for the first page

@@ -41,6 +41,12 @@ typedef struct {
   guint turn_ttl_s;
 } CdApi;
 
+typedef enum {
+  CD_API_ANSWER_ROW,   /* the JSON in the first column, with answer_status; 404 if none */
+  CD_API_ANSWER_PAGE,  /* a list page: {items, next_cursor} */
+  CD_API_ANSWER_EMPTY, /* answer_status and no body; 404 if no row */
+} CdApiAnswer;
+
 /* One request being answered asynchronously; its message is paused. */
 typedef struct {
   CdApi *api;
@@ -54,7 +60,11 @@ typedef struct {
   gpointer data;       /* the handler's own state */
   GDestroyNotify data_free;
   char *block_on_success; /* a UUID whose older tokens end if the call succeeds */
-  char *idempotency_key;  /* set while this call owns the key's answer */
+  /* what cd_api_call_on_query() answers with the statement's result */
+  CdApiAnswer answer;
+  guint answer_status;
+  const char *conflict_detail; /* static text for a constraint violation */
+  char *idempotency_key;       /* set while this call owns the key's answer */
   char *idempotency_fingerprint;
 } CdApiCall;
 
@@ -80,6 +90,9 @@ CdJwtClaims *cd_api_guard (CdApi *api, CdHttpRequest *request, CdRoles roles,
 CdPgScope cd_api_scope_of (const CdJwtClaims *claims);
 void cd_api_call_respond_rows (CdApiCall *call, guint status, PGresult *res);
 void cd_api_call_respond_page (CdApiCall *call, PGresult *res);
+void cd_api_call_expect (CdApiCall *call, CdApiAnswer answer, guint status,
+                         const char *conflict_detail);
+void cd_api_call_on_query (GObject *source, GAsyncResult *result, gpointer user_data);
 gboolean cd_api_page_params (CdHttpRequest *request, guint *limit, char **cursor_time,
                              char **cursor_id, GError **error);
 gboolean cd_api_companies_register (CdApi *api, CdHttpServer *server, GError **error);
