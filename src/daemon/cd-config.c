@@ -108,6 +108,33 @@ static const KeyInfo keys[] = {
     "20", "more in one second closes the connection" },
   { "signal", "keepalive_s", KEY_UINT, OFF (signal_keepalive_s), 1, 3600, "20",
     "WebSocket pings every this many seconds" },
+  { "signal", "resume_grace_s", KEY_UINT, OFF (signal_resume_grace_s), 1, 600, "20",
+    "a party on a call whose WebSocket dropped may resume it within this" },
+  { "calls", "ring_timeout_s", KEY_UINT, OFF (calls_ring_timeout_s), 1, 600, "20",
+    "an agent offered a call has this long to accept it" },
+  { "calls", "max_wait_s", KEY_UINT, OFF (calls_max_wait_s), 1, 86400, "300",
+    "a call no agent took in this long ends (no-agent)" },
+  { "calls", "ice_timeout_s", KEY_UINT, OFF (calls_ice_timeout_s), 1, 600, "15",
+    "a leg whose ICE has not connected in this long ends the call (ice-failed)" },
+  { "calls", "media_timeout_s", KEY_UINT, OFF (calls_media_timeout_s), 1, 600, "10",
+    "a connected party that sends no audio for this long ends the call (media-timeout)" },
+  { "calls", "max_per_daemon", KEY_UINT, OFF (calls_max_per_daemon), 1, 100000, "500",
+    "calls this daemon carries at once; more are refused (busy)" },
+  { "media", "local_addresses", KEY_STRING, OFF (media_local_addresses), 0, 0, "",
+    "comma-separated local IP addresses ICE may use; empty: every interface" },
+  { "media", "jitter_latency_ms", KEY_UINT, OFF (media_jitter_latency_ms), 10, 1000, "50",
+    "jitter buffer of each leg" },
+  { "media", "min_rtp_port", KEY_UINT, OFF (media_min_rtp_port), 0, 65535, "0",
+    "lowest UDP port for media (0: any)" },
+  { "media", "max_rtp_port", KEY_UINT, OFF (media_max_rtp_port), 0, 65535, "0",
+    "highest UDP port for media (0: any)" },
+  { "media", "opus_bitrate", KEY_UINT, OFF (opus_bitrate), 6000, 510000, "32000",
+    "Opus bitrate where the daemon encodes (prompts, tones), bit/s" },
+  { "media", "opus_complexity", KEY_UINT, OFF (opus_complexity), 0, 10, "5",
+    "Opus encoder complexity" },
+  { "media", "opus_fec", KEY_UINT, OFF (opus_fec), 0, 1, "1", "Opus in-band FEC (1 on, 0 off)" },
+  { "media", "opus_dtx", KEY_UINT, OFF (opus_dtx), 0, 1, "0",
+    "Opus discontinuous transmission (1 on, 0 off)" },
   { "log", "level", KEY_LOG_LEVEL, OFF (log_level), 0, 0, "info",
     "lowest level logged: debug, info, message, warning" },
   { "shutdown", "timeout_s", KEY_UINT, OFF (shutdown_timeout_s), 1, 3600, "10",
@@ -421,6 +448,25 @@ cd_config_validate (CdConfig *config, GError **error)
                          "state.dir is empty, but the embedded PostgreSQL or Redis needs it "
                          "(set state.dir, or both postgres.conninfo and redis.url)");
     return FALSE;
+  }
+  if ((config->media_min_rtp_port == 0) != (config->media_max_rtp_port == 0) ||
+      config->media_min_rtp_port > config->media_max_rtp_port) {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_CONTRADICTION,
+                 "media.min_rtp_port (%u) and media.max_rtp_port (%u) must both be 0 or form a "
+                 "range",
+                 config->media_min_rtp_port, config->media_max_rtp_port);
+    return FALSE;
+  }
+  if (config->media_local_addresses[0] != '\0') {
+    g_auto (GStrv) addresses = g_strsplit (config->media_local_addresses, ",", -1);
+    for (char **a = addresses; *a != NULL; a++) {
+      g_autoptr (GInetAddress) parsed = g_inet_address_new_from_string (g_strstrip (*a));
+      if (parsed == NULL) {
+        g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                     "media.local_addresses: '%s' is not an IP address", *a);
+        return FALSE;
+      }
+    }
   }
   if (config->pg_conninfo[0] != '\0') {
     char *pq_error = NULL;

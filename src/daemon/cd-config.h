@@ -82,6 +82,22 @@ typedef struct {
   guint signal_max_message_bytes;
   guint signal_max_messages_per_second;
   guint signal_keepalive_s;
+  guint signal_resume_grace_s;
+  /* [calls] */
+  guint calls_ring_timeout_s;
+  guint calls_max_wait_s;
+  guint calls_ice_timeout_s;
+  guint calls_media_timeout_s;
+  guint calls_max_per_daemon;
+  /* [media] */
+  char *media_local_addresses; /* comma separated; empty: every interface */
+  guint media_jitter_latency_ms;
+  guint media_min_rtp_port;
+  guint media_max_rtp_port;
+  guint opus_bitrate;
+  guint opus_complexity;
+  guint opus_fec;
+  guint opus_dtx;
   /* [log] */
   char *log_level;
   /* [shutdown] */

@@ -15,6 +15,7 @@
 #include "signal/cd-signal-server.h"
 #include "http/cd-http-health.h"
 #include "http/cd-http-server.h"
+#include "store/cd-call-store.h"
 #include "store/cd-embedded-stores.h"
 #include "store/cd-pg-migrations.h"
 #include "store/cd-pg-pool.h"
@@ -72,6 +73,8 @@ struct _CdDaemon {
   guint redis_retry_id;
   guint migrate_backoff_ms;
   gint64 started_at;
+  GCancellable *flush_cancellable; /* shutdown's wait for the call writes */
+  guint flush_timeout_id;
 };
 
 G_DEFINE_FINAL_TYPE (CdDaemon, cd_daemon, G_TYPE_OBJECT)
@@ -528,6 +531,55 @@ on_embedded_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
   g_signal_emit (self, signals[SIGNAL_STOPPED], 0);
 }
 
+/* Shutdown, steps 4 to 6: close the stores, stop the embedded servers, unlock. */
+static void
+close_stores (CdDaemon *self)
+{
+  /* 4. close the stores */
+  if (self->migrate_pool)
+    cd_pg_pool_close (self->migrate_pool);
+  if (self->pool)
+    cd_pg_pool_close (self->pool);
+  if (self->redis)
+    cd_redis_close (self->redis);
+  /* 5. stop the embedded servers */
+  if (self->embedded) {
+    cd_embedded_stores_stop_async (self->embedded, self->config->shutdown_timeout_s,
+                                   on_embedded_stopped, g_object_ref (self));
+    return;
+  }
+  unlock_state_dir (self);
+  self->state = STATE_STOPPED;
+  g_info ("stopped");
+  /* from the main loop: the caller may not be running it yet */
+  g_idle_add_full (G_PRIORITY_DEFAULT, emit_stopped, g_object_ref (self), g_object_unref);
+}
+
+static gboolean
+on_flush_timeout (gpointer user_data)
+{
+  CdDaemon *self = user_data;
+
+  self->flush_timeout_id = 0;
+  g_cancellable_cancel (self->flush_cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_calls_flushed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CdDaemon) self = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!cd_call_store_flush_finish (CD_CALL_STORE (source), result, &error))
+    g_message ("stopping with %u call writes not stored (waited %u s)",
+               cd_call_store_get_pending (CD_CALL_STORE (source)),
+               self->config->shutdown_timeout_s);
+  g_clear_handle_id (&self->flush_timeout_id, g_source_remove);
+  g_clear_object (&self->flush_cancellable);
+  close_stores (self);
+}
+
 static void
 cd_daemon_dispose (GObject *object)
 {
@@ -535,6 +587,8 @@ cd_daemon_dispose (GObject *object)
 
   g_clear_handle_id (&self->migrate_retry_id, g_source_remove);
   g_clear_handle_id (&self->redis_retry_id, g_source_remove);
+  g_clear_handle_id (&self->flush_timeout_id, g_source_remove);
+  g_clear_object (&self->flush_cancellable);
   g_clear_object (&self->signal);
   g_clear_pointer (&self->health, cd_http_health_free);
   g_clear_pointer (&self->api.keys, cd_jwt_keys_free);
@@ -544,6 +598,7 @@ cd_daemon_dispose (GObject *object)
   g_clear_pointer (&self->api.stun_urls, g_strfreev);
   g_clear_pointer (&self->api.turn_urls, g_strfreev);
   g_clear_pointer (&self->api.turn_secret, g_free);
+  g_clear_object (&self->api.calls);
   if (self->mailer)
     cd_mailer_stop (self->mailer);
   g_clear_object (&self->mailer);
@@ -644,6 +699,7 @@ start_api (CdDaemon *self, GError **error)
   if (self->api.passwords == NULL)
     return FALSE;
   self->api.pool = self->pool;
+  self->api.calls = cd_call_store_new (self->pool);
   self->api.redis = self->redis;
   cd_api_listen_for_blocks (&self->api);
   self->api.settings.access_ttl_s = config->access_ttl_s;
@@ -724,6 +780,28 @@ cd_daemon_start (CdDaemon *self, GError **error)
                                          config->signal_max_message_bytes,
                                          config->signal_max_messages_per_second,
                                          config->signal_keepalive_s };
+    g_auto (GStrv) addresses = NULL;
+
+    if (config->media_local_addresses[0] != '\0') {
+      addresses = g_strsplit (config->media_local_addresses, ",", -1);
+      for (char **a = addresses; *a; a++)
+        g_strstrip (*a);
+    }
+    signal_settings.calls = (CdSwitchboardSettings) {
+      .ring_timeout_s = config->calls_ring_timeout_s,
+      .max_wait_s = config->calls_max_wait_s,
+      .resume_grace_s = config->signal_resume_grace_s,
+      .max_calls = config->calls_max_per_daemon,
+      .media = {
+        .local_addresses = addresses,
+        .jitter_latency_ms = config->media_jitter_latency_ms,
+        .min_rtp_port = config->media_min_rtp_port,
+        .max_rtp_port = config->media_max_rtp_port,
+        .ice_timeout_s = config->calls_ice_timeout_s,
+        .media_timeout_s = config->calls_media_timeout_s,
+        .max_sdp_bytes = 32768,
+      },
+    };
     self->signal = cd_signal_server_new (&self->api, &signal_settings);
     cd_signal_server_attach (self->signal, self->http);
   }
@@ -784,24 +862,17 @@ cd_daemon_shutdown (CdDaemon *self)
     cd_mailer_stop (self->mailer);
   g_clear_handle_id (&self->migrate_retry_id, g_source_remove);
   g_clear_handle_id (&self->redis_retry_id, g_source_remove);
-  /* 4. close the stores */
-  if (self->migrate_pool)
-    cd_pg_pool_close (self->migrate_pool);
-  if (self->pool)
-    cd_pg_pool_close (self->pool);
-  if (self->redis)
-    cd_redis_close (self->redis);
-  /* 5. stop the embedded servers */
-  if (self->embedded) {
-    cd_embedded_stores_stop_async (self->embedded, self->config->shutdown_timeout_s,
-                                   on_embedded_stopped, g_object_ref (self));
+  /* the writes of the calls that just ended go in while the pool is open,
+   * waiting at most shutdown.timeout_s (PostgreSQL may be down) */
+  if (self->api.calls && cd_call_store_get_pending (self->api.calls) > 0) {
+    self->flush_cancellable = g_cancellable_new ();
+    self->flush_timeout_id =
+        g_timeout_add_seconds (self->config->shutdown_timeout_s, on_flush_timeout, self);
+    cd_call_store_flush_async (self->api.calls, self->flush_cancellable, on_calls_flushed,
+                               g_object_ref (self));
     return;
   }
-  unlock_state_dir (self);
-  self->state = STATE_STOPPED;
-  g_info ("stopped");
-  /* from the main loop: the caller may not be running it yet */
-  g_idle_add_full (G_PRIORITY_DEFAULT, emit_stopped, g_object_ref (self), g_object_unref);
+  close_stores (self);
 }
 
 /**
@@ -875,7 +946,7 @@ cd_daemon_list_routes (void)
   CdApi api = { 0 };
   GStrv routes;
 
-  CdSignalSettings signal_settings = { 10, 65536, 20, 20 };
+  CdSignalSettings signal_settings = { 10, 65536, 20, 20, { 20, 300, 20, 1, { NULL, 50 } } };
   g_autoptr (CdSignalServer) signal = cd_signal_server_new (&api, &signal_settings);
 
   if (!cd_http_health_register (health, http, NULL) || !cd_api_register (&api, http, NULL))

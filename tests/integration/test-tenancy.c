@@ -162,6 +162,109 @@ test_failed_statement_leaves_connection_clean (void)
   g_assert_cmpstr (after, ==, "2");
 }
 
+/* Calls and timelines: each company writes and reads its own; the platform
+ * reads all and writes none; a row never points at another company's user
+ * or call; timelines are append-only. */
+static void
+test_calls_are_isolated (void)
+{
+  /* $1: B's company, $2: B's call, $3: B's admin */
+  static const struct {
+    gboolean platform;
+    const char *sql;
+    const char *sqlstate;
+  } refused[] = {
+    { FALSE, "INSERT INTO calls (company_id, visitor_id) SELECT $1, 'x' WHERE $2 <> $3", "42501" },
+    { TRUE, "INSERT INTO calls (company_id, visitor_id) SELECT $1, 'x' WHERE $2 <> $3", "42501" },
+    { FALSE,
+      "INSERT INTO call_events (call_id, company_id, at, kind) SELECT $2, $1, now(), 'dtmf'"
+      " WHERE $3::uuid IS NOT NULL",
+      "42501" },
+    /* A's own company id on B's call */
+    { FALSE,
+      "INSERT INTO call_events (call_id, company_id, at, kind)"
+      " SELECT $2, company_id, now(), 'dtmf' FROM calls WHERE $1 <> $3",
+      "23503" },
+    /* an agent of another company */
+    { FALSE, "UPDATE calls SET agent_id = $3 WHERE $1 <> $2", "23503" },
+    /* append-only timelines; calls are never deleted */
+    { FALSE, "UPDATE call_events SET kind = 'x' WHERE $1 <> $2 AND $2 <> $3", "42501" },
+    { FALSE, "DELETE FROM call_events WHERE $1 <> $2 AND $2 <> $3", "42501" },
+    { FALSE, "DELETE FROM calls WHERE $1 <> $2 AND $2 <> $3", "42501" },
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) ins_a = NULL;
+  g_autoptr (PGresult) ins_b = NULL;
+  g_autoptr (PGresult) upd = NULL;
+  g_autofree char *b_call = NULL;
+  g_autofree char *b_user =
+      scalar (NULL, TRUE, "SELECT id FROM users WHERE email = 'b1@beta.test'");
+  g_autofree char *a_sees = NULL;
+  g_autofree char *b_sees = NULL;
+  g_autofree char *nobody_sees = NULL;
+  g_autofree char *platform_sees = NULL;
+  g_autofree char *after = NULL;
+  const char *a[] = { company_a };
+  const char *b[] = { company_b };
+
+  ins_a = scoped (company_a, FALSE,
+                  "WITH c AS (INSERT INTO calls (company_id, visitor_id, agent_id)"
+                  "  SELECT $1, 'v-a', id FROM users WHERE email = 'a2@alpha.test'"
+                  "  RETURNING id, company_id)"
+                  " INSERT INTO call_events (call_id, company_id, at, kind, detail)"
+                  " SELECT id, company_id, now(), 'state', '{\"state\": \"new\"}' FROM c",
+                  a, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (PQcmdTuples (ins_a), ==, "1");
+  ins_b = scoped (company_b, FALSE,
+                  "WITH c AS (INSERT INTO calls (company_id, visitor_id) VALUES ($1, 'v-b')"
+                  "  RETURNING id, company_id)"
+                  " INSERT INTO call_events (call_id, company_id, at, kind)"
+                  " SELECT id, company_id, now(), 'state' FROM c RETURNING call_id",
+                  b, 1, &error);
+  g_assert_no_error (error);
+  b_call = g_strdup (PQgetvalue (ins_b, 0, 0));
+
+  a_sees = scalar (company_a, FALSE,
+                   "SELECT string_agg(visitor_id, ',') || '/' || (SELECT count(*) FROM call_events)"
+                   " FROM calls");
+  b_sees = scalar (company_b, FALSE,
+                   "SELECT string_agg(visitor_id, ',') || '/' || (SELECT count(*) FROM call_events)"
+                   " FROM calls");
+  nobody_sees = scalar (NULL, FALSE,
+                        "SELECT (SELECT count(*) FROM calls) + (SELECT count(*) FROM call_events)");
+  platform_sees = scalar (NULL, TRUE,
+                          "SELECT string_agg(visitor_id, ',' ORDER BY visitor_id) || '/' ||"
+                          " (SELECT count(*) FROM call_events) FROM calls");
+  g_assert_cmpstr (a_sees, ==, "v-a/1");
+  g_assert_cmpstr (b_sees, ==, "v-b/1");
+  g_assert_cmpstr (nobody_sees, ==, "0");
+  g_assert_cmpstr (platform_sees, ==, "v-a,v-b/2");
+
+  /* another company's call is not there to change */
+  upd = scoped (company_a, FALSE, "UPDATE calls SET state = 'ended' WHERE company_id = $1", b, 1,
+                &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (PQcmdTuples (upd), ==, "0");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (refused); i++) {
+    const char *params[] = { company_b, b_call, b_user };
+    g_autoptr (PGresult) res = scoped (refused[i].platform ? NULL : company_a, refused[i].platform,
+                                       refused[i].sql, params, 3, &error);
+
+    g_test_message ("refused case %zu: %s", i, error ? error->message : "no error");
+    g_assert_null (res);
+    g_assert_nonnull (error);
+    g_assert_nonnull (strstr (error->message, refused[i].sqlstate));
+    g_clear_error (&error);
+  }
+  after = scalar (NULL, TRUE,
+                  "SELECT string_agg(visitor_id || ':' || state || ':' || (agent_id IS NOT NULL),"
+                  " ',' ORDER BY visitor_id) || '/' || (SELECT count(*) FROM call_events)"
+                  " FROM calls");
+  g_assert_cmpstr (after, ==, "v-a:new:true,v-b:new:false/2");
+}
+
 static void
 seed (void)
 {
@@ -232,6 +335,7 @@ main (int argc, char **argv)
   g_test_add_func ("/tenancy/audit-log-is-append-only", test_audit_log_is_append_only);
   g_test_add_func ("/tenancy/failed-statement-leaves-connection-clean",
                    test_failed_statement_leaves_connection_clean);
+  g_test_add_func ("/tenancy/calls-are-isolated", test_calls_are_isolated);
   status = g_test_run ();
   cd_pg_pool_close (app);
   g_clear_object (&app);

@@ -13,8 +13,10 @@ die () {
 # What calldockerd needs to build and run (Debian bookworm names).
 CD_BUILD_PACKAGES="build-essential meson ninja-build pkg-config git python3 gettext
   libglib2.0-dev libsoup-3.0-dev libjson-glib-dev libpq-dev libhiredis-dev
-  libgstreamer1.0-dev libsodium-dev libjwt-dev libcurl4-openssl-dev"
-CD_RUNTIME_PACKAGES="postgresql-15 redis-server"
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  libsodium-dev libjwt-dev libcurl4-openssl-dev"
+CD_RUNTIME_PACKAGES="postgresql-15 redis-server gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-nice"
 # What the test run needs on top: the formatter, clang and its sanitizer and
 # libFuzzer runtimes.
 CD_TEST_PACKAGES="clang clang-format libclang-rt-14-dev curl procps"

@@ -70,7 +70,7 @@ check_string (JsonNode *node, const CdField *f, GError **error)
     return TRUE;
   }
   for (const char *p = s; *p; p++) {
-    if ((guchar) *p < 0x20 && *p != '\n' && *p != '\t')
+    if ((guchar) *p < 0x20 && *p != '\n' && *p != '\t' && !(*p == '\r' && f->type == CD_FIELD_TEXT))
       return field_error (error, f->name, "must not contain control characters");
   }
   if (f->type == CD_FIELD_EMAIL)
@@ -112,6 +112,7 @@ cd_fields_validate (JsonObject *object, const CdField *fields, gsize n_fields, G
       return field_error (error, f->name, "must not be null (leave the field out instead)");
     switch (f->type) {
     case CD_FIELD_STRING:
+    case CD_FIELD_TEXT:
     case CD_FIELD_EMAIL:
     case CD_FIELD_SECRET:
     case CD_FIELD_UUID:

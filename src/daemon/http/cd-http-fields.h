@@ -11,6 +11,7 @@ G_BEGIN_DECLS
 
 typedef enum {
   CD_FIELD_STRING, /* min/max: length in characters */
+  CD_FIELD_TEXT,   /* like STRING, with CRLF line ends allowed (SDP) */
   CD_FIELD_EMAIL,  /* 3..254 bytes, one @, no spaces or controls */
   CD_FIELD_SECRET, /* a string never echoed in errors; min/max: bytes */
   CD_FIELD_UUID,

@@ -6,6 +6,8 @@
 #define G_LOG_DOMAIN "calldocker-signal"
 
 #include "cd-signal-server.h"
+#include "cd-signal-session.h"
+#include "cd-switchboard.h"
 
 #include "../../common/cd-json.h"
 #include "../auth/cd-auth-error.h"
@@ -18,8 +20,6 @@
 #define CLOSE_AUTH_TIMEOUT 4408
 #define CLOSE_FLOOD        4429
 
-typedef struct _Session Session;
-
 /* All of it belongs to the main thread. */
 struct _CdSignalServer {
   GObject parent_instance;
@@ -28,21 +28,10 @@ struct _CdSignalServer {
   CdSignalSettings settings;
   GHashTable *sessions; /* Session* set */
   guint64 next_id;
+  CdSwitchboard *switchboard;
 };
 
 G_DEFINE_FINAL_TYPE (CdSignalServer, cd_signal_server, G_TYPE_OBJECT)
-
-struct _Session {
-  CdSignalServer *server; /* unowned: sessions are closed before it goes */
-  SoupWebsocketConnection *connection;
-  char *id;
-  char *client_address;
-  CdJwtClaims *claims; /* NULL until authenticated */
-  guint auth_timeout_id;
-  gint64 window_start;
-  guint window_messages;
-  gboolean closing;
-};
 
 static void
 session_free (gpointer data)
@@ -58,8 +47,8 @@ session_free (gpointer data)
   g_free (s);
 }
 
-static void
-session_send (Session *s, JsonNode *message)
+void
+cd_signal_session_send (Session *s, JsonNode *message)
 {
   g_autofree char *text = cd_json_to_string (message);
 
@@ -67,8 +56,9 @@ session_send (Session *s, JsonNode *message)
     soup_websocket_connection_send_text (s->connection, text);
 }
 
-static void
-session_send_error (Session *s, const char *code, const char *in_reply_to, const char *detail)
+void
+cd_signal_session_send_error (Session *s, const char *code, const char *in_reply_to,
+                              const char *detail)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autoptr (JsonNode) node = NULL;
@@ -86,7 +76,7 @@ session_send_error (Session *s, const char *code, const char *in_reply_to, const
   }
   json_builder_end_object (b);
   node = json_builder_get_root (b);
-  session_send (s, node);
+  cd_signal_session_send (s, node);
 }
 
 static void
@@ -105,7 +95,7 @@ on_auth_timeout (gpointer user_data)
   Session *s = user_data;
 
   s->auth_timeout_id = 0;
-  session_send_error (s, "auth-timeout", NULL, "no auth message in time");
+  cd_signal_session_send_error (s, "auth-timeout", NULL, "no auth message in time");
   session_close (s, CLOSE_AUTH_TIMEOUT, "authentication timeout");
   return G_SOURCE_REMOVE;
 }
@@ -125,11 +115,12 @@ handle_auth (Session *s, JsonObject *message)
   const char *token;
 
   if (s->claims != NULL) {
-    session_send_error (s, "out-of-order", "auth", "this session is authenticated already");
+    cd_signal_session_send_error (s, "out-of-order", "auth",
+                                  "this session is authenticated already");
     return;
   }
   if (!cd_fields_validate (message, fields, G_N_ELEMENTS (fields), &error)) {
-    session_send_error (s, "invalid-field", "auth", error->message);
+    cd_signal_session_send_error (s, "invalid-field", "auth", error->message);
     return;
   }
   token = json_object_get_string_member (message, "token");
@@ -148,7 +139,7 @@ handle_auth (Session *s, JsonObject *message)
                          "the super admin has no signaling");
   }
   if (claims == NULL) {
-    session_send_error (s, "unauthorized", "auth", error->message);
+    cd_signal_session_send_error (s, "unauthorized", "auth", error->message);
     session_close (s, CLOSE_UNAUTHORIZED, "unauthorized");
     return;
   }
@@ -166,7 +157,8 @@ handle_auth (Session *s, JsonObject *message)
   json_builder_add_string_value (b, claims->company);
   json_builder_end_object (b);
   reply = json_builder_get_root (b);
-  session_send (s, reply);
+  cd_signal_session_send (s, reply);
+  cd_switchboard_session_authenticated (s->server->switchboard, s);
 }
 
 static void
@@ -180,7 +172,7 @@ handle_ping (Session *s, JsonObject *message)
   json_builder_add_string_value (b, "pong");
   json_builder_end_object (b);
   reply = json_builder_get_root (b);
-  session_send (s, reply);
+  cd_signal_session_send (s, reply);
 }
 
 static void
@@ -208,22 +200,24 @@ handle_presence (Session *s, JsonObject *message)
   const char *status;
 
   if (!g_str_equal (s->claims->role, "agent") && !g_str_equal (s->claims->role, "company_admin")) {
-    session_send_error (s, "forbidden", "presence.set", "only agents have a presence");
+    cd_signal_session_send_error (s, "forbidden", "presence.set", "only agents have a presence");
     return;
   }
   if (!cd_fields_validate (message, fields, G_N_ELEMENTS (fields), &error)) {
-    session_send_error (s, "invalid-field", "presence.set", error->message);
+    cd_signal_session_send_error (s, "invalid-field", "presence.set", error->message);
     return;
   }
   status = json_object_get_string_member (message, "status");
   if (!g_str_equal (status, "available") && !g_str_equal (status, "away")) {
-    session_send_error (s, "invalid-field", "presence.set", "field 'status': available or away");
+    cd_signal_session_send_error (s, "invalid-field", "presence.set",
+                                  "field 'status': available or away");
     return;
   }
   /* shared by every daemon: routing reads it */
   key = g_strdup_printf ("cd:presence:%s", s->claims->company);
   cd_redis_commandv_async (s->server->api->redis, NULL, on_presence_stored,
                            g_object_ref (s->server), "HSET", key, s->claims->sub, status, NULL);
+  cd_switchboard_set_presence (s->server->switchboard, s, status);
   b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "type");
@@ -232,7 +226,7 @@ handle_presence (Session *s, JsonObject *message)
   json_builder_add_string_value (b, status);
   json_builder_end_object (b);
   reply = json_builder_get_root (b);
-  session_send (s, reply);
+  cd_signal_session_send (s, reply);
 }
 
 /* Too many messages in one second: the connection is cut, not throttled. */
@@ -261,25 +255,26 @@ on_message (SoupWebsocketConnection *connection, gint type, GBytes *data, gpoint
   if (s->closing)
     return;
   if (!session_count_message (s)) {
-    session_send_error (s, "rate-limited", NULL, "too many messages");
+    cd_signal_session_send_error (s, "rate-limited", NULL, "too many messages");
     session_close (s, CLOSE_FLOOD, "message flood");
     return;
   }
   if (type != SOUP_WEBSOCKET_DATA_TEXT) {
-    session_send_error (s, "invalid-json", NULL, "messages are JSON text frames");
+    cd_signal_session_send_error (s, "invalid-json", NULL, "messages are JSON text frames");
     return;
   }
   message = cd_json_parse_object (g_bytes_get_data (data, NULL), g_bytes_get_size (data), &limits,
                                   &error);
   if (message == NULL) {
-    session_send_error (s, error->code == CD_JSON_ERROR_TOO_LARGE ? "too-large" : "invalid-json",
-                        NULL, error->message);
+    cd_signal_session_send_error (
+        s, error->code == CD_JSON_ERROR_TOO_LARGE ? "too-large" : "invalid-json", NULL,
+        error->message);
     return;
   }
   type_node = json_object_get_member (message, "type");
   if (type_node == NULL || !JSON_NODE_HOLDS_VALUE (type_node) ||
       json_node_get_value_type (type_node) != G_TYPE_STRING) {
-    session_send_error (s, "invalid-field", NULL, "field 'type': a string is required");
+    cd_signal_session_send_error (s, "invalid-field", NULL, "field 'type': a string is required");
     return;
   }
   kind = json_node_get_string (type_node);
@@ -288,12 +283,12 @@ on_message (SoupWebsocketConnection *connection, gint type, GBytes *data, gpoint
   } else if (g_str_equal (kind, "auth")) {
     handle_auth (s, message);
   } else if (s->claims == NULL) {
-    session_send_error (s, "not-authenticated", kind, "send {\"type\":\"auth\"} first");
+    cd_signal_session_send_error (s, "not-authenticated", kind, "send {\"type\":\"auth\"} first");
   } else if (g_str_equal (kind, "presence.set")) {
     handle_presence (s, message);
-  } else {
+  } else if (!cd_switchboard_handle (s->server->switchboard, s, kind, message)) {
     g_autofree char *detail = g_strdup_printf ("unknown message type '%.40s'", kind);
-    session_send_error (s, "unknown-type", NULL, detail);
+    cd_signal_session_send_error (s, "unknown-type", NULL, detail);
   }
 }
 
@@ -304,6 +299,7 @@ on_closed (SoupWebsocketConnection *connection, gpointer user_data)
   CdSignalServer *server = s->server;
 
   g_debug ("signaling session %s ended", s->id);
+  cd_switchboard_session_closed (server->switchboard, s);
   g_hash_table_remove (server->sessions, s);
 }
 
@@ -337,6 +333,7 @@ cd_signal_server_dispose (GObject *object)
 
   cd_signal_server_close_all (self);
   g_clear_pointer (&self->sessions, g_hash_table_unref);
+  g_clear_object (&self->switchboard);
   G_OBJECT_CLASS (cd_signal_server_parent_class)->dispose (object);
 }
 
@@ -359,6 +356,8 @@ cd_signal_server_new (CdApi *api, const CdSignalSettings *settings)
 
   self->api = api;
   self->settings = *settings;
+  self->switchboard = cd_switchboard_new (api, &settings->calls);
+  self->settings.calls.media.local_addresses = NULL; /* the switchboard keeps its copy */
   return self;
 }
 
@@ -391,6 +390,8 @@ cd_signal_server_close_all (CdSignalServer *self)
 
   if (self->sessions == NULL)
     return;
+  if (self->switchboard)
+    cd_switchboard_end_all (self->switchboard, "shutdown");
   /* a copy: closing may end a session, and remove it, at once */
   sessions = g_hash_table_get_keys (self->sessions);
   for (GList *l = sessions; l != NULL; l = l->next) {
@@ -402,4 +403,10 @@ cd_signal_server_close_all (CdSignalServer *self)
                                        "server shutting down");
     }
   }
+}
+
+CdSwitchboard *
+cd_signal_server_get_switchboard (CdSignalServer *self)
+{
+  return self->switchboard;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "../http/cd-api.h"
+#include "cd-switchboard.h"
 
 G_BEGIN_DECLS
 
@@ -15,11 +16,13 @@ typedef struct {
   guint max_message_bytes;
   guint max_messages_per_second;
   guint keepalive_s;
+  CdSwitchboardSettings calls;
 } CdSignalSettings;
 
 CdSignalServer *cd_signal_server_new (CdApi *api, const CdSignalSettings *settings);
 void cd_signal_server_attach (CdSignalServer *self, CdHttpServer *http);
 guint cd_signal_server_get_session_count (CdSignalServer *self);
 void cd_signal_server_close_all (CdSignalServer *self);
+CdSwitchboard *cd_signal_server_get_switchboard (CdSignalServer *self);
 
 G_END_DECLS

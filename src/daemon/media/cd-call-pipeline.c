@@ -1,0 +1,1250 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* CdCallPipeline: each party's webrtcbin answers its offer; what one leg
+ * receives is depayloaded and payloaded again for the other (no decoding). */
+
+#define G_LOG_DOMAIN "calldocker-media"
+#define GST_USE_UNSTABLE_API
+
+#include "cd-call-pipeline.h"
+
+#include "../../common/cd-quality.h"
+
+#include <gst/gst.h>
+#include <gst/rtp/rtp.h>
+#include <gst/sdp/sdp.h>
+#include <gst/webrtc/webrtc.h>
+#include <stdio.h>
+#include <string.h>
+
+G_DEFINE_QUARK (cd_media_error, cd_media_error)
+
+enum {
+  SIGNAL_ANSWER,
+  SIGNAL_LOCAL_CANDIDATE,
+  SIGNAL_LEG_CONNECTED,
+  SIGNAL_DTMF,
+  SIGNAL_FAILED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+static gint live_pipelines; /* atomic: pipelines not yet torn down */
+
+/* Written by streaming threads, read by the main thread: atomics only. */
+typedef struct {
+  gpointer last_audio_us; /* a monotonic time; pointer-sized for the atomics */
+  gint packets;
+  gint dtmf_pt;         /* set before the probe is installed */
+  guint32 last_dtmf_ts; /* the probe's thread only */
+  gboolean dtmf_seen;   /* the probe's thread only */
+  GstElement *webrtc;   /* unowned: the pipeline outlives its probes */
+  int role;
+} LegShared;
+
+typedef enum {
+  NEGOTIATION_IDLE,
+  NEGOTIATION_REMOTE, /* setting the remote offer */
+  NEGOTIATION_ANSWER, /* creating the answer */
+  NEGOTIATION_LOCAL,  /* setting it */
+} Negotiation;
+
+typedef struct {
+  CdLegRole role;
+  GstElement *webrtc; /* all elements: owned by the pipeline */
+  GstElement *depay, *tee, *pay;
+  LegShared *shared; /* atomic rc box */
+  int opus_pt, dtmf_pt;
+  Negotiation negotiation;
+  gboolean has_sink; /* the send pad has been requested */
+  gboolean ice_connected, dtls_connected, audio_seen, connected_told;
+  gint64 created_us;
+  char *answer_sdp;
+  /* last stats sample, for the bitrate and the quality summary */
+  JsonObject *stats;
+  gint64 stats_at_us;
+  guint64 bytes_in, bytes_out;
+} Leg;
+
+/* All of it belongs to the main context. */
+struct _CdCallPipeline {
+  GObject parent_instance;
+
+  char *call_id;
+  CdMediaSettings settings;
+  GstElement *pipeline;
+  guint bus_watch_id;
+  guint watchdog_id;
+  Leg legs[CD_LEG_COUNT];
+  gboolean bridged;
+  gboolean failed;
+  gboolean stopped;
+  GList *stats_waiters; /* GTask* */
+  guint ticks;
+  guint stats_expected;
+};
+
+G_DEFINE_FINAL_TYPE (CdCallPipeline, cd_call_pipeline, G_TYPE_OBJECT)
+
+static const char *leg_names[CD_LEG_COUNT] = { "visitor", "agent" };
+
+const char *
+cd_leg_role_to_string (CdLegRole role)
+{
+  g_return_val_if_fail (role < CD_LEG_COUNT, "unknown");
+  return leg_names[role];
+}
+
+/* ---- checks of outside input ---- */
+
+static int
+find_rtpmap (const GstSDPMedia *media, const char *encoding, guint clock_rate)
+{
+  for (guint i = 0; i < gst_sdp_media_attributes_len (media); i++) {
+    const GstSDPAttribute *attr = gst_sdp_media_get_attribute (media, i);
+    int pt;
+    char name[32];
+    guint rate;
+
+    if (g_strcmp0 (attr->key, "rtpmap") != 0 || attr->value == NULL)
+      continue;
+    if (sscanf (attr->value, "%d %31[^/]/%u", &pt, name, &rate) == 3 &&
+        g_ascii_strcasecmp (name, encoding) == 0 && rate == clock_rate && pt >= 0 && pt <= 127)
+      return pt;
+  }
+  return -1;
+}
+
+static gboolean
+sdp_has_attribute (const GstSDPMessage *sdp, const GstSDPMedia *media, const char *key)
+{
+  return gst_sdp_media_get_attribute_val (media, key) != NULL ||
+         gst_sdp_message_get_attribute_val (sdp, key) != NULL;
+}
+
+static GstSDPMessage *
+parse_offer (const char *text, gsize max_bytes, GError **error)
+{
+  g_autoptr (GstSDPMessage) sdp = NULL;
+  const GstSDPMedia *media;
+
+  if (strlen (text) > max_bytes) {
+    g_set_error (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
+                 "the SDP is larger than %" G_GSIZE_FORMAT " bytes", max_bytes);
+    return NULL;
+  }
+  if (!g_str_has_prefix (text, "v=0") || gst_sdp_message_new_from_text (text, &sdp) != GST_SDP_OK ||
+      sdp == NULL) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
+                         "the SDP does not parse (it must start with v=0)");
+    return NULL;
+  }
+  if (gst_sdp_message_medias_len (sdp) != 1) {
+    g_set_error (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
+                 "the offer must have exactly one media section (audio), it has %u",
+                 gst_sdp_message_medias_len (sdp));
+    return NULL;
+  }
+  media = gst_sdp_message_get_media (sdp, 0);
+  if (g_strcmp0 (gst_sdp_media_get_media (media), "audio") != 0) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
+                         "the offer has no audio section");
+    return NULL;
+  }
+  if (gst_sdp_media_get_port (media) == 0) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
+                         "the offer's audio section is rejected (port 0)");
+    return NULL;
+  }
+  if (find_rtpmap (media, "opus", 48000) < 0) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
+                         "the offer's audio does not include opus/48000");
+    return NULL;
+  }
+  if (!sdp_has_attribute (sdp, media, "ice-ufrag") || !sdp_has_attribute (sdp, media, "ice-pwd")) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
+                         "the offer has no ICE credentials (ice-ufrag, ice-pwd)");
+    return NULL;
+  }
+  if (!sdp_has_attribute (sdp, media, "fingerprint")) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
+                         "the offer has no DTLS fingerprint");
+    return NULL;
+  }
+  if (g_strcmp0 (gst_sdp_media_get_proto (media), "UDP/TLS/RTP/SAVPF") != 0) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
+                         "the offer's audio must use UDP/TLS/RTP/SAVPF");
+    return NULL;
+  }
+  return g_steal_pointer (&sdp);
+}
+
+/**
+ * cd_sdp_check_offer:
+ *
+ * What an offer must be for a leg: one audio section with opus/48000, ICE
+ * credentials and a DTLS fingerprint, at most @max_bytes long.
+ */
+gboolean
+cd_sdp_check_offer (const char *sdp, gsize max_bytes, GError **error)
+{
+  g_autoptr (GstSDPMessage) parsed = parse_offer (sdp, max_bytes, error);
+
+  return parsed != NULL;
+}
+
+/**
+ * cd_ice_candidate_check:
+ *
+ * A trickled candidate line (RFC 8839): "candidate:" foundation component
+ * transport priority address port "typ" type, printable and short.
+ */
+gboolean
+cd_ice_candidate_check (const char *candidate, GError **error)
+{
+  g_auto (GStrv) parts = NULL;
+  guint n;
+  char *end;
+  guint64 value;
+
+  if (g_str_has_prefix (candidate, "a="))
+    candidate += 2;
+  if (!g_str_has_prefix (candidate, "candidate:") || strlen (candidate) > 1024)
+    goto bad;
+  for (const char *p = candidate; *p; p++)
+    if (!g_ascii_isprint (*p))
+      goto bad;
+  parts = g_strsplit (candidate + strlen ("candidate:"), " ", 0);
+  n = g_strv_length (parts);
+  if (n < 8 || parts[0][0] == '\0' || strlen (parts[0]) > 32)
+    goto bad;
+  value = g_ascii_strtoull (parts[1], &end, 10);
+  if (*end || value < 1 || value > 256)
+    goto bad;
+  if (g_ascii_strcasecmp (parts[2], "udp") != 0 && g_ascii_strcasecmp (parts[2], "tcp") != 0)
+    goto bad;
+  value = g_ascii_strtoull (parts[3], &end, 10);
+  if (*end || parts[3][0] == '\0' || value > G_MAXUINT32)
+    goto bad;
+  if (parts[4][0] == '\0' || strlen (parts[4]) > 255)
+    goto bad;
+  value = g_ascii_strtoull (parts[5], &end, 10);
+  if (*end || parts[5][0] == '\0' || value > 65535)
+    goto bad;
+  if (!g_str_equal (parts[6], "typ") ||
+      !(g_str_equal (parts[7], "host") || g_str_equal (parts[7], "srflx") ||
+        g_str_equal (parts[7], "prflx") || g_str_equal (parts[7], "relay")))
+    goto bad;
+  return TRUE;
+
+bad:
+  g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_CANDIDATE,
+                       "not an ICE candidate line (candidate:FOUNDATION COMPONENT "
+                       "udp|tcp PRIORITY ADDRESS PORT typ host|srflx|prflx|relay ...)");
+  return FALSE;
+}
+
+/* ---- streaming threads: copy, then post to the bus ---- */
+
+static void
+post (GstElement *pipeline, GstStructure *s)
+{
+  gst_element_post_message (pipeline, gst_message_new_application (GST_OBJECT (pipeline), s));
+}
+
+static GstElement *
+pipeline_of (GstElement *element)
+{
+  return g_object_get_data (G_OBJECT (element), "cd-pipeline");
+}
+
+static void
+on_webrtc_ice_candidate (GstElement *webrtc, guint mline, char *candidate, gpointer user_data)
+{
+  post (pipeline_of (webrtc),
+        gst_structure_new ("cd-candidate", "leg", G_TYPE_INT, GPOINTER_TO_INT (user_data), "mline",
+                           G_TYPE_UINT, mline, "candidate", G_TYPE_STRING, candidate, NULL));
+}
+
+static void
+on_webrtc_state_notify (GstElement *webrtc, GParamSpec *pspec, gpointer user_data)
+{
+  int value = 0;
+
+  g_object_get (webrtc, pspec->name, &value, NULL);
+  post (pipeline_of (webrtc),
+        gst_structure_new ("cd-state", "leg", G_TYPE_INT, GPOINTER_TO_INT (user_data), "property",
+                           G_TYPE_STRING, pspec->name, "value", G_TYPE_INT, value, NULL));
+}
+
+static GstPadProbeReturn
+on_audio_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  LegShared *shared = user_data;
+
+  g_atomic_int_inc (&shared->packets);
+  g_atomic_pointer_set (&shared->last_audio_us, GSIZE_TO_POINTER (g_get_monotonic_time ()));
+  return GST_PAD_PROBE_OK;
+}
+
+static gint64
+shared_last_audio (LegShared *shared)
+{
+  return (gint64) GPOINTER_TO_SIZE (g_atomic_pointer_get (&shared->last_audio_us));
+}
+
+static void
+on_webrtc_pad_added (GstElement *webrtc, GstPad *pad, gpointer user_data)
+{
+  GstElement *depay = g_object_get_data (G_OBJECT (webrtc), "cd-depay");
+  g_autoptr (GstPad) sink = NULL;
+
+  if (GST_PAD_DIRECTION (pad) != GST_PAD_SRC || depay == NULL)
+    return;
+  sink = gst_element_get_static_pad (depay, "sink");
+  if (gst_pad_is_linked (sink)) {
+    /* a second stream on the leg: nothing to carry it to */
+    GstElement *bin = pipeline_of (webrtc);
+    GstElement *sinkel = gst_element_factory_make ("fakesink", NULL);
+    g_object_set (sinkel, "async", FALSE, "sync", FALSE, NULL);
+    gst_bin_add (GST_BIN (bin), sinkel);
+    gst_element_sync_state_with_parent (sinkel);
+    g_autoptr (GstPad) fsink = gst_element_get_static_pad (sinkel, "sink");
+    gst_pad_link (pad, fsink);
+    return;
+  }
+  if (gst_pad_link (pad, sink) != GST_PAD_LINK_OK) {
+    post (pipeline_of (webrtc), gst_structure_new ("cd-error", "detail", G_TYPE_STRING,
+                                                   "cannot link a received stream", NULL));
+    return;
+  }
+  post (pipeline_of (webrtc),
+        gst_structure_new ("cd-receiving", "leg", G_TYPE_INT, GPOINTER_TO_INT (user_data), NULL));
+}
+
+/* RFC 4733: event, E|R|volume, duration; the end packet is sent three times. */
+static GstPadProbeReturn
+on_rtp_packet (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  LegShared *shared = user_data;
+  GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER (info);
+  GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
+  static const char digits[] = "0123456789*#ABCD";
+  GstPadProbeReturn ret = GST_PAD_PROBE_OK;
+  int pt = g_atomic_int_get (&shared->dtmf_pt);
+
+  if (pt < 0 || buffer == NULL || !gst_rtp_buffer_map (buffer, GST_MAP_READ, &rtp))
+    return GST_PAD_PROBE_OK;
+  if (gst_rtp_buffer_get_payload_type (&rtp) == pt) {
+    guint8 *payload = gst_rtp_buffer_get_payload (&rtp);
+    guint32 ts = gst_rtp_buffer_get_timestamp (&rtp);
+
+    ret = GST_PAD_PROBE_DROP; /* nothing downstream wants events */
+    if (gst_rtp_buffer_get_payload_len (&rtp) >= 4 && (payload[1] & 0x80) && payload[0] < 16 &&
+        !(shared->dtmf_seen && shared->last_dtmf_ts == ts)) {
+      char digit[2] = { digits[payload[0]], '\0' };
+      guint duration = (payload[2] << 8) | payload[3];
+      shared->dtmf_seen = TRUE;
+      shared->last_dtmf_ts = ts;
+      post (pipeline_of (shared->webrtc),
+            gst_structure_new ("cd-dtmf", "leg", G_TYPE_INT, shared->role, "digit", G_TYPE_STRING,
+                               digit, "duration_ms", G_TYPE_UINT, duration / 48, NULL));
+    }
+  }
+  gst_rtp_buffer_unmap (&rtp);
+  return ret;
+}
+
+static void
+on_promise_replied (GstPromise *promise, gpointer user_data)
+{
+  GstElement *webrtc = user_data;
+  const GstStructure *reply = gst_promise_get_reply (promise);
+  const char *step = g_object_get_data (G_OBJECT (webrtc), "cd-step");
+  GstStructure *s =
+      gst_structure_new ("cd-step", "leg", G_TYPE_INT,
+                         GPOINTER_TO_INT (g_object_get_data (G_OBJECT (webrtc), "cd-leg")), "step",
+                         G_TYPE_STRING, step, NULL);
+
+  if (reply != NULL) {
+    GstWebRTCSessionDescription *answer = NULL;
+    GError *error = NULL;
+
+    if (gst_structure_has_field (reply, "error")) {
+      gst_structure_get (reply, "error", G_TYPE_ERROR, &error, NULL);
+      gst_structure_set (s, "error", G_TYPE_STRING, error ? error->message : "failed", NULL);
+      g_clear_error (&error);
+    }
+    if (gst_structure_has_field_typed (reply, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION)) {
+      gst_structure_get (reply, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &answer, NULL);
+      gst_structure_set (s, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, answer, NULL);
+      gst_webrtc_session_description_free (answer);
+    }
+  } else if (g_strcmp0 (step, "answer") == 0) {
+    gst_structure_set (s, "error", G_TYPE_STRING, "no answer", NULL);
+  }
+  post (pipeline_of (webrtc), s);
+  gst_object_unref (webrtc);
+}
+
+static void
+stats_add (JsonBuilder *b, const char *name, const GstStructure *s, const char *field, double scale)
+{
+  const GValue *v = gst_structure_get_value (s, field);
+  double d;
+
+  if (v == NULL)
+    return;
+  if (G_VALUE_HOLDS_DOUBLE (v))
+    d = g_value_get_double (v);
+  else if (G_VALUE_HOLDS_UINT64 (v))
+    d = (double) g_value_get_uint64 (v);
+  else if (G_VALUE_HOLDS_INT64 (v))
+    d = (double) g_value_get_int64 (v);
+  else if (G_VALUE_HOLDS_UINT (v))
+    d = g_value_get_uint (v);
+  else if (G_VALUE_HOLDS_INT (v))
+    d = g_value_get_int (v);
+  else
+    return;
+  json_builder_set_member_name (b, name);
+  json_builder_add_double_value (b, d * scale);
+}
+
+typedef struct {
+  JsonBuilder *b;
+} StatsWalk;
+
+static gboolean
+on_stats_field (GQuark field, const GValue *value, gpointer user_data)
+{
+  StatsWalk *w = user_data;
+  const GstStructure *s;
+  GstWebRTCStatsType type;
+
+  if (!GST_VALUE_HOLDS_STRUCTURE (value))
+    return TRUE;
+  s = gst_value_get_structure (value);
+  if (!gst_structure_get (s, "type", GST_TYPE_WEBRTC_STATS_TYPE, &type, NULL))
+    return TRUE;
+  switch (type) {
+  case GST_WEBRTC_STATS_INBOUND_RTP:
+    json_builder_set_member_name (w->b, "inbound");
+    json_builder_begin_object (w->b);
+    stats_add (w->b, "packets_received", s, "packets-received", 1);
+    stats_add (w->b, "packets_lost", s, "packets-lost", 1);
+    stats_add (w->b, "bytes_received", s, "bytes-received", 1);
+    stats_add (w->b, "jitter_ms", s, "jitter", 1000);
+    json_builder_end_object (w->b);
+    break;
+  case GST_WEBRTC_STATS_OUTBOUND_RTP:
+    json_builder_set_member_name (w->b, "outbound");
+    json_builder_begin_object (w->b);
+    stats_add (w->b, "packets_sent", s, "packets-sent", 1);
+    stats_add (w->b, "bytes_sent", s, "bytes-sent", 1);
+    json_builder_end_object (w->b);
+    break;
+  case GST_WEBRTC_STATS_REMOTE_INBOUND_RTP:
+    json_builder_set_member_name (w->b, "remote_inbound");
+    json_builder_begin_object (w->b);
+    stats_add (w->b, "packets_lost", s, "packets-lost", 1);
+    stats_add (w->b, "jitter_ms", s, "jitter", 1000);
+    stats_add (w->b, "round_trip_time_ms", s, "round-trip-time", 1000);
+    stats_add (w->b, "fraction_lost", s, "fraction-lost", 1);
+    json_builder_end_object (w->b);
+    break;
+  default:
+    break;
+  }
+  return TRUE;
+}
+
+static void
+on_stats_replied (GstPromise *promise, gpointer user_data)
+{
+  GstElement *webrtc = user_data;
+  const GstStructure *reply = gst_promise_get_reply (promise);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) node = NULL;
+  g_autofree char *text = NULL;
+  StatsWalk walk = { b };
+
+  json_builder_begin_object (b);
+  if (reply)
+    gst_structure_foreach (reply, on_stats_field, &walk);
+  json_builder_end_object (b);
+  node = json_builder_get_root (b);
+  text = json_to_string (node, FALSE);
+  post (pipeline_of (webrtc),
+        gst_structure_new ("cd-stats", "leg", G_TYPE_INT,
+                           GPOINTER_TO_INT (g_object_get_data (G_OBJECT (webrtc), "cd-leg")),
+                           "json", G_TYPE_STRING, text, NULL));
+  gst_object_unref (webrtc);
+}
+
+/* ---- the main context ---- */
+
+static void
+fail (CdCallPipeline *self, const char *reason, const char *detail)
+{
+  if (self->failed || self->stopped)
+    return;
+  self->failed = TRUE;
+  g_message ("call %s: media failed (%s): %s", self->call_id, reason, detail);
+  if (self->pipeline && g_getenv ("GST_DEBUG_DUMP_DOT_DIR"))
+    GST_DEBUG_BIN_TO_DOT_FILE (GST_BIN (self->pipeline), GST_DEBUG_GRAPH_SHOW_ALL, self->call_id);
+  g_signal_emit (self, signals[SIGNAL_FAILED], 0, reason, detail);
+}
+
+static void
+promise_step (CdCallPipeline *self, Leg *leg, const char *step, GstPromise **promise)
+{
+  g_object_set_data (G_OBJECT (leg->webrtc), "cd-step", (gpointer) step);
+  *promise =
+      gst_promise_new_with_change_func (on_promise_replied, gst_object_ref (leg->webrtc), NULL);
+}
+
+static GstElement *
+make (const char *factory, const char *name)
+{
+  GstElement *e = gst_element_factory_make (factory, name);
+
+  if (e == NULL)
+    g_error ("the GStreamer element %s is missing (install gstreamer1.0-plugins-good/bad)",
+             factory);
+  return e;
+}
+
+static void
+bridge (CdCallPipeline *self)
+{
+  Leg *v = &self->legs[CD_LEG_VISITOR];
+  Leg *a = &self->legs[CD_LEG_AGENT];
+
+  if (self->bridged || v->webrtc == NULL || a->webrtc == NULL)
+    return;
+  self->bridged = TRUE;
+  for (int i = 0; i < 2; i++) {
+    Leg *from = i == 0 ? v : a;
+    Leg *to = i == 0 ? a : v;
+    g_autofree char *name =
+        g_strdup_printf ("%s-to-%s", leg_names[from->role], leg_names[to->role]);
+    GstElement *queue = make ("queue", name);
+
+    g_object_set (queue, "max-size-time", (guint64) 200 * GST_MSECOND, "max-size-bytes", 0,
+                  "max-size-buffers", 0, "leaky", 2 /* downstream: drop the oldest */, NULL);
+    gst_bin_add (GST_BIN (self->pipeline), queue);
+    if (!gst_element_link_many (from->tee, queue, to->pay, NULL))
+      g_error ("call %s: cannot bridge the legs", self->call_id);
+    gst_element_sync_state_with_parent (queue);
+  }
+}
+
+static void
+configure_ice (CdCallPipeline *self, GstElement *webrtc)
+{
+  g_autoptr (GObject) ice = NULL;
+  g_autoptr (GObject) agent = NULL;
+
+  g_object_get (webrtc, "ice-agent", &ice, NULL);
+  if (ice == NULL)
+    return;
+  for (char **a = self->settings.local_addresses; a && *a; a++) {
+    gboolean added = FALSE;
+    g_signal_emit_by_name (ice, "add-local-ip-address", *a, &added);
+    if (!added)
+      g_message ("ICE cannot use the local address %s", *a);
+  }
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (ice), "ice-tcp"))
+    g_object_set (ice, "ice-tcp", FALSE, NULL);
+  if (self->settings.min_rtp_port)
+    g_object_set (ice, "min-rtp-port", self->settings.min_rtp_port, "max-rtp-port",
+                  self->settings.max_rtp_port, NULL);
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (ice), "agent"))
+    g_object_get (ice, "agent", &agent, NULL);
+  if (agent && g_object_class_find_property (G_OBJECT_GET_CLASS (agent), "upnp"))
+    g_object_set (agent, "upnp", FALSE, NULL);
+}
+
+static void
+create_leg (CdCallPipeline *self, Leg *leg)
+{
+  g_autofree char *wname = g_strdup_printf ("%s", leg_names[leg->role]);
+  g_autofree char *dname = g_strdup_printf ("%s-depay", leg_names[leg->role]);
+  g_autofree char *tname = g_strdup_printf ("%s-received", leg_names[leg->role]);
+  g_autofree char *pname = g_strdup_printf ("%s-pay", leg_names[leg->role]);
+  gpointer role = GINT_TO_POINTER (leg->role);
+  g_autoptr (GstPad) depay_sink = NULL;
+
+  leg->webrtc = make ("webrtcbin", wname);
+  g_object_set (leg->webrtc, "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, "latency",
+                self->settings.jitter_latency_ms, NULL);
+  configure_ice (self, leg->webrtc);
+  leg->depay = make ("rtpopusdepay", dname);
+  leg->tee = make ("tee", tname);
+  g_object_set (leg->tee, "allow-not-linked", TRUE, NULL);
+  leg->pay = make ("rtpopuspay", pname);
+  g_object_set (leg->pay, "pt", leg->opus_pt, NULL);
+  leg->shared = g_atomic_rc_box_new0 (LegShared);
+  leg->shared->dtmf_pt = leg->dtmf_pt;
+  leg->shared->webrtc = leg->webrtc;
+  leg->shared->role = leg->role;
+  leg->created_us = g_get_monotonic_time ();
+
+  g_object_set_data (G_OBJECT (leg->webrtc), "cd-pipeline", self->pipeline);
+  g_object_set_data (G_OBJECT (leg->webrtc), "cd-leg", role);
+  g_object_set_data (G_OBJECT (leg->webrtc), "cd-depay", leg->depay);
+  g_signal_connect (leg->webrtc, "on-ice-candidate", G_CALLBACK (on_webrtc_ice_candidate), role);
+  g_signal_connect (leg->webrtc, "notify::ice-connection-state",
+                    G_CALLBACK (on_webrtc_state_notify), role);
+  g_signal_connect (leg->webrtc, "notify::connection-state", G_CALLBACK (on_webrtc_state_notify),
+                    role);
+  g_signal_connect (leg->webrtc, "pad-added", G_CALLBACK (on_webrtc_pad_added), role);
+
+  depay_sink = gst_element_get_static_pad (leg->depay, "sink");
+  gst_pad_add_probe (depay_sink, GST_PAD_PROBE_TYPE_BUFFER, on_audio_buffer,
+                     g_atomic_rc_box_acquire (leg->shared),
+                     (GDestroyNotify) g_atomic_rc_box_release);
+
+  gst_bin_add_many (GST_BIN (self->pipeline), leg->webrtc, leg->depay, leg->tee, leg->pay, NULL);
+  if (!gst_element_link (leg->depay, leg->tee))
+    g_error ("cannot link rtpopusdepay to tee");
+  gst_element_sync_state_with_parent (leg->pay);
+  gst_element_sync_state_with_parent (leg->tee);
+  gst_element_sync_state_with_parent (leg->depay);
+  gst_element_sync_state_with_parent (leg->webrtc);
+  bridge (self);
+}
+
+/* After the remote offer: the send pad, with the offer's payload types. */
+static void
+attach_sender (CdCallPipeline *self, Leg *leg)
+{
+  g_autoptr (GstPad) sink = NULL;
+  g_autoptr (GstPad) src = NULL;
+  g_autoptr (GstWebRTCRTPTransceiver) transceiver = NULL;
+  g_autoptr (GstCaps) caps = NULL;
+
+  if (leg->has_sink)
+    return;
+  leg->has_sink = TRUE;
+  sink = gst_element_request_pad_simple (leg->webrtc, "sink_%u");
+  g_object_get (sink, "transceiver", &transceiver, NULL);
+  caps = gst_caps_new_simple ("application/x-rtp", "media", G_TYPE_STRING, "audio", "encoding-name",
+                              G_TYPE_STRING, "OPUS", "clock-rate", G_TYPE_INT, 48000, "payload",
+                              G_TYPE_INT, leg->opus_pt, NULL);
+  g_object_set (transceiver, "codec-preferences", caps, "direction",
+                GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV, NULL);
+  src = gst_element_get_static_pad (leg->pay, "src");
+  if (gst_pad_link (src, sink) != GST_PAD_LINK_OK)
+    fail (self, "pipeline-error", "cannot link the sender");
+}
+
+static void
+install_dtmf_probe (Leg *leg)
+{
+  g_autoptr (GstIterator) it = NULL;
+  GValue item = G_VALUE_INIT;
+  GstElement *rtpbin = NULL;
+
+  if (leg->dtmf_pt < 0)
+    return;
+  it = gst_bin_iterate_elements (GST_BIN (leg->webrtc));
+  while (gst_iterator_next (it, &item) == GST_ITERATOR_OK) {
+    GstElement *e = g_value_get_object (&item);
+    GstElementFactory *f = gst_element_get_factory (e);
+    if (f && g_str_equal (GST_OBJECT_NAME (f), "rtpbin"))
+      rtpbin = gst_object_ref (e);
+    g_value_reset (&item);
+  }
+  g_value_unset (&item);
+  if (rtpbin) {
+    g_autoptr (GstPad) pad = gst_element_get_static_pad (rtpbin, "recv_rtp_sink_0");
+    if (pad)
+      gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_rtp_packet,
+                         g_atomic_rc_box_acquire (leg->shared),
+                         (GDestroyNotify) g_atomic_rc_box_release);
+    else
+      g_message ("no RTP input to watch for DTMF");
+    gst_object_unref (rtpbin);
+  }
+}
+
+/* webrtcbin answers only the codecs it sends; telephone-event is added. */
+static void
+add_telephone_event (GstSDPMessage *sdp, int pt)
+{
+  GstSDPMedia *media;
+  g_autofree char *fmt = NULL;
+  g_autofree char *map = NULL;
+
+  if (pt < 0 || gst_sdp_message_medias_len (sdp) < 1)
+    return;
+  media = (GstSDPMedia *) gst_sdp_message_get_media (sdp, 0);
+  fmt = g_strdup_printf ("%d", pt);
+  map = g_strdup_printf ("%d telephone-event/48000", pt);
+  gst_sdp_media_add_format (media, fmt);
+  gst_sdp_media_add_attribute (media, "rtpmap", map);
+}
+
+static void
+handle_step (CdCallPipeline *self, Leg *leg, const GstStructure *s)
+{
+  const char *step = gst_structure_get_string (s, "step");
+  const char *error = gst_structure_get_string (s, "error");
+  GstPromise *promise = NULL;
+
+  if (error) {
+    g_autofree char *detail = g_strdup_printf ("%s leg, %s: %s", leg_names[leg->role], step, error);
+    leg->negotiation = NEGOTIATION_IDLE;
+    fail (self, "pipeline-error", detail);
+    return;
+  }
+  if (g_strcmp0 (step, "remote") == 0 && leg->negotiation == NEGOTIATION_REMOTE) {
+    attach_sender (self, leg);
+    leg->negotiation = NEGOTIATION_ANSWER;
+    promise_step (self, leg, "answer", &promise);
+    g_signal_emit_by_name (leg->webrtc, "create-answer", NULL, promise);
+  } else if (g_strcmp0 (step, "answer") == 0 && leg->negotiation == NEGOTIATION_ANSWER) {
+    GstWebRTCSessionDescription *answer = NULL;
+
+    gst_structure_get (s, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &answer, NULL);
+    if (answer == NULL) {
+      fail (self, "pipeline-error", "no answer was created");
+      return;
+    }
+    add_telephone_event (answer->sdp, leg->dtmf_pt);
+    g_free (leg->answer_sdp);
+    leg->answer_sdp = gst_sdp_message_as_text (answer->sdp);
+    leg->negotiation = NEGOTIATION_LOCAL;
+    promise_step (self, leg, "local", &promise);
+    g_signal_emit_by_name (leg->webrtc, "set-local-description", answer, promise);
+    gst_webrtc_session_description_free (answer);
+  } else if (g_strcmp0 (step, "local") == 0 && leg->negotiation == NEGOTIATION_LOCAL) {
+    leg->negotiation = NEGOTIATION_IDLE;
+    install_dtmf_probe (leg);
+    g_signal_emit (self, signals[SIGNAL_ANSWER], 0, leg->role, leg->answer_sdp);
+  }
+  if (promise)
+    gst_promise_unref (promise);
+}
+
+static void
+maybe_connected (CdCallPipeline *self, Leg *leg)
+{
+  if (leg->connected_told || !leg->ice_connected || !leg->dtls_connected || !leg->audio_seen)
+    return;
+  leg->connected_told = TRUE;
+  g_signal_emit (self, signals[SIGNAL_LEG_CONNECTED], 0, leg->role);
+}
+
+static void
+handle_state (CdCallPipeline *self, Leg *leg, const GstStructure *s)
+{
+  const char *property = gst_structure_get_string (s, "property");
+  int value = 0;
+
+  gst_structure_get_int (s, "value", &value);
+  if (g_strcmp0 (property, "ice-connection-state") == 0) {
+    g_debug ("call %s: %s ICE state %d", self->call_id, leg_names[leg->role], value);
+    if (value == GST_WEBRTC_ICE_CONNECTION_STATE_CONNECTED ||
+        value == GST_WEBRTC_ICE_CONNECTION_STATE_COMPLETED)
+      leg->ice_connected = TRUE;
+    else if (value == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED) {
+      g_autofree char *detail = g_strdup_printf ("the %s's ICE failed", leg_names[leg->role]);
+      fail (self, "ice-failed", detail);
+    }
+  } else if (g_strcmp0 (property, "connection-state") == 0) {
+    if (value == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED)
+      leg->dtls_connected = TRUE;
+    else if (value == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED) {
+      g_autofree char *detail =
+          g_strdup_printf ("the %s's connection failed (%s)", leg_names[leg->role],
+                           leg->ice_connected ? "DTLS" : "ICE");
+      fail (self, leg->ice_connected ? "dtls-failed" : "ice-failed", detail);
+    }
+  }
+  maybe_connected (self, leg);
+}
+
+static void
+complete_stats (CdCallPipeline *self)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+  GList *waiters;
+
+  json_builder_begin_object (b);
+  for (int i = 0; i < CD_LEG_COUNT; i++) {
+    if (self->legs[i].stats == NULL)
+      continue;
+    json_builder_set_member_name (b, leg_names[i]);
+    json_builder_add_value (b, json_node_init_object (json_node_alloc (), self->legs[i].stats));
+  }
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  waiters = g_steal_pointer (&self->stats_waiters);
+  for (GList *l = waiters; l; l = l->next) {
+    GTask *task = l->data;
+    g_task_return_pointer (task, json_node_copy (root), (GDestroyNotify) json_node_unref);
+    g_object_unref (task);
+  }
+  g_list_free (waiters);
+}
+
+static void
+handle_stats (CdCallPipeline *self, Leg *leg, const GstStructure *s)
+{
+  const char *text = gst_structure_get_string (s, "json");
+  g_autoptr (JsonNode) node = json_from_string (text, NULL);
+  gint64 now = g_get_monotonic_time ();
+  JsonObject *o;
+  guint64 bytes_in = 0, bytes_out = 0;
+  double seconds = (now - leg->stats_at_us) / (double) G_USEC_PER_SEC;
+
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    return;
+  o = json_node_get_object (node);
+  if (json_object_has_member (o, "inbound"))
+    bytes_in = json_object_get_double_member_with_default (
+        json_object_get_object_member (o, "inbound"), "bytes_received", 0);
+  if (json_object_has_member (o, "outbound"))
+    bytes_out = json_object_get_double_member_with_default (
+        json_object_get_object_member (o, "outbound"), "bytes_sent", 0);
+  if (leg->stats_at_us > 0 && seconds > 0.2) {
+    json_object_set_double_member (
+        o, "bitrate_in_bps",
+        bytes_in >= leg->bytes_in ? (bytes_in - leg->bytes_in) * 8 / seconds : 0);
+    json_object_set_double_member (
+        o, "bitrate_out_bps",
+        bytes_out >= leg->bytes_out ? (bytes_out - leg->bytes_out) * 8 / seconds : 0);
+  }
+  json_object_set_int_member (o, "audio_packets", g_atomic_int_get (&leg->shared->packets));
+  leg->bytes_in = bytes_in;
+  leg->bytes_out = bytes_out;
+  leg->stats_at_us = now;
+  g_clear_pointer (&leg->stats, json_object_unref);
+  leg->stats = json_object_ref (o);
+  if (self->stats_expected > 0 && --self->stats_expected == 0)
+    complete_stats (self);
+}
+
+static gboolean
+on_bus_message (GstBus *bus, GstMessage *message, gpointer user_data)
+{
+  CdCallPipeline *self = user_data;
+  const GstStructure *s;
+  int role = -1;
+  Leg *leg = NULL;
+
+  switch (GST_MESSAGE_TYPE (message)) {
+  case GST_MESSAGE_ERROR: {
+    g_autoptr (GError) error = NULL;
+    g_autofree char *debug = NULL;
+    g_autofree char *detail = NULL;
+
+    gst_message_parse_error (message, &error, &debug);
+    g_message ("call %s: pipeline error from %s: %s (%s)", self->call_id,
+               GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), error->message, debug ? debug : "");
+    detail =
+        g_strdup_printf ("%s: %s", GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), error->message);
+    fail (self, "pipeline-error", detail);
+    return G_SOURCE_CONTINUE;
+  }
+  case GST_MESSAGE_APPLICATION:
+    break;
+  default:
+    return G_SOURCE_CONTINUE;
+  }
+  s = gst_message_get_structure (message);
+  if (self->stopped)
+    return G_SOURCE_CONTINUE;
+  if (gst_structure_get_int (s, "leg", &role) && role >= 0 && role < CD_LEG_COUNT)
+    leg = &self->legs[role];
+  if (gst_structure_has_name (s, "cd-error")) {
+    fail (self, "pipeline-error", gst_structure_get_string (s, "detail"));
+  } else if (leg == NULL) {
+    return G_SOURCE_CONTINUE;
+  } else if (gst_structure_has_name (s, "cd-candidate")) {
+    guint mline = 0;
+    gst_structure_get_uint (s, "mline", &mline);
+    g_signal_emit (self, signals[SIGNAL_LOCAL_CANDIDATE], 0, leg->role, mline,
+                   gst_structure_get_string (s, "candidate"));
+  } else if (gst_structure_has_name (s, "cd-step")) {
+    handle_step (self, leg, s);
+  } else if (gst_structure_has_name (s, "cd-state")) {
+    handle_state (self, leg, s);
+  } else if (gst_structure_has_name (s, "cd-receiving")) {
+    g_debug ("call %s: receiving from the %s", self->call_id, leg_names[leg->role]);
+  } else if (gst_structure_has_name (s, "cd-dtmf")) {
+    guint duration = 0;
+    gst_structure_get_uint (s, "duration_ms", &duration);
+    g_signal_emit (self, signals[SIGNAL_DTMF], 0, leg->role, gst_structure_get_string (s, "digit"),
+                   duration);
+  } else if (gst_structure_has_name (s, "cd-stats")) {
+    handle_stats (self, leg, s);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void request_stats (CdCallPipeline *self);
+
+/* Once a second: ICE that never connects, a party that stopped sending;
+ * every few seconds the statistics, for the quality summary. */
+static gboolean
+on_watchdog (gpointer user_data)
+{
+  CdCallPipeline *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (++self->ticks % 2 == 0 && self->stats_expected == 0 &&
+      (self->legs[0].connected_told || self->legs[1].connected_told))
+    request_stats (self);
+
+  for (int i = 0; i < CD_LEG_COUNT; i++) {
+    Leg *leg = &self->legs[i];
+    gint64 last;
+
+    if (leg->webrtc == NULL)
+      continue;
+    last = shared_last_audio (leg->shared);
+    if (!leg->audio_seen && last > 0) {
+      leg->audio_seen = TRUE;
+      maybe_connected (self, leg);
+    }
+    if (!leg->ice_connected &&
+        now - leg->created_us > (gint64) self->settings.ice_timeout_s * G_USEC_PER_SEC) {
+      g_autofree char *detail = g_strdup_printf ("the %s's ICE did not connect within %u s",
+                                                 leg_names[i], self->settings.ice_timeout_s);
+      fail (self, "ice-failed", detail);
+      break;
+    }
+    if (leg->connected_told &&
+        now - last > (gint64) self->settings.media_timeout_s * G_USEC_PER_SEC) {
+      g_autofree char *detail = g_strdup_printf ("no audio from the %s for %u s", leg_names[i],
+                                                 self->settings.media_timeout_s);
+      fail (self, "media-timeout", detail);
+      break;
+    }
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static gpointer
+teardown_thread (gpointer data)
+{
+  GstElement *pipeline = data;
+
+  /* the legs feed each other: unlink them first, or the bin sees a loop */
+  for (int i = 0; i < 2; i++) {
+    GstElement *queue =
+        gst_bin_get_by_name (GST_BIN (pipeline), i ? "agent-to-visitor" : "visitor-to-agent");
+    if (queue) {
+      gst_element_set_locked_state (queue, TRUE);
+      gst_element_set_state (queue, GST_STATE_NULL);
+      gst_bin_remove (GST_BIN (pipeline), queue);
+      gst_object_unref (queue);
+    }
+  }
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (pipeline);
+  g_atomic_int_dec_and_test (&live_pipelines);
+  return NULL;
+}
+
+/**
+ * cd_call_pipeline_stop:
+ *
+ * Ends the media: no signal is emitted after this. Setting a pipeline to
+ * NULL joins its threads, so it happens off the main context.
+ */
+void
+cd_call_pipeline_stop (CdCallPipeline *self)
+{
+  GstElement *pipeline;
+
+  if (self->stopped)
+    return;
+  self->stopped = TRUE;
+  g_clear_handle_id (&self->watchdog_id, g_source_remove);
+  g_clear_handle_id (&self->bus_watch_id, g_source_remove);
+  self->stats_expected = 0;
+  complete_stats (self);
+  pipeline = g_steal_pointer (&self->pipeline);
+  if (pipeline == NULL)
+    return;
+  for (int i = 0; i < CD_LEG_COUNT; i++)
+    if (self->legs[i].webrtc)
+      g_signal_handlers_disconnect_by_data (self->legs[i].webrtc,
+                                            GINT_TO_POINTER (self->legs[i].role));
+  g_thread_unref (g_thread_new ("call-teardown", teardown_thread, pipeline));
+}
+
+static void
+cd_call_pipeline_dispose (GObject *object)
+{
+  CdCallPipeline *self = CD_CALL_PIPELINE (object);
+
+  cd_call_pipeline_stop (self);
+  G_OBJECT_CLASS (cd_call_pipeline_parent_class)->dispose (object);
+}
+
+static void
+cd_call_pipeline_finalize (GObject *object)
+{
+  CdCallPipeline *self = CD_CALL_PIPELINE (object);
+
+  for (int i = 0; i < CD_LEG_COUNT; i++) {
+    g_clear_pointer (&self->legs[i].shared, g_atomic_rc_box_release);
+    g_clear_pointer (&self->legs[i].answer_sdp, g_free);
+    g_clear_pointer (&self->legs[i].stats, json_object_unref);
+  }
+  g_strfreev (self->settings.local_addresses);
+  g_free (self->call_id);
+  G_OBJECT_CLASS (cd_call_pipeline_parent_class)->finalize (object);
+}
+
+static void
+cd_call_pipeline_class_init (CdCallPipelineClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = cd_call_pipeline_dispose;
+  object_class->finalize = cd_call_pipeline_finalize;
+  signals[SIGNAL_ANSWER] =
+      g_signal_new ("answer", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                    G_TYPE_NONE, 2, G_TYPE_INT, G_TYPE_STRING);
+  signals[SIGNAL_LOCAL_CANDIDATE] =
+      g_signal_new ("local-candidate", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                    NULL, G_TYPE_NONE, 3, G_TYPE_INT, G_TYPE_UINT, G_TYPE_STRING);
+  signals[SIGNAL_LEG_CONNECTED] =
+      g_signal_new ("leg-connected", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                    NULL, G_TYPE_NONE, 1, G_TYPE_INT);
+  signals[SIGNAL_DTMF] =
+      g_signal_new ("dtmf", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                    G_TYPE_NONE, 3, G_TYPE_INT, G_TYPE_STRING, G_TYPE_UINT);
+  signals[SIGNAL_FAILED] =
+      g_signal_new ("failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                    G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+}
+
+static void
+cd_call_pipeline_init (CdCallPipeline *self)
+{
+  for (int i = 0; i < CD_LEG_COUNT; i++) {
+    self->legs[i].role = i;
+    self->legs[i].opus_pt = -1;
+    self->legs[i].dtmf_pt = -1;
+  }
+}
+
+CdCallPipeline *
+cd_call_pipeline_new (const char *call_id, const CdMediaSettings *settings)
+{
+  CdCallPipeline *self = g_object_new (CD_TYPE_CALL_PIPELINE, NULL);
+  g_autofree char *name = g_strdup_printf ("call-%s", call_id);
+  g_autoptr (GstBus) bus = NULL;
+
+  self->call_id = g_strdup (call_id);
+  self->settings = *settings;
+  self->settings.local_addresses = g_strdupv (settings->local_addresses);
+  self->pipeline = gst_pipeline_new (name);
+  bus = gst_element_get_bus (self->pipeline);
+  self->bus_watch_id = gst_bus_add_watch (bus, on_bus_message, self);
+  gst_element_set_state (self->pipeline, GST_STATE_PLAYING);
+  self->watchdog_id = g_timeout_add_seconds (1, on_watchdog, self);
+  g_atomic_int_inc (&live_pipelines);
+  return self;
+}
+
+/**
+ * cd_call_pipeline_handle_offer:
+ *
+ * A party's offer (the first, or a renegotiation such as an ICE restart):
+ * checked here, answered by the "answer" signal.
+ */
+gboolean
+cd_call_pipeline_handle_offer (CdCallPipeline *self, CdLegRole role, const char *sdp,
+                               GError **error)
+{
+  Leg *leg = &self->legs[role];
+  g_autoptr (GstSDPMessage) parsed = NULL;
+  GstWebRTCSessionDescription *offer;
+  const GstSDPMedia *media;
+  GstPromise *promise = NULL;
+
+  g_return_val_if_fail (role < CD_LEG_COUNT, FALSE);
+  if (self->stopped || self->failed) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_FAILED, "the call's media ended");
+    return FALSE;
+  }
+  if (leg->negotiation != NEGOTIATION_IDLE) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_BUSY,
+                         "the previous offer is still being answered");
+    return FALSE;
+  }
+  parsed = parse_offer (sdp, self->settings.max_sdp_bytes, error);
+  if (parsed == NULL)
+    return FALSE;
+  media = gst_sdp_message_get_media (parsed, 0);
+  if (leg->webrtc == NULL) {
+    leg->opus_pt = find_rtpmap (media, "opus", 48000);
+    leg->dtmf_pt = find_rtpmap (media, "telephone-event", 48000);
+    create_leg (self, leg);
+  } else if (find_rtpmap (media, "opus", 48000) != leg->opus_pt) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
+                         "a new offer may not change the opus payload type");
+    return FALSE;
+  } else {
+    /* an ICE restart or a renegotiation: ICE gets time again */
+    leg->created_us = g_get_monotonic_time ();
+    leg->ice_connected = FALSE;
+  }
+  offer = gst_webrtc_session_description_new (GST_WEBRTC_SDP_TYPE_OFFER, g_steal_pointer (&parsed));
+  leg->negotiation = NEGOTIATION_REMOTE;
+  promise_step (self, leg, "remote", &promise);
+  g_signal_emit_by_name (leg->webrtc, "set-remote-description", offer, promise);
+  gst_promise_unref (promise);
+  gst_webrtc_session_description_free (offer);
+  return TRUE;
+}
+
+gboolean
+cd_call_pipeline_add_candidate (CdCallPipeline *self, CdLegRole role, guint mline,
+                                const char *candidate, GError **error)
+{
+  Leg *leg = &self->legs[role];
+
+  g_return_val_if_fail (role < CD_LEG_COUNT, FALSE);
+  if (!cd_ice_candidate_check (candidate, error))
+    return FALSE;
+  if (mline != 0) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_CANDIDATE,
+                         "sdp_mline_index must be 0 (one audio section)");
+    return FALSE;
+  }
+  if (leg->webrtc == NULL) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_CANDIDATE,
+                         "send the offer before its candidates");
+    return FALSE;
+  }
+  if (self->stopped)
+    return TRUE;
+  g_signal_emit_by_name (leg->webrtc, "add-ice-candidate", mline, candidate);
+  return TRUE;
+}
+
+gboolean
+cd_call_pipeline_has_leg (CdCallPipeline *self, CdLegRole role)
+{
+  return role < CD_LEG_COUNT && self->legs[role].webrtc != NULL;
+}
+
+char *
+cd_call_pipeline_get_dot (CdCallPipeline *self)
+{
+  if (self->pipeline == NULL)
+    return NULL;
+  return gst_debug_bin_to_dot_data (GST_BIN (self->pipeline), GST_DEBUG_GRAPH_SHOW_ALL);
+}
+
+/**
+ * cd_call_pipeline_get_stats_async:
+ *
+ * Each leg's webrtcbin statistics (packets, loss, jitter, round trip,
+ * bitrate since the previous sample) as one JSON object by leg.
+ */
+void
+cd_call_pipeline_get_stats_async (CdCallPipeline *self, GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  gboolean asked = self->stats_expected > 0;
+
+  g_task_set_source_tag (task, cd_call_pipeline_get_stats_async);
+  self->stats_waiters = g_list_append (self->stats_waiters, task);
+  if (!asked)
+    request_stats (self);
+}
+
+static void
+request_stats (CdCallPipeline *self)
+{
+  for (int i = 0; i < CD_LEG_COUNT && !self->stopped; i++) {
+    Leg *leg = &self->legs[i];
+    GstPromise *promise;
+
+    if (leg->webrtc == NULL)
+      continue;
+    self->stats_expected++;
+    promise =
+        gst_promise_new_with_change_func (on_stats_replied, gst_object_ref (leg->webrtc), NULL);
+    g_signal_emit_by_name (leg->webrtc, "get-stats", NULL, promise);
+    gst_promise_unref (promise);
+  }
+  if (self->stats_expected == 0)
+    complete_stats (self);
+}
+
+JsonNode *
+cd_call_pipeline_get_stats_finish (CdCallPipeline *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * cd_call_pipeline_get_quality:
+ *
+ * The call's quality from the last statistics: what each party received
+ * (loss, jitter) and an E-model MOS estimate of the worse direction.
+ */
+JsonObject *
+cd_call_pipeline_get_quality (CdCallPipeline *self)
+{
+  JsonObject *quality = json_object_new ();
+  double worst_mos = 0;
+  gboolean any = FALSE;
+
+  for (int i = 0; i < CD_LEG_COUNT; i++) {
+    Leg *leg = &self->legs[i];
+    JsonObject *in, *remote, *o;
+    CdQualityInput q = { 0 };
+    double received, lost, r, mos;
+
+    if (leg->stats == NULL || !json_object_has_member (leg->stats, "inbound"))
+      continue;
+    in = json_object_get_object_member (leg->stats, "inbound");
+    remote = json_object_has_member (leg->stats, "remote_inbound")
+                 ? json_object_get_object_member (leg->stats, "remote_inbound")
+                 : NULL;
+    received = json_object_get_double_member_with_default (in, "packets_received", 0);
+    lost = MAX (0, json_object_get_double_member_with_default (in, "packets_lost", 0));
+    cd_quality_input_set_opus (&q, 32000, TRUE);
+    q.loss_percent = received + lost > 0 ? 100.0 * lost / (received + lost) : 0;
+    q.jitter_ms = json_object_get_double_member_with_default (in, "jitter_ms", 0);
+    q.rtt_ms =
+        remote ? json_object_get_double_member_with_default (remote, "round_trip_time_ms", 0) : 0;
+    q.jitter_buffer_ms = self->settings.jitter_latency_ms;
+    r = cd_quality_r_factor (&q);
+    mos = cd_quality_mos (r);
+    o = json_object_new ();
+    json_object_set_double_member (o, "packets_received", received);
+    json_object_set_double_member (o, "packets_lost", lost);
+    json_object_set_double_member (o, "loss_percent", q.loss_percent);
+    json_object_set_double_member (o, "jitter_ms", q.jitter_ms);
+    json_object_set_double_member (o, "rtt_ms", q.rtt_ms);
+    json_object_set_double_member (o, "mos", mos);
+    json_object_set_object_member (quality, leg_names[i], o);
+    worst_mos = any ? MIN (worst_mos, mos) : mos;
+    any = TRUE;
+  }
+  if (any)
+    json_object_set_double_member (quality, "mos", worst_mos);
+  return quality;
+}
+
+guint
+cd_call_pipeline_get_live_count (void)
+{
+  return g_atomic_int_get (&live_pipelines);
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* CdCallPipeline: one GstPipeline per call, one webrtcbin leg per party;
+ * Opus is forwarded between legs without decoding (docs/pipelines.md). */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+#define CD_MEDIA_ERROR (cd_media_error_quark ())
+
+typedef enum {
+  CD_MEDIA_ERROR_INVALID_SDP,
+  CD_MEDIA_ERROR_INVALID_CANDIDATE,
+  CD_MEDIA_ERROR_BUSY, /* an offer on this leg is being answered */
+  CD_MEDIA_ERROR_FAILED,
+} CdMediaError;
+
+GQuark cd_media_error_quark (void);
+
+typedef enum {
+  CD_LEG_VISITOR,
+  CD_LEG_AGENT,
+  CD_LEG_COUNT,
+} CdLegRole;
+
+const char *cd_leg_role_to_string (CdLegRole role);
+
+typedef struct {
+  GStrv local_addresses; /* nullable: every interface */
+  guint jitter_latency_ms;
+  guint min_rtp_port, max_rtp_port;
+  guint ice_timeout_s;
+  guint media_timeout_s;
+  guint max_sdp_bytes;
+} CdMediaSettings;
+
+#define CD_TYPE_CALL_PIPELINE (cd_call_pipeline_get_type ())
+G_DECLARE_FINAL_TYPE (CdCallPipeline, cd_call_pipeline, CD, CALL_PIPELINE, GObject)
+
+/* Signals, all emitted on the main context:
+ *   "answer" (CdLegRole leg, const char *sdp)
+ *   "local-candidate" (CdLegRole leg, guint mline, const char *candidate)
+ *   "leg-connected" (CdLegRole leg): ICE and DTLS up, audio arriving
+ *   "dtmf" (CdLegRole leg, const char *digit, guint duration_ms): RFC 4733
+ *   "failed" (const char *reason, const char *detail): the call cannot go on;
+ *     reason is ice-failed, dtls-failed, media-timeout or pipeline-error */
+CdCallPipeline *cd_call_pipeline_new (const char *call_id, const CdMediaSettings *settings);
+gboolean cd_call_pipeline_handle_offer (CdCallPipeline *self, CdLegRole leg, const char *sdp,
+                                        GError **error);
+gboolean cd_call_pipeline_add_candidate (CdCallPipeline *self, CdLegRole leg, guint mline,
+                                         const char *candidate, GError **error);
+gboolean cd_call_pipeline_has_leg (CdCallPipeline *self, CdLegRole leg);
+char *cd_call_pipeline_get_dot (CdCallPipeline *self);
+void cd_call_pipeline_get_stats_async (CdCallPipeline *self, GCancellable *cancellable,
+                                       GAsyncReadyCallback callback, gpointer user_data);
+JsonNode *cd_call_pipeline_get_stats_finish (CdCallPipeline *self, GAsyncResult *result,
+                                             GError **error);
+JsonObject *cd_call_pipeline_get_quality (CdCallPipeline *self);
+void cd_call_pipeline_stop (CdCallPipeline *self);
+guint cd_call_pipeline_get_live_count (void);
+
+gboolean cd_sdp_check_offer (const char *sdp, gsize max_bytes, GError **error);
+gboolean cd_ice_candidate_check (const char *candidate, GError **error);
+
+G_END_DECLS

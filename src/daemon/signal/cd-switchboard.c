@@ -1,0 +1,1036 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* CdSwitchboard: call messages from the signaling sessions, the calls' state
+ * machine (queued, ringing, connected, ended) and the agents on this daemon. */
+
+#define G_LOG_DOMAIN "calldocker-calls"
+
+#include "cd-switchboard.h"
+
+#include "../http/cd-http-fields.h"
+#include "../store/cd-call-store.h"
+
+#include <string.h>
+
+typedef enum {
+  CALL_QUEUED,
+  CALL_RINGING,
+  CALL_CONNECTING, /* an agent accepted; their media is being set up */
+  CALL_CONNECTED,
+  CALL_ENDED,
+} CallState;
+
+static const char *state_names[] = { "queued", "ringing", "connecting", "connected", "ended" };
+
+typedef struct _Agent Agent;
+typedef struct _Call Call;
+
+struct _Agent {
+  char *user_id;
+  char *company_id;
+  GPtrArray *sessions; /* Session*, unowned: the server tells us when they close */
+  gboolean available;
+  gint64 idle_since_us;
+  Call *call; /* offered or on it; unowned */
+};
+
+struct _Call {
+  CdSwitchboard *board; /* unowned */
+  char *id;
+  char *company_id;
+  char *visitor_id;
+  char *page;
+  CallState state;
+  Session *visitor; /* nullable while the WebSocket is away */
+  Session *agent_session;
+  Agent *agent;         /* offered to or talking with; unowned */
+  GHashTable *declined; /* user ids that rejected or missed it */
+  guint ring_id, wait_id, visitor_grace_id, agent_grace_id;
+  CdCallPipeline *pipeline;
+  gboolean leg_connected[CD_LEG_COUNT];
+  gint64 created_us;
+  gint64 dtmf_window_us;
+  guint dtmf_in_window;
+};
+
+/* All of it belongs to the main thread. */
+struct _CdSwitchboard {
+  GObject parent_instance;
+
+  CdApi *api; /* borrowed */
+  CdSwitchboardSettings settings;
+  GHashTable *calls;  /* id -> Call* (owned) */
+  GHashTable *agents; /* user id -> Agent* (owned) */
+};
+
+G_DEFINE_FINAL_TYPE (CdSwitchboard, cd_switchboard, G_TYPE_OBJECT)
+
+#define MAX_DTMF_PER_SECOND 10
+
+/* ---- messages ---- */
+
+static JsonBuilder *
+begin (const char *type, const char *call_id)
+{
+  JsonBuilder *b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, type);
+  if (call_id) {
+    json_builder_set_member_name (b, "call_id");
+    json_builder_add_string_value (b, call_id);
+  }
+  return b;
+}
+
+static void
+send_to (Session *s, JsonBuilder *message)
+{
+  g_autoptr (JsonBuilder) b = message;
+  g_autoptr (JsonNode) node = NULL;
+
+  if (s == NULL)
+    return;
+  json_builder_end_object (b);
+  node = json_builder_get_root (b);
+  cd_signal_session_send (s, node);
+}
+
+static void
+add_string (JsonBuilder *b, const char *name, const char *value)
+{
+  json_builder_set_member_name (b, name);
+  if (value)
+    json_builder_add_string_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+static JsonObject *
+detail_new (const char *key, const char *value, ...)
+{
+  JsonObject *o = json_object_new ();
+  va_list args;
+
+  va_start (args, value);
+  while (key != NULL) {
+    json_object_set_string_member (o, key, value);
+    key = va_arg (args, const char *);
+    if (key)
+      value = va_arg (args, const char *);
+  }
+  va_end (args);
+  return o;
+}
+
+static gint64
+now_us (void)
+{
+  return g_get_real_time ();
+}
+
+static void
+add_event (Call *call, const char *kind, JsonObject *detail)
+{
+  cd_call_store_add_event (call->board->api->calls, call->id, call->company_id, kind, detail,
+                           now_us ());
+  if (detail)
+    json_object_unref (detail);
+}
+
+/* ---- agents ---- */
+
+static void
+agent_free (gpointer data)
+{
+  Agent *a = data;
+
+  g_ptr_array_unref (a->sessions);
+  g_free (a->user_id);
+  g_free (a->company_id);
+  g_free (a);
+}
+
+static Agent *
+agent_get (CdSwitchboard *self, Session *s)
+{
+  Agent *a = g_hash_table_lookup (self->agents, s->claims->sub);
+
+  if (a == NULL) {
+    a = g_new0 (Agent, 1);
+    a->user_id = g_strdup (s->claims->sub);
+    a->company_id = g_strdup (s->claims->company);
+    a->sessions = g_ptr_array_new ();
+    a->idle_since_us = g_get_monotonic_time ();
+    g_hash_table_insert (self->agents, a->user_id, a);
+  }
+  return a;
+}
+
+static void
+agent_send_all (Agent *a, JsonBuilder *message)
+{
+  g_autoptr (JsonBuilder) b = message;
+  g_autoptr (JsonNode) node = NULL;
+
+  json_builder_end_object (b);
+  node = json_builder_get_root (b);
+  for (guint i = 0; i < a->sessions->len; i++)
+    cd_signal_session_send (g_ptr_array_index (a->sessions, i), node);
+}
+
+static void
+agent_maybe_forget (CdSwitchboard *self, Agent *a)
+{
+  if (a->sessions->len == 0 && a->call == NULL)
+    g_hash_table_remove (self->agents, a->user_id);
+}
+
+/* ---- calls ---- */
+
+static void route (CdSwitchboard *self, const char *company_id);
+static void end_call (Call *call, const char *reason, const char *detail);
+
+static void
+call_free (gpointer data)
+{
+  Call *call = data;
+
+  g_clear_handle_id (&call->ring_id, g_source_remove);
+  g_clear_handle_id (&call->wait_id, g_source_remove);
+  g_clear_handle_id (&call->visitor_grace_id, g_source_remove);
+  g_clear_handle_id (&call->agent_grace_id, g_source_remove);
+  if (call->pipeline) {
+    g_signal_handlers_disconnect_by_data (call->pipeline, call);
+    cd_call_pipeline_stop (call->pipeline);
+    g_clear_object (&call->pipeline);
+  }
+  g_hash_table_unref (call->declined);
+  g_free (call->id);
+  g_free (call->company_id);
+  g_free (call->visitor_id);
+  g_free (call->page);
+  g_free (call);
+}
+
+static JsonBuilder *
+ended_message (Call *call, const char *reason)
+{
+  JsonBuilder *b = begin ("call.state", call->id);
+
+  add_string (b, "state", "ended");
+  add_string (b, "reason", reason);
+  return b;
+}
+
+static void
+send_state (Call *call, Session *to, const char *reason, const char *detail)
+{
+  g_autoptr (JsonBuilder) b = begin ("call.state", call->id);
+
+  add_string (b, "state", state_names[call->state]);
+  if (call->state == CALL_QUEUED) {
+    /* position among this company's waiting calls on this daemon */
+    GHashTableIter iter;
+    gpointer value;
+    guint position = 1;
+
+    g_hash_table_iter_init (&iter, call->board->calls);
+    while (g_hash_table_iter_next (&iter, NULL, &value)) {
+      Call *other = value;
+      if (other != call && other->state == CALL_QUEUED &&
+          g_str_equal (other->company_id, call->company_id) && other->created_us < call->created_us)
+        position++;
+    }
+    json_builder_set_member_name (b, "position");
+    json_builder_add_int_value (b, position);
+  }
+  if (reason)
+    add_string (b, "reason", reason);
+  if (detail)
+    add_string (b, "detail", detail);
+  send_to (to, g_steal_pointer (&b));
+}
+
+static void
+set_state (Call *call, CallState state, JsonObject *detail)
+{
+  if (call->state == state) {
+    if (detail)
+      json_object_unref (detail);
+    return;
+  }
+  call->state = state;
+  /* connecting is ringing to the visitor and in the database */
+  if (state != CALL_CONNECTING)
+    cd_call_store_set_state (call->board->api->calls, call->id, call->company_id,
+                             state_names[state], detail, now_us ());
+  if (detail)
+    json_object_unref (detail);
+  if (state != CALL_CONNECTING)
+    send_state (call, call->visitor, NULL, NULL);
+}
+
+static void
+release_agent (Call *call)
+{
+  Agent *a = call->agent;
+
+  if (a == NULL)
+    return;
+  call->agent = NULL;
+  if (a->call == call) {
+    a->call = NULL;
+    a->idle_since_us = g_get_monotonic_time ();
+  }
+  agent_maybe_forget (call->board, a);
+}
+
+static void
+end_call (Call *call, const char *reason, const char *detail)
+{
+  CdSwitchboard *self = call->board;
+  g_autoptr (JsonObject) quality = NULL;
+  g_autofree char *company = NULL;
+
+  if (call->state == CALL_ENDED)
+    return;
+  g_info ("call %s ended: %s%s%s", call->id, reason, detail ? ": " : "", detail ? detail : "");
+  call->state = CALL_ENDED;
+  if (call->pipeline)
+    quality = cd_call_pipeline_get_quality (call->pipeline);
+  cd_call_store_end (self->api->calls, call->id, call->company_id, reason,
+                     quality && json_object_get_size (quality) ? quality : NULL, now_us ());
+  send_state (call, call->visitor, reason, detail);
+  if (call->agent_session)
+    send_state (call, call->agent_session, reason, detail);
+  else if (call->agent && call->agent->call == call)
+    /* offered only: every session of the agent heard of it */
+    agent_send_all (call->agent, ended_message (call, reason));
+  company = g_strdup (call->company_id);
+  release_agent (call);
+  g_hash_table_remove (self->calls, call->id);
+  route (self, company);
+}
+
+static gboolean
+on_wait_timeout (gpointer user_data)
+{
+  Call *call = user_data;
+
+  call->wait_id = 0;
+  end_call (call, "no-agent", "no agent took the call in time");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+unoffer (Call *call, const char *why)
+{
+  Agent *a = call->agent;
+
+  g_clear_handle_id (&call->ring_id, g_source_remove);
+  if (a == NULL)
+    return;
+  g_hash_table_add (call->declined, g_strdup (a->user_id));
+  add_event (call, "agent.declined", detail_new ("agent_id", a->user_id, "reason", why, NULL));
+  agent_send_all (a, ended_message (call, why));
+  release_agent (call);
+  set_state (call, CALL_QUEUED, NULL);
+}
+
+static gboolean
+on_ring_timeout (gpointer user_data)
+{
+  Call *call = user_data;
+  g_autofree char *company = g_strdup (call->company_id);
+
+  call->ring_id = 0;
+  unoffer (call, "missed");
+  route (call->board, company);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+offer (Call *call, Agent *a)
+{
+  g_autoptr (JsonBuilder) b = begin ("call.offer", call->id);
+
+  a->call = call;
+  call->agent = a;
+  add_string (b, "visitor_id", call->visitor_id);
+  add_string (b, "page", call->page);
+  json_builder_set_member_name (b, "ring_timeout_s");
+  json_builder_add_int_value (b, call->board->settings.ring_timeout_s);
+  agent_send_all (a, g_steal_pointer (&b));
+  add_event (call, "agent.offered", detail_new ("agent_id", a->user_id, NULL));
+  set_state (call, CALL_RINGING, NULL);
+  call->ring_id =
+      g_timeout_add_seconds (call->board->settings.ring_timeout_s, on_ring_timeout, call);
+}
+
+static gint
+compare_calls (gconstpointer a, gconstpointer b)
+{
+  const Call *x = *(Call **) a, *y = *(Call **) b;
+
+  return x->created_us < y->created_us ? -1 : x->created_us > y->created_us;
+}
+
+/* Oldest waiting call first, to the longest-idle available agent. */
+static void
+route (CdSwitchboard *self, const char *company_id)
+{
+  g_autoptr (GPtrArray) waiting = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    Call *call = value;
+    if (call->state == CALL_QUEUED && g_str_equal (call->company_id, company_id))
+      g_ptr_array_add (waiting, call);
+  }
+  g_ptr_array_sort (waiting, compare_calls);
+  for (guint i = 0; i < waiting->len; i++) {
+    Call *call = g_ptr_array_index (waiting, i);
+    Agent *best = NULL;
+
+    g_hash_table_iter_init (&iter, self->agents);
+    while (g_hash_table_iter_next (&iter, NULL, &value)) {
+      Agent *a = value;
+      if (!a->available || a->call != NULL || a->sessions->len == 0 ||
+          !g_str_equal (a->company_id, company_id) ||
+          g_hash_table_contains (call->declined, a->user_id))
+        continue;
+      if (best == NULL || a->idle_since_us < best->idle_since_us)
+        best = a;
+    }
+    if (best == NULL)
+      continue;
+    offer (call, best);
+  }
+  /* positions moved: tell those still waiting */
+  for (guint i = 0; i < waiting->len; i++) {
+    Call *call = g_ptr_array_index (waiting, i);
+    if (call->state == CALL_QUEUED)
+      send_state (call, call->visitor, NULL, NULL);
+  }
+}
+
+/* ---- media ---- */
+
+static Session *
+leg_session (Call *call, CdLegRole leg)
+{
+  return leg == CD_LEG_VISITOR ? call->visitor : call->agent_session;
+}
+
+static void
+on_pipeline_answer (CdCallPipeline *pipeline, int leg, const char *sdp, gpointer user_data)
+{
+  Call *call = user_data;
+  g_autoptr (JsonBuilder) b = begin ("sdp.answer", call->id);
+
+  add_string (b, "sdp", sdp);
+  send_to (leg_session (call, leg), g_steal_pointer (&b));
+}
+
+static void
+on_pipeline_candidate (CdCallPipeline *pipeline, int leg, guint mline, const char *candidate,
+                       gpointer user_data)
+{
+  Call *call = user_data;
+  g_autoptr (JsonBuilder) b = begin ("ice.candidate", call->id);
+
+  add_string (b, "candidate", candidate);
+  json_builder_set_member_name (b, "sdp_mline_index");
+  json_builder_add_int_value (b, mline);
+  send_to (leg_session (call, leg), g_steal_pointer (&b));
+}
+
+static void
+on_pipeline_leg_connected (CdCallPipeline *pipeline, int leg, gpointer user_data)
+{
+  Call *call = user_data;
+
+  call->leg_connected[leg] = TRUE;
+  add_event (call, "media",
+             detail_new ("leg", cd_leg_role_to_string (leg), "event", "connected", NULL));
+  if (call->state == CALL_CONNECTING && call->leg_connected[CD_LEG_VISITOR] &&
+      call->leg_connected[CD_LEG_AGENT]) {
+    cd_call_store_answered (call->board->api->calls, call->id, call->company_id, now_us ());
+    set_state (call, CALL_CONNECTED, NULL);
+    send_state (call, call->agent_session, NULL, NULL);
+  }
+}
+
+static void
+relay_dtmf (Call *call, const char *digits, const char *source)
+{
+  g_autoptr (JsonBuilder) b = begin ("dtmf", call->id);
+
+  add_string (b, "digits", digits);
+  add_string (b, "source", source);
+  send_to (call->agent_session, g_steal_pointer (&b));
+}
+
+static void
+on_pipeline_dtmf (CdCallPipeline *pipeline, int leg, const char *digit, guint duration_ms,
+                  gpointer user_data)
+{
+  Call *call = user_data;
+  JsonObject *detail;
+
+  if (leg != CD_LEG_VISITOR)
+    return;
+  detail = detail_new ("digits", digit, "source", "rtp", NULL);
+  json_object_set_int_member (detail, "duration_ms", duration_ms);
+  add_event (call, "dtmf", detail);
+  relay_dtmf (call, digit, "rtp");
+}
+
+static void
+on_pipeline_failed (CdCallPipeline *pipeline, const char *reason, const char *detail,
+                    gpointer user_data)
+{
+  end_call (user_data, reason, detail);
+}
+
+static CdCallPipeline *
+call_pipeline (Call *call)
+{
+  if (call->pipeline == NULL) {
+    call->pipeline = cd_call_pipeline_new (call->id, &call->board->settings.media);
+    g_signal_connect (call->pipeline, "answer", G_CALLBACK (on_pipeline_answer), call);
+    g_signal_connect (call->pipeline, "local-candidate", G_CALLBACK (on_pipeline_candidate), call);
+    g_signal_connect (call->pipeline, "leg-connected", G_CALLBACK (on_pipeline_leg_connected),
+                      call);
+    g_signal_connect (call->pipeline, "dtmf", G_CALLBACK (on_pipeline_dtmf), call);
+    g_signal_connect (call->pipeline, "failed", G_CALLBACK (on_pipeline_failed), call);
+  }
+  return call->pipeline;
+}
+
+/* ---- handlers ---- */
+
+static gboolean
+is_agent (Session *s)
+{
+  return g_str_equal (s->claims->role, "agent") || g_str_equal (s->claims->role, "company_admin");
+}
+
+static gboolean
+is_visitor (Session *s)
+{
+  return g_str_equal (s->claims->role, "visitor");
+}
+
+/* The call the message names, if this session is a party of it. Another
+ * company's call, or one the sender is not on, is "not-found" alike. */
+static Call *
+find_call (CdSwitchboard *self, Session *s, JsonObject *message, const char *type, CdLegRole *leg)
+{
+  const char *id = json_object_get_string_member (message, "call_id");
+  Call *call = g_hash_table_lookup (self->calls, id);
+
+  if (call != NULL && g_str_equal (call->company_id, s->claims->company)) {
+    if (call->visitor == s) {
+      *leg = CD_LEG_VISITOR;
+      return call;
+    }
+    if (call->agent_session == s) {
+      *leg = CD_LEG_AGENT;
+      return call;
+    }
+  }
+  cd_signal_session_send_error (s, "not-found", type, "no such call on this session");
+  return NULL;
+}
+
+static gboolean
+validate (Session *s, JsonObject *message, const char *type, const CdField *fields, gsize n)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (cd_fields_validate (message, fields, n, &error))
+    return TRUE;
+  cd_signal_session_send_error (s, "invalid-field", type, error->message);
+  return FALSE;
+}
+
+static void
+handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
+    { "page", CD_FIELD_STRING, FALSE, 0, 2000 },
+  };
+  GHashTableIter iter;
+  gpointer value;
+  Call *call;
+  g_autoptr (JsonBuilder) b = NULL;
+
+  if (!is_visitor (s)) {
+    cd_signal_session_send_error (s, "forbidden", "call.start", "only visitors start calls");
+    return;
+  }
+  if (!validate (s, message, "call.start", fields, G_N_ELEMENTS (fields)))
+    return;
+  g_hash_table_iter_init (&iter, self->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    Call *other = value;
+    if (g_str_equal (other->visitor_id, s->claims->sub)) {
+      g_autofree char *detail = g_strdup_printf ("call %s is in progress", other->id);
+      cd_signal_session_send_error (s, "out-of-order", "call.start", detail);
+      return;
+    }
+  }
+  if (g_hash_table_size (self->calls) >= self->settings.max_calls) {
+    cd_signal_session_send_error (s, "busy", "call.start",
+                                  "this server carries as many calls as it may; try again soon");
+    return;
+  }
+  call = g_new0 (Call, 1);
+  call->board = self;
+  call->id = g_uuid_string_random ();
+  call->company_id = g_strdup (s->claims->company);
+  call->visitor_id = g_strdup (s->claims->sub);
+  call->page = json_object_has_member (message, "page")
+                   ? g_strdup (json_object_get_string_member (message, "page"))
+                   : NULL;
+  call->visitor = s;
+  call->declined = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  call->created_us = g_get_monotonic_time ();
+  call->state = CALL_QUEUED;
+  g_hash_table_insert (self->calls, call->id, call);
+  cd_call_store_create (self->api->calls, call->id, call->company_id, call->visitor_id,
+                        s->client_address, call->page, now_us ());
+  cd_call_store_set_state (self->api->calls, call->id, call->company_id, "queued", NULL, now_us ());
+  call->wait_id = g_timeout_add_seconds (self->settings.max_wait_s, on_wait_timeout, call);
+  b = begin ("call.created", call->id);
+  send_to (s, g_steal_pointer (&b));
+  send_state (call, s, NULL, NULL);
+  route (self, call->company_id);
+}
+
+static void
+handle_offer (CdSwitchboard *self, Session *s, JsonObject *message)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
+    { "call_id", CD_FIELD_UUID, TRUE, 0, 0 },
+    { "sdp", CD_FIELD_TEXT, TRUE, 1, 32768 },
+  };
+  g_autoptr (GError) error = NULL;
+  CdLegRole leg;
+  Call *call;
+
+  if (!validate (s, message, "sdp.offer", fields, G_N_ELEMENTS (fields)) ||
+      !(call = find_call (self, s, message, "sdp.offer", &leg)))
+    return;
+  if (leg == CD_LEG_AGENT && call->state != CALL_CONNECTING && call->state != CALL_CONNECTED) {
+    cd_signal_session_send_error (s, "out-of-order", "sdp.offer", "accept the call first");
+    return;
+  }
+  if (!cd_sdp_check_offer (json_object_get_string_member (message, "sdp"),
+                           self->settings.media.max_sdp_bytes, &error) ||
+      !cd_call_pipeline_handle_offer (call_pipeline (call), leg,
+                                      json_object_get_string_member (message, "sdp"), &error)) {
+    cd_signal_session_send_error (
+        s, error->code == CD_MEDIA_ERROR_BUSY ? "out-of-order" : "invalid-sdp", "sdp.offer",
+        error->message);
+    return;
+  }
+}
+
+static void
+handle_candidate (CdSwitchboard *self, Session *s, JsonObject *message)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
+    { "call_id", CD_FIELD_UUID, TRUE, 0, 0 },
+    { "candidate", CD_FIELD_STRING, TRUE, 0, 1024 },
+    { "sdp_mline_index", CD_FIELD_INT, TRUE, 0, 65535 },
+    { "sdp_mid", CD_FIELD_STRING, FALSE, 0, 64 },
+  };
+  g_autoptr (GError) error = NULL;
+  const char *candidate;
+  CdLegRole leg;
+  Call *call;
+
+  if (!validate (s, message, "ice.candidate", fields, G_N_ELEMENTS (fields)) ||
+      !(call = find_call (self, s, message, "ice.candidate", &leg)))
+    return;
+  candidate = json_object_get_string_member (message, "candidate");
+  if (candidate[0] == '\0')
+    return; /* the end of candidates */
+  if (call->pipeline == NULL || !cd_call_pipeline_has_leg (call->pipeline, leg)) {
+    cd_signal_session_send_error (s, "out-of-order", "ice.candidate",
+                                  "send the offer before its candidates");
+    return;
+  }
+  if (!cd_call_pipeline_add_candidate (call->pipeline, leg,
+                                       json_object_get_int_member (message, "sdp_mline_index"),
+                                       candidate, &error))
+    cd_signal_session_send_error (s, "invalid-candidate", "ice.candidate", error->message);
+}
+
+static void
+handle_dtmf (CdSwitchboard *self, Session *s, JsonObject *message)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
+    { "call_id", CD_FIELD_UUID, TRUE, 0, 0 },
+    { "digits", CD_FIELD_STRING, TRUE, 1, 16 },
+  };
+  const char *digits;
+  gint64 now = g_get_monotonic_time ();
+  CdLegRole leg;
+  Call *call;
+
+  if (!validate (s, message, "dtmf", fields, G_N_ELEMENTS (fields)) ||
+      !(call = find_call (self, s, message, "dtmf", &leg)))
+    return;
+  if (leg != CD_LEG_VISITOR) {
+    cd_signal_session_send_error (s, "forbidden", "dtmf", "only the visitor sends DTMF");
+    return;
+  }
+  digits = json_object_get_string_member (message, "digits");
+  if (strspn (digits, "0123456789*#ABCD") != strlen (digits)) {
+    cd_signal_session_send_error (s, "invalid-field", "dtmf",
+                                  "field 'digits': only 0-9, *, # and A-D");
+    return;
+  }
+  if (now - call->dtmf_window_us > G_USEC_PER_SEC) {
+    call->dtmf_window_us = now;
+    call->dtmf_in_window = 0;
+  }
+  if (call->dtmf_in_window + strlen (digits) > MAX_DTMF_PER_SECOND) {
+    cd_signal_session_send_error (s, "rate-limited", "dtmf",
+                                  "more than 10 digits in a second; these were dropped");
+    return;
+  }
+  call->dtmf_in_window += strlen (digits);
+  add_event (call, "dtmf", detail_new ("digits", digits, "source", "signaling", NULL));
+  relay_dtmf (call, digits, "signaling");
+}
+
+static void
+handle_chat (CdSwitchboard *self, Session *s, JsonObject *message)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
+    { "call_id", CD_FIELD_UUID, TRUE, 0, 0 },
+    { "text", CD_FIELD_STRING, TRUE, 1, 2000 },
+  };
+  g_autoptr (JsonBuilder) b = NULL;
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree char *at = g_date_time_format_iso8601 (now);
+  const char *from;
+  CdLegRole leg;
+  Call *call;
+
+  if (!validate (s, message, "chat", fields, G_N_ELEMENTS (fields)) ||
+      !(call = find_call (self, s, message, "chat", &leg)))
+    return;
+  from = leg == CD_LEG_VISITOR ? "visitor" : "agent";
+  add_event (
+      call, "chat",
+      detail_new ("from", from, "text", json_object_get_string_member (message, "text"), NULL));
+  b = begin ("chat", call->id);
+  add_string (b, "from", from);
+  add_string (b, "text", json_object_get_string_member (message, "text"));
+  add_string (b, "at", at);
+  send_to (leg == CD_LEG_VISITOR ? call->agent_session : call->visitor, g_steal_pointer (&b));
+}
+
+static void
+handle_hangup (CdSwitchboard *self, Session *s, JsonObject *message)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
+    { "call_id", CD_FIELD_UUID, TRUE, 0, 0 },
+  };
+  CdLegRole leg;
+  Call *call;
+
+  if (!validate (s, message, "hangup", fields, G_N_ELEMENTS (fields)) ||
+      !(call = find_call (self, s, message, "hangup", &leg)))
+    return;
+  end_call (call, leg == CD_LEG_VISITOR ? "visitor-hangup" : "agent-hangup", NULL);
+}
+
+/* The offered agent's answer: call.accept or call.reject. */
+static void
+handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char *type)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
+    { "call_id", CD_FIELD_UUID, TRUE, 0, 0 },
+  };
+  Call *call;
+  Agent *a;
+  g_autofree char *company = NULL;
+
+  if (!is_agent (s)) {
+    cd_signal_session_send_error (s, "forbidden", type, "only agents answer calls");
+    return;
+  }
+  if (!validate (s, message, type, fields, G_N_ELEMENTS (fields)))
+    return;
+  call = g_hash_table_lookup (self->calls, json_object_get_string_member (message, "call_id"));
+  a = g_hash_table_lookup (self->agents, s->claims->sub);
+  if (call == NULL || a == NULL || call->agent != a ||
+      !g_str_equal (call->company_id, s->claims->company)) {
+    cd_signal_session_send_error (s, "not-found", type, "no such call offered to you");
+    return;
+  }
+  if (call->state != CALL_RINGING) {
+    cd_signal_session_send_error (s, "out-of-order", type, "the call is not ringing");
+    return;
+  }
+  company = g_strdup (call->company_id);
+  if (g_str_equal (type, "call.reject")) {
+    unoffer (call, "rejected");
+    route (self, company);
+    return;
+  }
+  g_clear_handle_id (&call->ring_id, g_source_remove);
+  g_clear_handle_id (&call->wait_id, g_source_remove);
+  call->agent_session = s;
+  cd_call_store_set_agent (self->api->calls, call->id, call->company_id, a->user_id, now_us ());
+  set_state (call, CALL_CONNECTING, NULL);
+  send_state (call, s, NULL, NULL);
+  /* the agent's other sessions stop ringing */
+  for (guint i = 0; i < a->sessions->len; i++) {
+    Session *other = g_ptr_array_index (a->sessions, i);
+    if (other != s) {
+      send_to (other, ended_message (call, "answered-elsewhere"));
+    }
+  }
+}
+
+static gboolean
+on_grace_over (Call *call, CdLegRole leg)
+{
+  g_autofree char *detail =
+      g_strdup_printf ("the %s's connection did not come back within %u s",
+                       cd_leg_role_to_string (leg), call->board->settings.resume_grace_s);
+
+  if (leg == CD_LEG_VISITOR)
+    call->visitor_grace_id = 0;
+  else
+    call->agent_grace_id = 0;
+  end_call (call, "signaling-lost", detail);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_visitor_grace_over (gpointer user_data)
+{
+  return on_grace_over (user_data, CD_LEG_VISITOR);
+}
+
+static gboolean
+on_agent_grace_over (gpointer user_data)
+{
+  return on_grace_over (user_data, CD_LEG_AGENT);
+}
+
+static void
+handle_resume (CdSwitchboard *self, Session *s, JsonObject *message)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
+    { "call_id", CD_FIELD_UUID, TRUE, 0, 0 },
+  };
+  g_autoptr (JsonBuilder) b = NULL;
+  Call *call;
+  CdLegRole leg;
+
+  if (!validate (s, message, "call.resume", fields, G_N_ELEMENTS (fields)))
+    return;
+  call = g_hash_table_lookup (self->calls, json_object_get_string_member (message, "call_id"));
+  if (call == NULL || !g_str_equal (call->company_id, s->claims->company)) {
+    cd_signal_session_send_error (s, "not-found", "call.resume", "no such call to resume");
+    return;
+  }
+  if (is_visitor (s) && g_str_equal (call->visitor_id, s->claims->sub)) {
+    leg = CD_LEG_VISITOR;
+    call->visitor = s;
+    g_clear_handle_id (&call->visitor_grace_id, g_source_remove);
+  } else if (is_agent (s) && call->agent && call->agent_session != NULL &&
+             g_str_equal (call->agent->user_id, s->claims->sub)) {
+    leg = CD_LEG_AGENT;
+    call->agent_session = s;
+    g_clear_handle_id (&call->agent_grace_id, g_source_remove);
+  } else if (is_agent (s) && call->agent && call->agent_grace_id != 0 &&
+             g_str_equal (call->agent->user_id, s->claims->sub)) {
+    leg = CD_LEG_AGENT;
+    call->agent_session = s;
+    g_clear_handle_id (&call->agent_grace_id, g_source_remove);
+  } else {
+    cd_signal_session_send_error (s, "not-found", "call.resume", "no such call to resume");
+    return;
+  }
+  add_event (call, "party.resumed", detail_new ("party", cd_leg_role_to_string (leg), NULL));
+  b = begin ("call.resumed", call->id);
+  add_string (b, "state", state_names[call->state]);
+  add_string (b, "party", cd_leg_role_to_string (leg));
+  send_to (s, g_steal_pointer (&b));
+}
+
+/* ---- public ---- */
+
+static void
+cd_switchboard_dispose (GObject *object)
+{
+  CdSwitchboard *self = CD_SWITCHBOARD (object);
+
+  g_clear_pointer (&self->calls, g_hash_table_unref);
+  g_clear_pointer (&self->agents, g_hash_table_unref);
+  G_OBJECT_CLASS (cd_switchboard_parent_class)->dispose (object);
+}
+
+static void
+cd_switchboard_finalize (GObject *object)
+{
+  CdSwitchboard *self = CD_SWITCHBOARD (object);
+
+  g_strfreev (self->settings.media.local_addresses);
+  G_OBJECT_CLASS (cd_switchboard_parent_class)->finalize (object);
+}
+
+static void
+cd_switchboard_class_init (CdSwitchboardClass *klass)
+{
+  G_OBJECT_CLASS (klass)->dispose = cd_switchboard_dispose;
+  G_OBJECT_CLASS (klass)->finalize = cd_switchboard_finalize;
+}
+
+static void
+cd_switchboard_init (CdSwitchboard *self)
+{
+  self->calls = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, call_free);
+  self->agents = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, agent_free);
+}
+
+CdSwitchboard *
+cd_switchboard_new (CdApi *api, const CdSwitchboardSettings *settings)
+{
+  CdSwitchboard *self = g_object_new (CD_TYPE_SWITCHBOARD, NULL);
+
+  self->api = api;
+  self->settings = *settings;
+  self->settings.media.local_addresses = g_strdupv (settings->media.local_addresses);
+  return self;
+}
+
+void
+cd_switchboard_session_authenticated (CdSwitchboard *self, Session *session)
+{
+  if (is_agent (session))
+    g_ptr_array_add (agent_get (self, session)->sessions, session);
+}
+
+void
+cd_switchboard_set_presence (CdSwitchboard *self, Session *session, const char *status)
+{
+  Agent *a = agent_get (self, session);
+  gboolean available = g_str_equal (status, "available");
+
+  if (available && !a->available)
+    a->idle_since_us = g_get_monotonic_time ();
+  a->available = available;
+  if (available)
+    route (self, a->company_id);
+}
+
+void
+cd_switchboard_session_closed (CdSwitchboard *self, Session *session)
+{
+  g_autoptr (GPtrArray) calls = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+  Agent *a = NULL;
+
+  if (session->claims == NULL)
+    return;
+  g_hash_table_iter_init (&iter, self->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (calls, value);
+  if (is_agent (session)) {
+    a = g_hash_table_lookup (self->agents, session->claims->sub);
+    if (a)
+      g_ptr_array_remove (a->sessions, session);
+  }
+  for (guint i = 0; i < calls->len; i++) {
+    Call *call = g_ptr_array_index (calls, i);
+    guint grace = self->settings.resume_grace_s;
+
+    if (call->visitor == session) {
+      call->visitor = NULL;
+      add_event (call, "party.disconnected", detail_new ("party", "visitor", NULL));
+      call->visitor_grace_id = g_timeout_add_seconds (grace, on_visitor_grace_over, call);
+    } else if (call->agent_session == session) {
+      call->agent_session = NULL;
+      add_event (call, "party.disconnected", detail_new ("party", "agent", NULL));
+      call->agent_grace_id = g_timeout_add_seconds (grace, on_agent_grace_over, call);
+    } else if (a && call->agent == a && call->state == CALL_RINGING && a->sessions->len == 0) {
+      g_autofree char *company = g_strdup (call->company_id);
+      unoffer (call, "disconnected");
+      route (self, company);
+    }
+  }
+  if (a)
+    agent_maybe_forget (self, a);
+}
+
+gboolean
+cd_switchboard_handle (CdSwitchboard *self, Session *s, const char *type, JsonObject *message)
+{
+  if (g_str_equal (type, "call.start"))
+    handle_call_start (self, s, message);
+  else if (g_str_equal (type, "sdp.offer"))
+    handle_offer (self, s, message);
+  else if (g_str_equal (type, "ice.candidate"))
+    handle_candidate (self, s, message);
+  else if (g_str_equal (type, "dtmf"))
+    handle_dtmf (self, s, message);
+  else if (g_str_equal (type, "chat"))
+    handle_chat (self, s, message);
+  else if (g_str_equal (type, "hangup"))
+    handle_hangup (self, s, message);
+  else if (g_str_equal (type, "call.accept") || g_str_equal (type, "call.reject"))
+    handle_answer (self, s, message, type);
+  else if (g_str_equal (type, "call.resume"))
+    handle_resume (self, s, message);
+  else
+    return FALSE;
+  return TRUE;
+}
+
+CdCallPipeline *
+cd_switchboard_lookup_pipeline (CdSwitchboard *self, const char *company_id, const char *call_id)
+{
+  Call *call = g_hash_table_lookup (self->calls, call_id);
+
+  if (call == NULL || !g_str_equal (call->company_id, company_id))
+    return NULL;
+  return call->pipeline;
+}
+
+guint
+cd_switchboard_get_call_count (CdSwitchboard *self)
+{
+  return g_hash_table_size (self->calls);
+}
+
+void
+cd_switchboard_end_all (CdSwitchboard *self, const char *reason)
+{
+  g_autoptr (GList) calls = g_hash_table_get_values (self->calls);
+
+  for (GList *l = calls; l; l = l->next)
+    end_call (l->data, reason, "the server is shutting down");
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* CdSwitchboard: the calls this daemon carries and the agents signed in to
+ * it; a visitor's call waits for the longest-idle available agent. */
+#pragma once
+
+#include "../http/cd-api.h"
+#include "../media/cd-call-pipeline.h"
+#include "cd-signal-session.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  guint ring_timeout_s;
+  guint max_wait_s;
+  guint resume_grace_s;
+  guint max_calls;
+  CdMediaSettings media;
+} CdSwitchboardSettings;
+
+#define CD_TYPE_SWITCHBOARD (cd_switchboard_get_type ())
+G_DECLARE_FINAL_TYPE (CdSwitchboard, cd_switchboard, CD, SWITCHBOARD, GObject)
+
+CdSwitchboard *cd_switchboard_new (CdApi *api, const CdSwitchboardSettings *settings);
+void cd_switchboard_session_authenticated (CdSwitchboard *self, Session *session);
+void cd_switchboard_session_closed (CdSwitchboard *self, Session *session);
+void cd_switchboard_set_presence (CdSwitchboard *self, Session *session, const char *status);
+/* TRUE when the message type is a call message (handled, answered or refused) */
+gboolean cd_switchboard_handle (CdSwitchboard *self, Session *session, const char *type,
+                                JsonObject *message);
+CdCallPipeline *cd_switchboard_lookup_pipeline (CdSwitchboard *self, const char *company_id,
+                                                const char *call_id);
+guint cd_switchboard_get_call_count (CdSwitchboard *self);
+void cd_switchboard_end_all (CdSwitchboard *self, const char *reason);
+
+G_END_DECLS
