@@ -236,6 +236,11 @@ test_tones_cross_both_ways (void)
   g_assert_cmpstr (sources->str, ==, "signalingrtprtprtp");
   quality = json_object_get_object_member (stored, "quality");
   g_assert_nonnull (quality);
+  {
+    g_autoptr (JsonNode) qn = json_node_init_object (json_node_alloc (), quality);
+    g_autofree char *qt = json_to_string (qn, FALSE);
+    g_test_message ("quality: %s", qt);
+  }
   g_assert_cmpfloat (json_object_get_double_member (quality, "mos"), >, 4.0);
   g_assert_true (json_object_has_member (quality, "visitor"));
   g_assert_true (json_object_has_member (quality, "agent"));
@@ -335,6 +340,89 @@ test_resume_within_grace (void)
   g_assert_cmpstr (json_object_get_string_member (stored, "end_reason"), ==, "visitor-hangup");
 }
 
+static guint
+get_as_admin (const char *path, char **body, GHashTable **headers)
+{
+  g_autofree char *url = g_strconcat (daemon_proc->base_url, path, NULL);
+  g_autofree char *auth = g_strdup_printf ("Bearer %s", admin_token);
+  const char *extra[] = { "Authorization", auth, NULL };
+
+  return cd_test_http_request ("GET", url, NULL, NULL, 0, extra, body, headers);
+}
+
+static void
+test_pipeline_and_stats_while_live (void)
+{
+  g_autofree char *email = new_agent (company);
+  Peer *agent = peer_start ("calldocker-agent", "--email", email, "--password-file", password_file,
+                            "--calls", "1", "--timeout", "40", NULL);
+  Peer *visitor;
+  g_autofree char *list_path =
+      g_strdup_printf ("api/v1/companies/%s/calls?state=connected", company);
+  g_autofree char *call_id = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *body = NULL;
+  g_autoptr (JsonObject) stats = NULL;
+  g_autoptr (JsonObject) report = NULL;
+  gint64 deadline;
+
+  cd_test_sleep (1000);
+  visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN, "--hold",
+                        "6", "--timeout", "40", NULL);
+  deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  while (call_id == NULL && g_get_monotonic_time () < deadline) {
+    g_autofree char *list = NULL;
+    g_autoptr (JsonObject) o = NULL;
+    JsonArray *items;
+
+    g_assert_cmpuint (get_as_admin (list_path, &list, NULL), ==, 200);
+    o = cd_json_parse_object (list, strlen (list), NULL, NULL);
+    items = json_object_get_array_member (o, "items");
+    if (json_array_get_length (items) > 0)
+      call_id =
+          g_strdup (json_object_get_string_member (json_array_get_object_element (items, 0), "id"));
+    else
+      cd_test_iterate (200);
+  }
+  g_assert_nonnull (call_id);
+  cd_test_sleep (2500); /* audio flows a while */
+
+  path = g_strdup_printf ("api/v1/companies/%s/calls/%s/pipeline", company, call_id);
+  g_assert_cmpuint (get_as_admin (path, &body, NULL), ==, 200);
+  g_assert_true (g_str_has_prefix (body, "digraph"));
+  g_assert_nonnull (strstr (body, "GstWebRTCBin"));
+  g_assert_nonnull (strstr (body, "visitor-to-agent"));
+  g_assert_nonnull (strstr (body, "agent-to-visitor"));
+  g_assert_null (strstr (body, "opusdec")); /* forwarded, not decoded */
+  g_clear_pointer (&body, g_free);
+  g_clear_pointer (&path, g_free);
+
+  path = g_strdup_printf ("api/v1/companies/%s/calls/%s/stats", company, call_id);
+  g_assert_cmpuint (get_as_admin (path, &body, NULL), ==, 200);
+  stats = cd_json_parse_object (body, strlen (body), NULL, NULL);
+  for (int i = 0; i < 2; i++) {
+    JsonObject *leg = json_object_get_object_member (stats, i ? "agent" : "visitor");
+    JsonObject *in = json_object_get_object_member (leg, "inbound");
+    JsonObject *out = json_object_get_object_member (leg, "outbound");
+    g_assert_cmpfloat (json_object_get_double_member (in, "packets_received"), >, 50);
+    g_assert_cmpfloat (json_object_get_double_member (out, "packets_sent"), >, 50);
+    g_assert_cmpint (json_object_get_int_member (leg, "audio_packets"), >, 50);
+  }
+  g_clear_pointer (&body, g_free);
+  g_clear_pointer (&path, g_free);
+
+  /* unknown and not live calls are 404 */
+  path = g_strdup_printf ("api/v1/companies/%s/calls/%s/stats", company,
+                          "00000000-0000-4000-8000-000000000000");
+  g_assert_cmpuint (get_as_admin (path, &body, NULL), ==, 404);
+  report = peer_finish (visitor, NULL);
+  json_object_unref (peer_finish (agent, NULL));
+  g_clear_pointer (&body, g_free);
+  g_clear_pointer (&path, g_free);
+  path = g_strdup_printf ("api/v1/companies/%s/calls/%s/pipeline", company, call_id);
+  g_assert_cmpuint (get_as_admin (path, &body, NULL), ==, 404);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -393,6 +481,7 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/calls/tones-cross-both-ways", test_tones_cross_both_ways);
   g_test_add_func ("/calls/agent-hangs-up", test_agent_hangs_up);
+  g_test_add_func ("/calls/pipeline-and-stats-while-live", test_pipeline_and_stats_while_live);
   g_test_add_func ("/calls/ice-failure-ends-call", test_ice_failure_ends_call);
   g_test_add_func ("/calls/signaling-lost-past-grace", test_signaling_lost_past_grace);
   g_test_add_func ("/calls/resume-within-grace", test_resume_within_grace);

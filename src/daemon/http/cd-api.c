@@ -370,7 +370,9 @@ cd_api_register (CdApi *api, CdHttpServer *server, GError **error)
   return cd_api_auth_register (api, server, error) &&
          cd_api_companies_register (api, server, error) &&
          cd_api_users_register (api, server, error) &&
-         cd_api_widget_register (api, server, error) && cd_api_calls_register (api, server, error);
+         cd_api_widget_register (api, server, error) &&
+         cd_api_calls_register (api, server, error) &&
+         cd_api_call_media_register (api, server, error);
 }
 
 static CdRoles

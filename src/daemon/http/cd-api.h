@@ -8,6 +8,7 @@
 #include "../auth/cd-jwt.h"
 #include "../auth/cd-password.h"
 #include "../events/cd-mailer.h"
+#include "../media/cd-call-pipeline.h"
 #include "../store/cd-call-store.h"
 #include "../store/cd-pg-pool.h"
 #include "../store/cd-redis.h"
@@ -34,7 +35,10 @@ typedef struct {
   CdPasswordPolicy *passwords;
   CdMailer *mailer;   /* nullable: mails then wait in the outbox */
   CdCallStore *calls; /* calls and their timelines, written behind */
-  char *public_url;   /* where users reach the daemon, ending in '/' */
+  /* the calls live on this daemon, for media engineers (set by the signal server) */
+  CdCallPipeline *(*lookup_pipeline) (gpointer data, const char *company_id, const char *call_id);
+  gpointer lookup_pipeline_data;
+  char *public_url; /* where users reach the daemon, ending in '/' */
   CdApiSettings settings;
   GHashTable *blocked; /* UUID -> gint64*: tokens issued until then are refused */
   GStrv stun_urls;     /* ICE servers for visitors */
@@ -98,6 +102,7 @@ void cd_api_call_on_query (GObject *source, GAsyncResult *result, gpointer user_
 gboolean cd_api_page_params (CdHttpRequest *request, guint *limit, char **cursor_time,
                              char **cursor_id, GError **error);
 gboolean cd_api_calls_register (CdApi *api, CdHttpServer *server, GError **error);
+gboolean cd_api_call_media_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_companies_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_users_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_widget_register (CdApi *api, CdHttpServer *server, GError **error);

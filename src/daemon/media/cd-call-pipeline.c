@@ -338,7 +338,7 @@ on_rtp_packet (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
     guint8 *payload = gst_rtp_buffer_get_payload (&rtp);
     guint32 ts = gst_rtp_buffer_get_timestamp (&rtp);
 
-    ret = GST_PAD_PROBE_DROP; /* nothing downstream wants events */
+    ret = GST_PAD_PROBE_OK;
     if (gst_rtp_buffer_get_payload_len (&rtp) >= 4 && (payload[1] & 0x80) && payload[0] < 16 &&
         !(shared->dtmf_seen && shared->last_dtmf_ts == ts)) {
       char digit[2] = { digits[payload[0]], '\0' };

@@ -357,6 +357,8 @@ cd_signal_server_new (CdApi *api, const CdSignalSettings *settings)
   self->api = api;
   self->settings = *settings;
   self->switchboard = cd_switchboard_new (api, &settings->calls);
+  api->lookup_pipeline = (gpointer) cd_switchboard_lookup_pipeline;
+  api->lookup_pipeline_data = self->switchboard;
   self->settings.calls.media.local_addresses = NULL; /* the switchboard keeps its copy */
   return self;
 }
