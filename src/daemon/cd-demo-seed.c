@@ -47,9 +47,12 @@ seed_free (Seed *seed)
 }
 
 static char *
-logins_text (Seed *seed)
+logins_text (Seed *seed, const char *company_id)
 {
-  GString *text = g_string_new ("Demo logins (company \"Demo Company\", slug demo):\n");
+  GString *text = g_string_new (NULL);
+
+  g_string_append_printf (text, "Demo logins (company \"Demo Company\", slug demo, id %s):\n",
+                          company_id);
 
   for (int i = 0; i < N_ACCOUNTS; i++)
     g_string_append_printf (text, "  %s  %-28s  %s\n", accounts[i].label, accounts[i].email,
@@ -78,7 +81,7 @@ on_seeded (GObject *source, GAsyncResult *result, gpointer user_data)
                              seed->path);
     return;
   }
-  text = logins_text (seed);
+  text = logins_text (seed, PQgetvalue (res, 0, 3));
   if (!g_file_set_contents_full (seed->path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
                                  &error)) {
     g_task_return_error (task, g_steal_pointer (&error));
@@ -136,7 +139,8 @@ on_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
         "   AS v (email, hash, role, name, skills, langs) RETURNING 1)"
         " , a AS (INSERT INTO audit_log (action, target, client_address)"
         "  SELECT 'demo.seeded', 'demo', 'run-demo' FROM u LIMIT 1 RETURNING 1)"
-        " SELECT (SELECT count(*) FROM sa), (SELECT count(*) FROM u), (SELECT count(*) FROM a)",
+        " SELECT (SELECT count(*) FROM sa), (SELECT count(*) FROM u), (SELECT count(*) FROM a),"
+        "  (SELECT id FROM c)",
         params, 8, NULL, on_seeded, g_steal_pointer (&task));
   }
 }
