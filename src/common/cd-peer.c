@@ -451,6 +451,14 @@ start_media (CdPeer *self, GError **error)
     g_signal_emit_by_name (ice, "add-local-ip-address", *a, &ok);
   }
   g_object_set (ice, "ice-tcp", FALSE, NULL);
+  {
+    g_autoptr (GObject) agent = NULL;
+    /* UPnP port mapping is of no use to a test peer, and gupnp warns */
+    if (g_object_class_find_property (G_OBJECT_GET_CLASS (ice), "agent"))
+      g_object_get (ice, "agent", &agent, NULL);
+    if (agent && g_object_class_find_property (G_OBJECT_GET_CLASS (agent), "upnp"))
+      g_object_set (agent, "upnp", FALSE, NULL);
+  }
 
   self->listener = g_new0 (Listener, 1);
   g_mutex_init (&self->listener->lock);

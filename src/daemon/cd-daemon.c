@@ -193,6 +193,11 @@ collect_store_metrics (CdMetrics *metrics, gpointer user_data)
   mirror_total (metrics, "calldocker_redis_errors_total", rs.errors);
   cd_metrics_set (metrics, "calldocker_uptime_seconds", NULL,
                   (g_get_monotonic_time () - self->started_at) / 1e6);
+  if (self->signal)
+    cd_metrics_set (
+        metrics, "calldocker_calls_active", NULL,
+        cd_switchboard_get_call_count (cd_signal_server_get_switchboard (self->signal)));
+  cd_metrics_set (metrics, "calldocker_call_pipelines", NULL, cd_call_pipeline_get_live_count ());
 }
 
 static void
@@ -229,6 +234,18 @@ register_metrics (CdDaemon *self)
                        "Redis commands sent", NULL, 0);
   cd_metrics_register (m, "calldocker_redis_errors_total", CD_METRIC_COUNTER,
                        "Redis commands that failed", NULL, 0);
+  cd_metrics_register (m, "calldocker_calls_active", CD_METRIC_GAUGE,
+                       "Calls this daemon carries (queued, ringing or connected)", NULL, 0);
+  cd_metrics_register (m, "calldocker_call_pipelines", CD_METRIC_GAUGE,
+                       "Call pipelines not yet torn down", NULL, 0);
+  cd_metrics_register (m, "calldocker_calls_ended_total", CD_METRIC_COUNTER,
+                       "Calls ended, by reason", NULL, 0);
+  {
+    static const double setup_buckets[] = { 0.1, 0.25, 0.5, 1, 2, 5, 10 };
+    cd_metrics_register (m, "calldocker_call_setup_seconds", CD_METRIC_HISTOGRAM,
+                         "From an agent's accept to audio flowing both ways", setup_buckets,
+                         G_N_ELEMENTS (setup_buckets));
+  }
   cd_metrics_add_collector (m, collect_store_metrics, self);
 }
 
@@ -802,6 +819,7 @@ cd_daemon_start (CdDaemon *self, GError **error)
         .max_sdp_bytes = 32768,
       },
     };
+    signal_settings.calls.metrics = self->metrics;
     self->signal = cd_signal_server_new (&self->api, &signal_settings);
     cd_signal_server_attach (self->signal, self->http);
   }

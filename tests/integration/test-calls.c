@@ -244,6 +244,18 @@ test_tones_cross_both_ways (void)
   g_assert_cmpfloat (json_object_get_double_member (quality, "mos"), >, 4.0);
   g_assert_true (json_object_has_member (quality, "visitor"));
   g_assert_true (json_object_has_member (quality, "agent"));
+
+  /* and the metrics counted it */
+  {
+    g_autofree char *url = g_strconcat (daemon_proc->base_url, "metrics", NULL);
+    g_autofree char *metrics = NULL;
+
+    g_assert_cmpuint (cd_test_http_get (url, &metrics, NULL), ==, 200);
+    cd_test_assert_prometheus_text (metrics);
+    g_assert_nonnull (strstr (metrics, "calldocker_calls_ended_total{reason=\"visitor-hangup\"} "));
+    g_assert_nonnull (strstr (metrics, "calldocker_call_setup_seconds_count 1\n"));
+    g_assert_nonnull (strstr (metrics, "calldocker_calls_active 0\n"));
+  }
 }
 
 static void
@@ -384,6 +396,8 @@ test_pipeline_and_stats_while_live (void)
     else
       cd_test_iterate (200);
   }
+  if (call_id == NULL)
+    g_test_message ("daemon log:\n%s", daemon_proc->err->str);
   g_assert_nonnull (call_id);
   cd_test_sleep (2500); /* audio flows a while */
 

@@ -9,6 +9,7 @@
 #include "../../common/cd-json.h"
 #include "cd-http-problem.h"
 #include "cd-http-fields.h"
+#include "cd-http-static.h"
 #include "../../common/cd-json.h"
 
 #include <sodium.h>
@@ -372,7 +373,7 @@ cd_api_register (CdApi *api, CdHttpServer *server, GError **error)
          cd_api_users_register (api, server, error) &&
          cd_api_widget_register (api, server, error) &&
          cd_api_calls_register (api, server, error) &&
-         cd_api_call_media_register (api, server, error);
+         cd_api_call_media_register (api, server, error) && cd_http_static_register (server, error);
 }
 
 static CdRoles

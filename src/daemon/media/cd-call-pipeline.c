@@ -831,6 +831,10 @@ handle_stats (CdCallPipeline *self, Leg *leg, const GstStructure *s)
 static gboolean
 on_bus_message (GstBus *bus, GstMessage *message, gpointer user_data)
 {
+  /* The bus watch holds no reference, and a "failed" handler may drop the
+   * last one (the switchboard ends the call and frees it): handle_state()
+   * went on to maybe_connected() on freed memory after an ICE failure. */
+  G_GNUC_UNUSED g_autoptr (CdCallPipeline) hold = g_object_ref (user_data);
   CdCallPipeline *self = user_data;
   const GstStructure *s;
   int role = -1;

@@ -48,6 +48,7 @@ struct _Call {
   CdCallPipeline *pipeline;
   gboolean leg_connected[CD_LEG_COUNT];
   gint64 created_us;
+  gint64 accepted_us;
   gint64 dtmf_window_us;
   guint dtmf_in_window;
 };
@@ -297,6 +298,10 @@ end_call (Call *call, const char *reason, const char *detail)
     return;
   g_info ("call %s ended: %s%s%s", call->id, reason, detail ? ": " : "", detail ? detail : "");
   call->state = CALL_ENDED;
+  if (self->settings.metrics) {
+    g_autofree char *labels = g_strdup_printf ("reason=\"%s\"", reason);
+    cd_metrics_add (self->settings.metrics, "calldocker_calls_ended_total", labels, 1);
+  }
   if (call->pipeline)
     quality = cd_call_pipeline_get_quality (call->pipeline);
   cd_call_store_end (self->api->calls, call->id, call->company_id, reason,
@@ -459,6 +464,9 @@ on_pipeline_leg_connected (CdCallPipeline *pipeline, int leg, gpointer user_data
   if (call->state == CALL_CONNECTING && call->leg_connected[CD_LEG_VISITOR] &&
       call->leg_connected[CD_LEG_AGENT]) {
     cd_call_store_answered (call->board->api->calls, call->id, call->company_id, now_us ());
+    if (call->board->settings.metrics)
+      cd_metrics_observe (call->board->settings.metrics, "calldocker_call_setup_seconds", NULL,
+                          (g_get_monotonic_time () - call->accepted_us) / 1e6);
     set_state (call, CALL_CONNECTED, NULL);
     send_state (call, call->agent_session, NULL, NULL);
   }
@@ -798,6 +806,7 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   g_clear_handle_id (&call->ring_id, g_source_remove);
   g_clear_handle_id (&call->wait_id, g_source_remove);
   call->agent_session = s;
+  call->accepted_us = g_get_monotonic_time ();
   cd_call_store_set_agent (self->api->calls, call->id, call->company_id, a->user_id, now_us ());
   set_state (call, CALL_CONNECTING, NULL);
   send_state (call, s, NULL, NULL);

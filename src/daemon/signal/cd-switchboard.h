@@ -3,6 +3,7 @@
  * it; a visitor's call waits for the longest-idle available agent. */
 #pragma once
 
+#include "../events/cd-metrics.h"
 #include "../http/cd-api.h"
 #include "../media/cd-call-pipeline.h"
 #include "cd-signal-session.h"
@@ -15,6 +16,7 @@ typedef struct {
   guint resume_grace_s;
   guint max_calls;
   CdMediaSettings media;
+  CdMetrics *metrics; /* nullable; borrowed */
 } CdSwitchboardSettings;
 
 #define CD_TYPE_SWITCHBOARD (cd_switchboard_get_type ())
