@@ -21,6 +21,24 @@ CD_RUNTIME_PACKAGES="postgresql-15 redis-server gstreamer1.0-plugins-base gstrea
 # libFuzzer runtimes.
 CD_TEST_PACKAGES="clang clang-format libclang-rt-14-dev curl procps"
 
+# The browser test: Debian's Chromium (Node.js and npm are expected on the
+# machine: Debian's own nodejs is too old for playwright-core).
+CD_BROWSER_PACKAGES="chromium"
+
+# ensure_node_modules DIR: npm ci in DIR when node_modules is missing or
+# package-lock.json changed since the last install; no browser downloads.
+ensure_node_modules () {
+  lock_sum=$(sha256sum "$1/package-lock.json" | cut -d' ' -f1)
+  stamp="$1/node_modules/.calldocker-lock-sha256"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then
+    say "npm packages in $1: up to date"
+    return 0
+  fi
+  say "Installing npm packages in $1 (npm ci)"
+  (cd "$1" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund) || return 1
+  echo "$lock_sum" >"$stamp"
+}
+
 # ensure_packages PKG...: installs the ones not installed yet, nothing else.
 ensure_packages () {
   missing=""

@@ -268,6 +268,12 @@ on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
     soup_message_headers_replace (out, "Referrer-Policy", "no-referrer");
     soup_message_headers_replace (out, "Content-Security-Policy",
                                   "default-src 'none'; frame-ancestors 'none'");
+    /* libsoup 3.2 (Debian 12) never notices a client closing a kept-alive
+     * connection: each one stays open (CLOSE_WAIT) for good, one file
+     * descriptor per connection. Until a libsoup with the fix (3.3+), every
+     * answer closes its connection; WebSocket upgrades keep theirs. */
+    if (!soup_message_headers_header_contains (headers, "Upgrade", "websocket"))
+      soup_message_headers_replace (out, "Connection", "close");
   }
 
   if (encoding == SOUP_ENCODING_CHUNKED || encoding == SOUP_ENCODING_EOF) {

@@ -35,6 +35,7 @@ typedef struct {
   gpointer last_audio_us; /* a monotonic time; pointer-sized for the atomics */
   gint packets;
   gint dtmf_pt;         /* set before the probe is installed */
+  guint dtmf_rate;      /* its clock rate */
   guint32 last_dtmf_ts; /* the probe's thread only */
   gboolean dtmf_seen;   /* the probe's thread only */
   GstElement *webrtc;   /* unowned: the pipeline outlives its probes */
@@ -54,6 +55,7 @@ typedef struct {
   GstElement *depay, *tee, *pay;
   LegShared *shared; /* atomic rc box */
   int opus_pt, dtmf_pt;
+  guint dtmf_rate;
   Negotiation negotiation;
   gboolean has_sink; /* the send pad has been requested */
   gboolean ice_connected, dtls_connected, audio_seen, connected_told;
@@ -347,7 +349,8 @@ on_rtp_packet (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
       shared->last_dtmf_ts = ts;
       post (pipeline_of (shared->webrtc),
             gst_structure_new ("cd-dtmf", "leg", G_TYPE_INT, shared->role, "digit", G_TYPE_STRING,
-                               digit, "duration_ms", G_TYPE_UINT, duration / 48, NULL));
+                               digit, "duration_ms", G_TYPE_UINT,
+                               duration * 1000 / MAX (shared->dtmf_rate, 1), NULL));
     }
   }
   gst_rtp_buffer_unmap (&rtp);
@@ -586,6 +589,7 @@ create_leg (CdCallPipeline *self, Leg *leg)
   g_object_set (leg->pay, "pt", leg->opus_pt, NULL);
   leg->shared = g_atomic_rc_box_new0 (LegShared);
   leg->shared->dtmf_pt = leg->dtmf_pt;
+  leg->shared->dtmf_rate = leg->dtmf_rate;
   leg->shared->webrtc = leg->webrtc;
   leg->shared->role = leg->role;
   leg->created_us = g_get_monotonic_time ();
@@ -671,7 +675,7 @@ install_dtmf_probe (Leg *leg)
 
 /* webrtcbin answers only the codecs it sends; telephone-event is added. */
 static void
-add_telephone_event (GstSDPMessage *sdp, int pt)
+add_telephone_event (GstSDPMessage *sdp, int pt, guint rate)
 {
   GstSDPMedia *media;
   g_autofree char *fmt = NULL;
@@ -681,7 +685,7 @@ add_telephone_event (GstSDPMessage *sdp, int pt)
     return;
   media = (GstSDPMedia *) gst_sdp_message_get_media (sdp, 0);
   fmt = g_strdup_printf ("%d", pt);
-  map = g_strdup_printf ("%d telephone-event/48000", pt);
+  map = g_strdup_printf ("%d telephone-event/%u", pt, rate);
   gst_sdp_media_add_format (media, fmt);
   gst_sdp_media_add_attribute (media, "rtpmap", map);
 }
@@ -701,6 +705,8 @@ handle_step (CdCallPipeline *self, Leg *leg, const GstStructure *s)
   }
   if (g_strcmp0 (step, "remote") == 0 && leg->negotiation == NEGOTIATION_REMOTE) {
     attach_sender (self, leg);
+    if (self->failed)
+      return;
     leg->negotiation = NEGOTIATION_ANSWER;
     promise_step (self, leg, "answer", &promise);
     g_signal_emit_by_name (leg->webrtc, "create-answer", NULL, promise);
@@ -712,7 +718,7 @@ handle_step (CdCallPipeline *self, Leg *leg, const GstStructure *s)
       fail (self, "pipeline-error", "no answer was created");
       return;
     }
-    add_telephone_event (answer->sdp, leg->dtmf_pt);
+    add_telephone_event (answer->sdp, leg->dtmf_pt, leg->dtmf_rate);
     g_free (leg->answer_sdp);
     leg->answer_sdp = gst_sdp_message_as_text (answer->sdp);
     leg->negotiation = NEGOTIATION_LOCAL;
@@ -1093,6 +1099,12 @@ cd_call_pipeline_handle_offer (CdCallPipeline *self, CdLegRole role, const char 
   if (leg->webrtc == NULL) {
     leg->opus_pt = find_rtpmap (media, "opus", 48000);
     leg->dtmf_pt = find_rtpmap (media, "telephone-event", 48000);
+    leg->dtmf_rate = 48000;
+    if (leg->dtmf_pt < 0) {
+      /* some browsers offer events at 8 kHz only */
+      leg->dtmf_pt = find_rtpmap (media, "telephone-event", 8000);
+      leg->dtmf_rate = 8000;
+    }
     create_leg (self, leg);
   } else if (find_rtpmap (media, "opus", 48000) != leg->opus_pt) {
     g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_INVALID_SDP,
