@@ -6,6 +6,8 @@
 
 #include "cd-config.h"
 
+#include "cd-build-config.h"
+
 #include "store/cd-pg-pool.h"
 
 #include <libpq-fe.h>
@@ -124,6 +126,8 @@ static const KeyInfo keys[] = {
     "comma-separated local IP addresses ICE may use; empty: every interface" },
   { "media", "jitter_latency_ms", KEY_UINT, OFF (media_jitter_latency_ms), 10, 1000, "50",
     "jitter buffer of each leg" },
+  { "media", "ringback", KEY_UINT, OFF (media_ringback), 0, 1, "1",
+    "a ringing tone to the visitor until an agent answers (1 on, 0 off)" },
   { "media", "min_rtp_port", KEY_UINT, OFF (media_min_rtp_port), 0, 65535, "0",
     "lowest UDP port for media (0: any)" },
   { "media", "max_rtp_port", KEY_UINT, OFF (media_max_rtp_port), 0, 65535, "0",
@@ -692,4 +696,25 @@ cd_redis_address_free (CdRedisAddress *address)
     memset (address->password, 0, strlen (address->password));
   g_free (address->password);
   g_free (address);
+}
+
+/**
+ * cd_config_data_path:
+ *
+ * A file or folder of data/: under $CALLDOCKER_DATADIR, else the installed
+ * copy, else the source tree's (a build run from its checkout).
+ *
+ * Returns: (transfer full): the path
+ */
+char *
+cd_config_data_path (const char *name)
+{
+  const char *env = g_getenv ("CALLDOCKER_DATADIR");
+  g_autofree char *installed = g_build_filename (CD_DATADIR, "sql", NULL);
+
+  if (env && *env)
+    return g_build_filename (env, name, NULL);
+  if (g_file_test (installed, G_FILE_TEST_IS_DIR))
+    return g_build_filename (CD_DATADIR, name, NULL);
+  return g_build_filename (CD_SOURCE_DATADIR, name, NULL);
 }

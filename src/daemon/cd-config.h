@@ -92,6 +92,7 @@ typedef struct {
   /* [media] */
   char *media_local_addresses; /* comma separated; empty: every interface */
   guint media_jitter_latency_ms;
+  guint media_ringback;
   guint media_min_rtp_port;
   guint media_max_rtp_port;
   guint opus_bitrate;
@@ -119,6 +120,8 @@ gboolean cd_config_set (CdConfig *config, const char *section, const char *key, 
                         const char *origin, GError **error);
 gboolean cd_config_validate (CdConfig *config, GError **error);
 char *cd_config_describe (const CdConfig *config);
+
+char *cd_config_data_path (const char *name);
 
 gboolean cd_config_uses_embedded_postgres (const CdConfig *config);
 gboolean cd_config_uses_embedded_redis (const CdConfig *config);

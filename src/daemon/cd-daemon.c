@@ -79,20 +79,6 @@ struct _CdDaemon {
 
 G_DEFINE_FINAL_TYPE (CdDaemon, cd_daemon, G_TYPE_OBJECT)
 
-/* data/: CALLDOCKER_DATADIR, else the installed copy, else the source tree's. */
-static char *
-data_path (const char *name)
-{
-  const char *env = g_getenv ("CALLDOCKER_DATADIR");
-  g_autofree char *installed = g_build_filename (CD_DATADIR, "sql", NULL);
-
-  if (env && *env)
-    return g_build_filename (env, name, NULL);
-  if (g_file_test (installed, G_FILE_TEST_IS_DIR))
-    return g_build_filename (CD_DATADIR, name, NULL);
-  return g_build_filename (CD_SOURCE_DATADIR, name, NULL);
-}
-
 /* One daemon per state folder: an flock() held for the process's life. */
 static gboolean
 lock_state_dir (CdDaemon *self, GError **error)
@@ -500,7 +486,7 @@ on_redis_retry (gpointer user_data)
 static void
 start_migrations (CdDaemon *self)
 {
-  g_autofree char *dir = data_path ("sql");
+  g_autofree char *dir = cd_config_data_path ("sql");
 
   cd_pg_migrate_async (self->migrate_pool, dir, self->cancellable, on_migrated,
                        g_object_ref (self));
@@ -703,7 +689,7 @@ start_api (CdDaemon *self, GError **error)
   g_autofree char *key_file = config->auth_key_file[0]
                                   ? g_strdup (config->auth_key_file)
                                   : g_build_filename (config->state_dir, "auth", "jwt-keys", NULL);
-  g_autofree char *common = data_path ("common-passwords.txt");
+  g_autofree char *common = cd_config_data_path ("common-passwords.txt");
 
   self->api.keys = cd_jwt_keys_new ();
   if (!cd_jwt_keys_load_file (self->api.keys, key_file, config->auth_key_file[0] == '\0', error)) {
@@ -817,6 +803,11 @@ cd_daemon_start (CdDaemon *self, GError **error)
         .ice_timeout_s = config->calls_ice_timeout_s,
         .media_timeout_s = config->calls_media_timeout_s,
         .max_sdp_bytes = 32768,
+        .ringback = config->media_ringback != 0,
+        .opus_bitrate = config->opus_bitrate,
+        .opus_complexity = config->opus_complexity,
+        .opus_fec = config->opus_fec != 0,
+        .opus_dtx = config->opus_dtx != 0,
       },
     };
     signal_settings.calls.metrics = self->metrics;

@@ -280,6 +280,25 @@ test_agent_hangs_up (void)
   g_assert_cmpstr (json_object_get_string_member (stored, "end_reason"), ==, "agent-hangup");
 }
 
+/* No agent is available: the visitor hears the ringing tone the daemon
+ * encodes (425 Hz, one second in four) while the call waits. */
+static void
+test_ringback_while_waiting (void)
+{
+  Peer *visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
+                              "--expect-hz", "425", "--keep-listening", "--timeout", "9", NULL);
+  gboolean good;
+  g_autoptr (JsonObject) report = peer_finish (visitor, &good);
+  JsonObject *call = first_call (report);
+
+  g_assert_true (good);
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (call, "heard_hz"), 425, 3);
+  /* one second in four: about a quarter of what was heard, not all of it */
+  g_assert_cmpint (json_object_get_int_member (call, "matching_windows"), >=, 15);
+  g_assert_cmpint (json_object_get_int_member (call, "matching_windows"), <,
+                   json_object_get_int_member (call, "windows") * 6 / 10);
+}
+
 static void
 test_ice_failure_ends_call (void)
 {
@@ -496,6 +515,7 @@ main (int argc, char **argv)
   g_test_add_func ("/calls/tones-cross-both-ways", test_tones_cross_both_ways);
   g_test_add_func ("/calls/agent-hangs-up", test_agent_hangs_up);
   g_test_add_func ("/calls/pipeline-and-stats-while-live", test_pipeline_and_stats_while_live);
+  g_test_add_func ("/calls/ringback-while-waiting", test_ringback_while_waiting);
   g_test_add_func ("/calls/ice-failure-ends-call", test_ice_failure_ends_call);
   g_test_add_func ("/calls/signaling-lost-past-grace", test_signaling_lost_past_grace);
   g_test_add_func ("/calls/resume-within-grace", test_resume_within_grace);

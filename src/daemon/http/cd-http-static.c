@@ -6,6 +6,8 @@
 
 #include "cd-http-static.h"
 
+#include "cd-config.h"
+
 #include "cd-build-config.h"
 #include "cd-http-problem.h"
 
@@ -286,22 +288,14 @@ handle_file (CdHttpRequest *request, gpointer user_data)
 /**
  * cd_http_static_web_dir:
  *
- * data/web/, found as the migrations are: $CALLDOCKER_DATADIR, else the
- * installed copy, else the source tree's.
+ * data/web/, found as the migrations are (cd_config_data_path()).
  *
  * Returns: (transfer full): the folder's path
  */
 char *
 cd_http_static_web_dir (void)
 {
-  const char *env = g_getenv ("CALLDOCKER_DATADIR");
-  g_autofree char *installed = g_build_filename (CD_DATADIR, "sql", NULL);
-
-  if (env && *env)
-    return g_build_filename (env, "web", NULL);
-  if (g_file_test (installed, G_FILE_TEST_IS_DIR))
-    return g_build_filename (CD_DATADIR, "web", NULL);
-  return g_build_filename (CD_SOURCE_DATADIR, "web", NULL);
+  return cd_config_data_path ("web");
 }
 
 /**

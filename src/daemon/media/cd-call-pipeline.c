@@ -53,7 +53,9 @@ typedef struct {
   CdLegRole role;
   GstElement *webrtc; /* all elements: owned by the pipeline */
   GstElement *depay, *tee, *pay;
-  LegShared *shared; /* atomic rc box */
+  GstElement *source;   /* visitor with ringback: input-selector before pay */
+  GstElement *ringback; /* the ringback tone's bin, until the parties join */
+  LegShared *shared;    /* atomic rc box */
   int opus_pt, dtmf_pt;
   guint dtmf_rate;
   Negotiation negotiation;
@@ -78,6 +80,7 @@ struct _CdCallPipeline {
   guint watchdog_id;
   Leg legs[CD_LEG_COUNT];
   gboolean bridged;
+  gboolean joined;
   gboolean failed;
   gboolean stopped;
   GList *stats_waiters; /* GTask* */
@@ -536,10 +539,62 @@ bridge (CdCallPipeline *self)
     g_object_set (queue, "max-size-time", (guint64) 200 * GST_MSECOND, "max-size-bytes", 0,
                   "max-size-buffers", 0, "leaky", 2 /* downstream: drop the oldest */, NULL);
     gst_bin_add (GST_BIN (self->pipeline), queue);
-    if (!gst_element_link_many (from->tee, queue, to->pay, NULL))
+    if (!gst_element_link_many (from->tee, queue, to->source ? to->source : to->pay, NULL))
       g_error ("call %s: cannot bridge the legs", self->call_id);
     gst_element_sync_state_with_parent (queue);
   }
+}
+
+/* Until an agent is connected the visitor hears a ringing tone (425 Hz,
+ * one second in four), encoded with the configured Opus settings and
+ * chosen by an input-selector in front of the visitor's payloader; once the
+ * parties are joined the selector takes the agent's audio instead. */
+static void
+add_ringback (CdCallPipeline *self, Leg *leg)
+{
+  g_autofree char *description = g_strdup_printf (
+      "audiotestsrc is-live=true wave=sine freq=425 volume=0.25 samplesperbuffer=960 ! "
+      "volume name=cadence ! audioconvert ! audioresample ! "
+      "audio/x-raw,rate=48000,channels=1 ! "
+      "opusenc bitrate=%u complexity=%u inband-fec=%s dtx=%s frame-size=20",
+      self->settings.opus_bitrate, self->settings.opus_complexity,
+      self->settings.opus_fec ? "true" : "false", self->settings.opus_dtx ? "true" : "false");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GstPad) selected = NULL;
+  GstElement *bin = gst_parse_bin_from_description (description, TRUE, &error);
+
+  if (bin == NULL) {
+    g_message ("call %s: no ringback tone: %s", self->call_id, error->message);
+    return;
+  }
+  gst_object_set_name (GST_OBJECT (bin), "visitor-ringback");
+  leg->source = make ("input-selector", "visitor-source");
+  g_object_set (leg->source, "sync-streams", FALSE, NULL);
+  gst_bin_add_many (GST_BIN (self->pipeline), leg->source, bin, NULL);
+  if (!gst_element_link (leg->source, leg->pay) || !gst_element_link (bin, leg->source))
+    g_error ("call %s: cannot link the ringback tone", self->call_id);
+  {
+    g_autoptr (GstPad) src = gst_element_get_static_pad (bin, "src");
+    selected = gst_pad_get_peer (src);
+  }
+  g_object_set (leg->source, "active-pad", selected, NULL);
+  leg->ringback = bin;
+  gst_element_sync_state_with_parent (leg->source);
+  /* the tone starts once the payloader has somewhere to send it */
+}
+
+static gpointer
+remove_ringback_thread (gpointer data)
+{
+  GstElement *bin = data;
+  g_autoptr (GstObject) parent = gst_object_get_parent (GST_OBJECT (bin));
+
+  gst_element_set_locked_state (bin, TRUE);
+  gst_element_set_state (bin, GST_STATE_NULL);
+  if (parent)
+    gst_bin_remove (GST_BIN (parent), bin);
+  gst_object_unref (bin);
+  return NULL;
 }
 
 static void
@@ -612,11 +667,12 @@ create_leg (CdCallPipeline *self, Leg *leg)
   gst_bin_add_many (GST_BIN (self->pipeline), leg->webrtc, leg->depay, leg->tee, leg->pay, NULL);
   if (!gst_element_link (leg->depay, leg->tee))
     g_error ("cannot link rtpopusdepay to tee");
+  if (leg->role == CD_LEG_VISITOR && self->settings.ringback)
+    add_ringback (self, leg);
   gst_element_sync_state_with_parent (leg->pay);
   gst_element_sync_state_with_parent (leg->tee);
   gst_element_sync_state_with_parent (leg->depay);
   gst_element_sync_state_with_parent (leg->webrtc);
-  bridge (self);
 }
 
 /* After the remote offer: the send pad, with the offer's payload types. */
@@ -639,8 +695,16 @@ attach_sender (CdCallPipeline *self, Leg *leg)
   g_object_set (transceiver, "codec-preferences", caps, "direction",
                 GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV, NULL);
   src = gst_element_get_static_pad (leg->pay, "src");
-  if (gst_pad_link (src, sink) != GST_PAD_LINK_OK)
+  if (gst_pad_link (src, sink) != GST_PAD_LINK_OK) {
     fail (self, "pipeline-error", "cannot link the sender");
+    return;
+  }
+  /* audio goes into a payloader only once it is linked (else not-linked
+   * stops the source): the tone now, the other party once both can send */
+  if (leg->ringback)
+    gst_element_sync_state_with_parent (leg->ringback);
+  if (self->legs[CD_LEG_VISITOR].has_sink && self->legs[CD_LEG_AGENT].has_sink)
+    bridge (self);
 }
 
 static void
@@ -906,7 +970,15 @@ on_watchdog (gpointer user_data)
   CdCallPipeline *self = user_data;
   gint64 now = g_get_monotonic_time ();
 
-  if (++self->ticks % 2 == 0 && self->stats_expected == 0 &&
+  Leg *visitor = &self->legs[CD_LEG_VISITOR];
+
+  self->ticks++;
+  if (visitor->ringback) {
+    g_autoptr (GstElement) cadence = gst_bin_get_by_name (GST_BIN (visitor->ringback), "cadence");
+    if (cadence)
+      g_object_set (cadence, "mute", (self->ticks % 4) != 0, NULL);
+  }
+  if (self->ticks % 2 == 0 && self->stats_expected == 0 &&
       (self->legs[0].connected_told || self->legs[1].connected_told))
     request_stats (self);
 
@@ -1147,6 +1219,36 @@ cd_call_pipeline_add_candidate (CdCallPipeline *self, CdLegRole role, guint mlin
     return TRUE;
   g_signal_emit_by_name (leg->webrtc, "add-ice-candidate", mline, candidate);
   return TRUE;
+}
+
+/**
+ * cd_call_pipeline_join_parties:
+ *
+ * The agent is connected: the visitor hears them instead of the ringing.
+ */
+void
+cd_call_pipeline_join_parties (CdCallPipeline *self)
+{
+  Leg *v = &self->legs[CD_LEG_VISITOR];
+  g_autoptr (GstElement) queue = NULL;
+  g_autoptr (GstPad) queue_src = NULL;
+  g_autoptr (GstPad) selector_pad = NULL;
+
+  if (self->joined || self->pipeline == NULL || v->source == NULL)
+    return;
+  queue = gst_bin_get_by_name (GST_BIN (self->pipeline), "agent-to-visitor");
+  if (queue == NULL)
+    return;
+  self->joined = TRUE;
+  queue_src = gst_element_get_static_pad (queue, "src");
+  selector_pad = gst_pad_get_peer (queue_src);
+  g_object_set (v->source, "active-pad", selector_pad, NULL);
+  if (v->ringback) {
+    /* stopping a source joins its thread: not on the main loop */
+    g_thread_unref (
+        g_thread_new ("ringback-stop", remove_ringback_thread, gst_object_ref (v->ringback)));
+    v->ringback = NULL;
+  }
 }
 
 gboolean

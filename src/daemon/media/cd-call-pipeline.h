@@ -34,6 +34,12 @@ typedef struct {
   guint ice_timeout_s;
   guint media_timeout_s;
   guint max_sdp_bytes;
+  gboolean ringback; /* a ringing tone to the visitor until an agent is connected */
+  /* where the daemon encodes (the ringback tone, later prompts) */
+  guint opus_bitrate;
+  guint opus_complexity;
+  gboolean opus_fec;
+  gboolean opus_dtx;
 } CdMediaSettings;
 
 #define CD_TYPE_CALL_PIPELINE (cd_call_pipeline_get_type ())
@@ -52,6 +58,7 @@ gboolean cd_call_pipeline_handle_offer (CdCallPipeline *self, CdLegRole leg, con
 gboolean cd_call_pipeline_add_candidate (CdCallPipeline *self, CdLegRole leg, guint mline,
                                          const char *candidate, GError **error);
 gboolean cd_call_pipeline_has_leg (CdCallPipeline *self, CdLegRole leg);
+void cd_call_pipeline_join_parties (CdCallPipeline *self);
 char *cd_call_pipeline_get_dot (CdCallPipeline *self);
 void cd_call_pipeline_get_stats_async (CdCallPipeline *self, GCancellable *cancellable,
                                        GAsyncReadyCallback callback, gpointer user_data);

@@ -467,6 +467,7 @@ on_pipeline_leg_connected (CdCallPipeline *pipeline, int leg, gpointer user_data
     if (call->board->settings.metrics)
       cd_metrics_observe (call->board->settings.metrics, "calldocker_call_setup_seconds", NULL,
                           (g_get_monotonic_time () - call->accepted_us) / 1e6);
+    cd_call_pipeline_join_parties (call->pipeline);
     set_state (call, CALL_CONNECTED, NULL);
     send_state (call, call->agent_session, NULL, NULL);
   }
