@@ -63,6 +63,8 @@ struct _CdPeer {
   SoupWebsocketConnection *ws;
   char *token;
   char *ws_url;
+  char *stun_server;       /* stun://host:port, from the widget session */
+  GPtrArray *turn_servers; /* turn(s)://user:password@host:port?transport=... */
   GstElement *pipeline;
   GstElement *webrtc;
   guint bus_watch_id;
@@ -451,6 +453,18 @@ start_media (CdPeer *self, GError **error)
     g_signal_emit_by_name (ice, "add-local-ip-address", *a, &ok);
   }
   g_object_set (ice, "ice-tcp", FALSE, NULL);
+  if (self->options.relay_only)
+    g_object_set (self->webrtc, "ice-transport-policy", GST_WEBRTC_ICE_TRANSPORT_POLICY_RELAY,
+                  NULL);
+  if (self->stun_server)
+    g_object_set (self->webrtc, "stun-server", self->stun_server, NULL);
+  for (guint i = 0; i < self->turn_servers->len; i++) {
+    gboolean added = FALSE;
+    g_signal_emit_by_name (self->webrtc, "add-turn-server",
+                           g_ptr_array_index (self->turn_servers, i), &added);
+    if (!added)
+      say (self, "webrtcbin refused a TURN server from the widget session");
+  }
   {
     g_autoptr (GObject) agent = NULL;
     /* UPnP port mapping is of no use to a test peer, and gupnp warns */
@@ -753,6 +767,45 @@ connect_signaling (CdPeer *self)
                                         on_ws_connected, g_object_ref (self));
 }
 
+/* The widget session's ice_servers ({urls, username, credential}, as
+ * RTCPeerConnection takes them) in webrtcbin's URI form. */
+static void
+take_ice_servers (CdPeer *self, JsonObject *session)
+{
+  JsonArray *servers = json_object_has_member (session, "ice_servers")
+                           ? json_object_get_array_member (session, "ice_servers")
+                           : NULL;
+
+  for (guint i = 0; servers && i < json_array_get_length (servers); i++) {
+    JsonObject *server = json_array_get_object_element (servers, i);
+    JsonArray *urls = server && json_object_has_member (server, "urls")
+                          ? json_object_get_array_member (server, "urls")
+                          : NULL;
+    const char *user =
+        server ? json_object_get_string_member_with_default (server, "username", NULL) : NULL;
+    const char *secret =
+        server ? json_object_get_string_member_with_default (server, "credential", NULL) : NULL;
+
+    for (guint j = 0; urls && j < json_array_get_length (urls); j++) {
+      const char *url = json_array_get_string_element (urls, j);
+
+      if (url == NULL)
+        continue;
+      if (g_str_has_prefix (url, "stun:") && self->stun_server == NULL) {
+        self->stun_server = g_strconcat ("stun://", url + strlen ("stun:"), NULL);
+      } else if ((g_str_has_prefix (url, "turn:") || g_str_has_prefix (url, "turns:")) && user &&
+                 secret) {
+        gboolean tls = g_str_has_prefix (url, "turns:");
+        g_autofree char *u = g_uri_escape_string (user, NULL, FALSE);
+        g_autofree char *p = g_uri_escape_string (secret, NULL, FALSE);
+        g_ptr_array_add (self->turn_servers,
+                         g_strdup_printf ("%s://%s:%s@%s", tls ? "turns" : "turn", u, p,
+                                          url + strlen (tls ? "turns:" : "turn:")));
+      }
+    }
+  }
+}
+
 static void
 on_signed_in (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -788,6 +841,8 @@ on_signed_in (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   self->token = g_strdup (json_object_get_string_member (json_node_get_object (root), field));
+  if (self->options.role == CD_PEER_VISITOR)
+    take_ice_servers (self, json_node_get_object (root));
   connect_signaling (self);
 }
 
@@ -935,6 +990,8 @@ cd_peer_finalize (GObject *object)
   g_clear_pointer (&self->call, call_record_free);
   g_free (self->token);
   g_free (self->ws_url);
+  g_free (self->stun_server);
+  g_clear_pointer (&self->turn_servers, g_ptr_array_unref);
   g_free (self->failure);
   cd_peer_options_clear (&self->options);
   G_OBJECT_CLASS (cd_peer_parent_class)->finalize (object);
@@ -950,6 +1007,7 @@ static void
 cd_peer_init (CdPeer *self)
 {
   self->calls = g_ptr_array_new_with_free_func (call_record_free);
+  self->turn_servers = g_ptr_array_new_with_free_func (g_free);
   self->http = soup_session_new_with_options ("timeout", 30, NULL);
 }
 
@@ -1131,6 +1189,8 @@ cd_peer_main (CdPeerRole role, int argc, char **argv)
       "send these digits as a signaling message", "DIGITS" },
     { "repeat", 'r', 0, G_OPTION_ARG_INT, &o.repeat, "make this many calls, one after another",
       "N" },
+    { "relay-only", 0, 0, G_OPTION_ARG_NONE, &o.relay_only,
+      "use only the widget session's TURN servers (relayed candidates)", NULL },
     { "keep-listening", 0, 0, G_OPTION_ARG_NONE, &o.keep_listening,
       "stay until the timeout after the call ends", NULL },
     G_OPTION_ENTRY_NULL,

@@ -35,6 +35,7 @@ typedef struct {
   double resume_after_s;   /* and come back after this long (0: never) */
   gboolean no_candidates;  /* neither send nor take candidates (ICE cannot connect) */
   gboolean keep_listening; /* visitor: stay after the call ended until timeout */
+  gboolean relay_only;     /* visitor: ICE through the TURN servers only */
   GStrv local_addresses;   /* ICE host addresses, nullable */
   gboolean quiet;
 } CdPeerOptions;
