@@ -18,8 +18,10 @@ CD_BUILD_PACKAGES="build-essential meson ninja-build pkg-config git python3 gett
 CD_RUNTIME_PACKAGES="postgresql-15 redis-server gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-nice"
 # What the test run needs on top: the formatter, clang and its sanitizer and
-# libFuzzer runtimes.
-CD_TEST_PACKAGES="clang clang-format libclang-rt-14-dev curl procps"
+# libFuzzer runtimes, and coturn (turnserver, which test-turn runs itself with
+# its own configuration; it needs no coturn service, which Debian starts and
+# enables on systemd hosts: `systemctl disable --now coturn` if unwanted).
+CD_TEST_PACKAGES="clang clang-format libclang-rt-14-dev curl procps coturn"
 
 # The browser test: Debian's Chromium (Node.js and npm are expected on the
 # machine: Debian's own nodejs is too old for playwright-core).
