@@ -58,6 +58,16 @@ scan_number (const char *data, gsize length, gsize start)
   v = g_ascii_strtod (buf, NULL);
   if (isinf (v) || isnan (v) || fabs (v) > 9007199254740992.0)
     return 0;
+  /* nor small ones it would print as "1e-08.0": a double whose shortest
+   * form has an exponent and no point */
+  if (memchr (buf, '.', i - start) || memchr (buf, 'e', i - start) ||
+      memchr (buf, 'E', i - start)) {
+    char printed[G_ASCII_DTOSTR_BUF_SIZE];
+
+    g_ascii_dtostr (printed, sizeof printed, v);
+    if ((strchr (printed, 'e') || strchr (printed, 'E')) && !strchr (printed, '.'))
+      return 0;
+  }
   return i;
 }
 

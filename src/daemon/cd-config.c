@@ -258,6 +258,7 @@ cd_config_free (CdConfig *config)
   g_free (config->stun_urls);
   g_free (config->turn_urls);
   g_free (config->turn_secret);
+  g_free (config->media_local_addresses);
   g_free (config->source_path);
   g_clear_pointer (&config->redis_address, cd_redis_address_free);
   g_free (config);

@@ -314,6 +314,40 @@ test_ice_failure_ends_call (void)
   g_assert_true (json_object_get_null_member (stored, "answered_at"));
 }
 
+/* The agent's leg never connects while the visitor's audio already flows
+ * towards it: the call ends ice-failed and its pipeline is torn down (a
+ * sender blocked inside webrtcbin once kept teardown waiting for ever). */
+static void
+test_agent_ice_failure_tears_down (void)
+{
+  g_autofree char *email = new_agent (company);
+  Peer *agent = peer_start ("calldocker-agent", "--email", email, "--password-file", password_file,
+                            "--calls", "1", "--block-ice", "--timeout", "40", NULL);
+  Peer *visitor;
+  g_autoptr (JsonObject) visitor_report = NULL;
+  g_autoptr (JsonObject) agent_report = NULL;
+  g_autofree char *url = g_strconcat (daemon_proc->base_url, "metrics", NULL);
+  gint64 deadline;
+  gboolean torn_down = FALSE;
+
+  cd_test_sleep (1000);
+  visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN, "--timeout",
+                        "40", NULL);
+  visitor_report = peer_finish (visitor, NULL);
+  agent_report = peer_finish (agent, NULL);
+  g_assert_cmpstr (json_object_get_string_member (first_call (visitor_report), "end_reason"), ==,
+                   "ice-failed");
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (!torn_down && g_get_monotonic_time () < deadline) {
+    g_autofree char *metrics = NULL;
+    g_assert_cmpuint (cd_test_http_get (url, &metrics, NULL), ==, 200);
+    torn_down = strstr (metrics, "calldocker_call_pipelines 0\n") != NULL;
+    if (!torn_down)
+      cd_test_iterate (200);
+  }
+  g_assert_true (torn_down);
+}
+
 static void
 test_signaling_lost_past_grace (void)
 {
@@ -517,6 +551,7 @@ main (int argc, char **argv)
   g_test_add_func ("/calls/pipeline-and-stats-while-live", test_pipeline_and_stats_while_live);
   g_test_add_func ("/calls/ringback-while-waiting", test_ringback_while_waiting);
   g_test_add_func ("/calls/ice-failure-ends-call", test_ice_failure_ends_call);
+  g_test_add_func ("/calls/agent-ice-failure-tears-down", test_agent_ice_failure_tears_down);
   g_test_add_func ("/calls/signaling-lost-past-grace", test_signaling_lost_past_grace);
   g_test_add_func ("/calls/resume-within-grace", test_resume_within_grace);
   status = g_test_run ();

@@ -13,6 +13,7 @@
 #include <gst/rtp/rtp.h>
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -392,6 +393,14 @@ on_promise_replied (GstPromise *promise, gpointer user_data)
   gst_object_unref (webrtc);
 }
 
+/* Three decimals are plenty, and json-glib prints tiny doubles in a form
+ * that is not JSON ("1e-08.0"): rounded, they print as numbers. */
+static double
+round3 (double v)
+{
+  return round (v * 1000) / 1000;
+}
+
 static void
 stats_add (JsonBuilder *b, const char *name, const GstStructure *s, const char *field, double scale)
 {
@@ -413,7 +422,7 @@ stats_add (JsonBuilder *b, const char *name, const GstStructure *s, const char *
   else
     return;
   json_builder_set_member_name (b, name);
-  json_builder_add_double_value (b, d * scale);
+  json_builder_add_double_value (b, round3 (d * scale));
 }
 
 typedef struct {
@@ -883,10 +892,10 @@ handle_stats (CdCallPipeline *self, Leg *leg, const GstStructure *s)
   if (leg->stats_at_us > 0 && seconds > 0.2) {
     json_object_set_double_member (
         o, "bitrate_in_bps",
-        bytes_in >= leg->bytes_in ? (bytes_in - leg->bytes_in) * 8 / seconds : 0);
+        bytes_in >= leg->bytes_in ? round3 ((bytes_in - leg->bytes_in) * 8 / seconds) : 0);
     json_object_set_double_member (
         o, "bitrate_out_bps",
-        bytes_out >= leg->bytes_out ? (bytes_out - leg->bytes_out) * 8 / seconds : 0);
+        bytes_out >= leg->bytes_out ? round3 ((bytes_out - leg->bytes_out) * 8 / seconds) : 0);
   }
   json_object_set_int_member (o, "audio_packets", g_atomic_int_get (&leg->shared->packets));
   leg->bytes_in = bytes_in;
@@ -949,6 +958,8 @@ on_bus_message (GstBus *bus, GstMessage *message, gpointer user_data)
     handle_state (self, leg, s);
   } else if (gst_structure_has_name (s, "cd-receiving")) {
     g_debug ("call %s: receiving from the %s", self->call_id, leg_names[leg->role]);
+    leg->audio_seen = TRUE;
+    maybe_connected (self, leg);
   } else if (gst_structure_has_name (s, "cd-dtmf")) {
     guint duration = 0;
     gst_structure_get_uint (s, "duration_ms", &duration);
@@ -1016,7 +1027,18 @@ teardown_thread (gpointer data)
 {
   GstElement *pipeline = data;
 
-  /* the legs feed each other: unlink them first, or the bin sees a loop */
+  /* A leg whose DTLS never finished blocks its sender inside webrtcbin
+   * until the element leaves PLAYING: stop the legs first (their senders
+   * then see flushing), so the bridge queues' threads can be joined. */
+  for (int i = 0; i < CD_LEG_COUNT; i++) {
+    GstElement *webrtc = gst_bin_get_by_name (GST_BIN (pipeline), leg_names[i]);
+    if (webrtc) {
+      gst_element_set_locked_state (webrtc, TRUE);
+      gst_element_set_state (webrtc, GST_STATE_NULL);
+      gst_object_unref (webrtc);
+    }
+  }
+  /* the legs feed each other: unlink them, or the bin sees a loop */
   for (int i = 0; i < 2; i++) {
     GstElement *queue =
         gst_bin_get_by_name (GST_BIN (pipeline), i ? "agent-to-visitor" : "visitor-to-agent");
@@ -1329,8 +1351,20 @@ cd_call_pipeline_get_quality (CdCallPipeline *self)
     CdQualityInput q = { 0 };
     double received, lost, r, mos;
 
-    if (leg->stats == NULL || !json_object_has_member (leg->stats, "inbound"))
+    if (leg->stats == NULL ||
+        (!json_object_has_member (leg->stats, "inbound") && !leg->connected_told))
       continue;
+    if (!json_object_has_member (leg->stats, "inbound")) {
+      /* connected, yet nothing came: that direction was lost entirely */
+      o = json_object_new ();
+      json_object_set_double_member (o, "packets_received", 0);
+      json_object_set_double_member (o, "loss_percent", 100);
+      json_object_set_double_member (o, "mos", 1);
+      json_object_set_object_member (quality, leg_names[i], o);
+      worst_mos = 1;
+      any = TRUE;
+      continue;
+    }
     in = json_object_get_object_member (leg->stats, "inbound");
     remote = json_object_has_member (leg->stats, "remote_inbound")
                  ? json_object_get_object_member (leg->stats, "remote_inbound")
@@ -1346,18 +1380,18 @@ cd_call_pipeline_get_quality (CdCallPipeline *self)
     r = cd_quality_r_factor (&q);
     mos = cd_quality_mos (r);
     o = json_object_new ();
-    json_object_set_double_member (o, "packets_received", received);
-    json_object_set_double_member (o, "packets_lost", lost);
-    json_object_set_double_member (o, "loss_percent", q.loss_percent);
-    json_object_set_double_member (o, "jitter_ms", q.jitter_ms);
-    json_object_set_double_member (o, "rtt_ms", q.rtt_ms);
-    json_object_set_double_member (o, "mos", mos);
+    json_object_set_double_member (o, "packets_received", round3 (received));
+    json_object_set_double_member (o, "packets_lost", round3 (lost));
+    json_object_set_double_member (o, "loss_percent", round3 (q.loss_percent));
+    json_object_set_double_member (o, "jitter_ms", round3 (q.jitter_ms));
+    json_object_set_double_member (o, "rtt_ms", round3 (q.rtt_ms));
+    json_object_set_double_member (o, "mos", round3 (mos));
     json_object_set_object_member (quality, leg_names[i], o);
     worst_mos = any ? MIN (worst_mos, mos) : mos;
     any = TRUE;
   }
   if (any)
-    json_object_set_double_member (quality, "mos", worst_mos);
+    json_object_set_double_member (quality, "mos", round3 (worst_mos));
   return quality;
 }
 
