@@ -481,6 +481,15 @@ sdp_edit (const char *sdp, const char *from, const char *to)
   return g_string_free (text, FALSE);
 }
 
+/* sdp_edit() of an SDP that is freed */
+static char *
+sdp_edit_take (char *sdp, const char *from, const char *to)
+{
+  g_autofree char *owned = sdp;
+
+  return sdp_edit (owned, from, to);
+}
+
 static void
 add_sdp (const char *name, char *sdp)
 {
@@ -502,15 +511,16 @@ make_sdps (void)
   add_sdp ("not-sdp", g_strdup ("hello, I am an offer"));
   add_sdp ("bad-lines", g_strdup ("v=0\r\nm=audio\r\nthis is not SDP\r\n"));
   add_sdp ("video-only",
-           sdp_edit (sdp_edit (valid_sdp, "m=audio", "m=video 9 UDP/TLS/RTP/SAVPF 96"),
-                     "a=rtpmap:111", "a=rtpmap:96 VP8/90000"));
+           sdp_edit_take (sdp_edit (valid_sdp, "m=audio", "m=video 9 UDP/TLS/RTP/SAVPF 96"),
+                          "a=rtpmap:111", "a=rtpmap:96 VP8/90000"));
   add_sdp ("two-media",
            g_strconcat (valid_sdp,
                         "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
                         "a=sendrecv\r\na=rtpmap:96 VP8/90000\r\n",
                         NULL));
-  add_sdp ("no-opus", sdp_edit (sdp_edit (valid_sdp, "m=audio", "m=audio 9 UDP/TLS/RTP/SAVPF 0"),
-                                "a=rtpmap:111", "a=rtpmap:0 PCMU/8000"));
+  add_sdp ("no-opus",
+           sdp_edit_take (sdp_edit (valid_sdp, "m=audio", "m=audio 9 UDP/TLS/RTP/SAVPF 0"),
+                          "a=rtpmap:111", "a=rtpmap:0 PCMU/8000"));
   add_sdp ("opus-16000", sdp_edit (valid_sdp, "a=rtpmap:111", "a=rtpmap:111 opus/16000/2"));
   add_sdp ("no-ice-credentials", sdp_edit (no_ufrag, "a=ice-pwd:", NULL));
   add_sdp ("no-ice-pwd", sdp_edit (valid_sdp, "a=ice-pwd:", NULL));
@@ -518,8 +528,8 @@ make_sdps (void)
   add_sdp ("port-0", sdp_edit (valid_sdp, "m=audio", "m=audio 0 UDP/TLS/RTP/SAVPF 111 101"));
   add_sdp ("plain-rtp", sdp_edit (valid_sdp, "m=audio", "m=audio 9 RTP/AVP 111 101"));
   add_sdp ("other-opus-pt",
-           sdp_edit (sdp_edit (valid_sdp, "m=audio", "m=audio 9 UDP/TLS/RTP/SAVPF 109 101"),
-                     "a=rtpmap:111", "a=rtpmap:109 opus/48000/2"));
+           sdp_edit_take (sdp_edit (valid_sdp, "m=audio", "m=audio 9 UDP/TLS/RTP/SAVPF 109 101"),
+                          "a=rtpmap:111", "a=rtpmap:109 opus/48000/2"));
   add_sdp ("over-32768-characters", g_strdup_printf ("%sa=x-pad:%s\r\n", valid_sdp, pad_ascii));
   add_sdp ("over-32768-bytes", g_strdup_printf ("%sa=x-pad:%s\r\n", valid_sdp, pad_wide->str));
 }

