@@ -82,8 +82,15 @@ peer_finish (Peer *p, guint timeout_s)
 
   WAIT_UNTIL (p->done, timeout_s * 1000);
   good = g_subprocess_get_if_exited (p->process) && g_subprocess_get_exit_status (p->process) == 0;
-  if (!good)
+  if (!good) {
+    g_auto (GStrv) lines = g_strsplit (daemon_proc->err->str, "\n", -1);
+
     g_test_message ("a peer failed:\n%s\n%s", p->err, p->out);
+    /* what the daemon said about sessions and calls that went wrong */
+    for (char **l = lines; *l; l++)
+      if (strstr (*l, "closed:") || strstr (*l, "WARNING") || strstr (*l, "media failed"))
+        g_test_message ("daemon: %s", *l);
+  }
   g_assert_true (good);
   report = cd_json_parse_object (p->out, strlen (p->out), NULL, NULL);
   g_assert_nonnull (report);
