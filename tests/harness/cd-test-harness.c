@@ -652,3 +652,63 @@ cd_test_smtp_stop (CdTestSmtp *smtp)
   g_ptr_array_unref (smtp->messages);
   g_free (smtp);
 }
+
+static void
+on_peer_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdTestPeer *p = user_data;
+  g_autoptr (GError) error = NULL;
+
+  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, &p->out, &p->err, &error);
+  g_assert_no_error (error);
+  p->done = TRUE;
+}
+
+/**
+ * cd_test_peer_start_va:
+ * @g_debug: (nullable): G_DEBUG for the peer, NULL to keep the test's
+ * @args: more arguments, NULL-terminated
+ */
+CdTestPeer *
+cd_test_peer_start_va (const char *name, const char *server, const char *g_debug, va_list args)
+{
+  g_autoptr (GSubprocessLauncher) launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *dir = g_path_get_dirname (cd_test_daemon_binary ());
+  g_autoptr (GError) error = NULL;
+  CdTestPeer *p = g_new0 (CdTestPeer, 1);
+  const char *arg;
+
+  g_ptr_array_add (argv, g_build_filename (dir, name, NULL));
+  g_ptr_array_add (argv, g_strdup ("--server"));
+  g_ptr_array_add (argv, g_strdup (server));
+  g_ptr_array_add (argv, g_strdup ("--local-address"));
+  g_ptr_array_add (argv, g_strdup ("127.0.0.1"));
+  while ((arg = va_arg (args, const char *)) != NULL)
+    g_ptr_array_add (argv, g_strdup (arg));
+  g_ptr_array_add (argv, NULL);
+  if (g_debug)
+    g_subprocess_launcher_setenv (launcher, "G_DEBUG", g_debug, TRUE);
+  p->process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8_async (p->process, NULL, NULL, on_peer_done, p);
+  return p;
+}
+
+/* Waits for the peer to end; whether it exited 0. */
+gboolean
+cd_test_peer_wait (CdTestPeer *p, guint timeout_ms)
+{
+  WAIT_UNTIL (p->done, timeout_ms);
+  return g_subprocess_get_if_exited (p->process) && g_subprocess_get_exit_status (p->process) == 0;
+}
+
+void
+cd_test_peer_free (CdTestPeer *p)
+{
+  g_object_unref (p->process);
+  g_free (p->out);
+  g_free (p->err);
+  g_free (p);
+}

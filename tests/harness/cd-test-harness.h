@@ -89,4 +89,18 @@ void cd_test_smtp_stop (CdTestSmtp *smtp);
 void cd_test_assert_prometheus_text (const char *text);
 char *cd_test_http_raw (const char *address, const char *request, gsize length, guint timeout_ms);
 
+/* calldocker-visitor / calldocker-agent (beside the daemon's binary) in a
+ * child process, on the daemon at @server with ICE on 127.0.0.1 */
+typedef struct {
+  GSubprocess *process;
+  char *out; /* its stdout (the JSON report) and stderr, once done */
+  char *err;
+  gboolean done;
+} CdTestPeer;
+
+CdTestPeer *cd_test_peer_start_va (const char *name, const char *server, const char *g_debug,
+                                   va_list args);
+gboolean cd_test_peer_wait (CdTestPeer *peer, guint timeout_ms);
+void cd_test_peer_free (CdTestPeer *peer);
+
 G_END_DECLS

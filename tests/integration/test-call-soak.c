@@ -26,50 +26,17 @@ static char *agent_emails[AGENTS];
 
 /* ---- peers in child processes ---- */
 
-typedef struct {
-  GSubprocess *process;
-  char *out;
-  char *err;
-  gboolean done;
-} Peer;
-
-static void
-on_peer_done (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  Peer *p = user_data;
-  g_autoptr (GError) error = NULL;
-
-  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, &p->out, &p->err, &error);
-  g_assert_no_error (error);
-  p->done = TRUE;
-}
+typedef CdTestPeer Peer;
 
 static Peer *
 peer_start (const char *name, ...)
 {
-  g_autofree char *dir = g_path_get_dirname (cd_test_daemon_binary ());
-  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr (GError) error = NULL;
-  Peer *p = g_new0 (Peer, 1);
+  Peer *p;
   va_list args;
-  const char *arg;
 
-  g_ptr_array_add (argv, g_build_filename (dir, name, NULL));
-  g_ptr_array_add (argv, g_strdup ("--server"));
-  g_ptr_array_add (argv, g_strdup (daemon_proc->base_url));
-  g_ptr_array_add (argv, g_strdup ("--local-address"));
-  g_ptr_array_add (argv, g_strdup ("127.0.0.1"));
-  g_ptr_array_add (argv, g_strdup ("--quiet"));
   va_start (args, name);
-  while ((arg = va_arg (args, const char *)) != NULL)
-    g_ptr_array_add (argv, g_strdup (arg));
+  p = cd_test_peer_start_va (name, daemon_proc->base_url, NULL, args);
   va_end (args);
-  g_ptr_array_add (argv, NULL);
-  p->process =
-      g_subprocess_newv ((const char *const *) argv->pdata,
-                         G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8_async (p->process, NULL, NULL, on_peer_done, p);
   return p;
 }
 
@@ -80,8 +47,7 @@ peer_finish (Peer *p, guint timeout_s)
   JsonObject *report;
   gboolean good;
 
-  WAIT_UNTIL (p->done, timeout_s * 1000);
-  good = g_subprocess_get_if_exited (p->process) && g_subprocess_get_exit_status (p->process) == 0;
+  good = cd_test_peer_wait (p, timeout_s * 1000);
   if (!good) {
     g_auto (GStrv) lines = g_strsplit (daemon_proc->err->str, "\n", -1);
 
@@ -94,10 +60,7 @@ peer_finish (Peer *p, guint timeout_s)
   g_assert_true (good);
   report = cd_json_parse_object (p->out, strlen (p->out), NULL, NULL);
   g_assert_nonnull (report);
-  g_object_unref (p->process);
-  g_free (p->out);
-  g_free (p->err);
-  g_free (p);
+  cd_test_peer_free (p);
   return report;
 }
 
@@ -116,14 +79,14 @@ run_calls (guint calls)
 
   for (guint i = 0; i < AGENTS; i++) {
     g_autofree char *n = g_strdup_printf ("%u", calls / AGENTS + (i < calls % AGENTS));
-    agents[i] = n[0] == '0'
-                    ? NULL
-                    : peer_start ("calldocker-agent", "--email", agent_emails[i], "--password-file",
-                                  password_file, "--calls", n, "--timeout", timeout, NULL);
-    visitors[i] = n[0] == '0'
-                      ? NULL
-                      : peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
-                                    "--repeat", n, "--hold", HOLD_S, "--timeout", timeout, NULL);
+    agents[i] = n[0] == '0' ? NULL
+                            : peer_start ("calldocker-agent", "--quiet", "--email", agent_emails[i],
+                                          "--password-file", password_file, "--calls", n,
+                                          "--timeout", timeout, NULL);
+    visitors[i] = n[0] == '0' ? NULL
+                              : peer_start ("calldocker-visitor", "--quiet", "--company", company,
+                                            "--origin", ORIGIN, "--repeat", n, "--hold", HOLD_S,
+                                            "--timeout", timeout, NULL);
   }
   for (guint i = 0; i < AGENTS; i++) {
     g_autoptr (JsonObject) report = NULL;

@@ -24,56 +24,17 @@ static guint agent_count;
 
 /* ---- peers in child processes ---- */
 
-typedef struct {
-  GSubprocess *process;
-  char *out;
-  char *err;
-  gboolean done;
-} Peer;
-
-static void
-on_peer_done (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  Peer *p = user_data;
-  g_autoptr (GError) error = NULL;
-
-  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, &p->out, &p->err, &error);
-  g_assert_no_error (error);
-  p->done = TRUE;
-}
-
-static char *
-peer_binary (const char *name)
-{
-  g_autofree char *dir = g_path_get_dirname (cd_test_daemon_binary ());
-
-  return g_build_filename (dir, name, NULL);
-}
+typedef CdTestPeer Peer;
 
 static Peer *
 peer_start (const char *name, ...)
 {
-  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr (GError) error = NULL;
-  Peer *p = g_new0 (Peer, 1);
+  Peer *p;
   va_list args;
-  const char *arg;
 
-  g_ptr_array_add (argv, peer_binary (name));
-  g_ptr_array_add (argv, g_strdup ("--server"));
-  g_ptr_array_add (argv, g_strdup (daemon_proc->base_url));
-  g_ptr_array_add (argv, g_strdup ("--local-address"));
-  g_ptr_array_add (argv, g_strdup ("127.0.0.1"));
   va_start (args, name);
-  while ((arg = va_arg (args, const char *)) != NULL)
-    g_ptr_array_add (argv, g_strdup (arg));
+  p = cd_test_peer_start_va (name, daemon_proc->base_url, NULL, args);
   va_end (args);
-  g_ptr_array_add (argv, NULL);
-  p->process =
-      g_subprocess_newv ((const char *const *) argv->pdata,
-                         G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8_async (p->process, NULL, NULL, on_peer_done, p);
   return p;
 }
 
@@ -81,19 +42,15 @@ peer_start (const char *name, ...)
 static JsonObject *
 peer_finish (Peer *p, gboolean *good)
 {
+  gboolean exited_0 = cd_test_peer_wait (p, 90000);
   JsonObject *report;
 
-  WAIT_UNTIL (p->done, 90000);
   g_test_message ("%s", p->err);
   report = cd_json_parse_object (p->out, strlen (p->out), NULL, NULL);
   g_assert_nonnull (report);
   if (good)
-    *good =
-        g_subprocess_get_if_exited (p->process) && g_subprocess_get_exit_status (p->process) == 0;
-  g_object_unref (p->process);
-  g_free (p->out);
-  g_free (p->err);
-  g_free (p);
+    *good = exited_0;
+  cd_test_peer_free (p);
   return report;
 }
 
