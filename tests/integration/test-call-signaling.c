@@ -6,6 +6,7 @@
 #include "auth/cd-password.h"
 #include "cd-json.h"
 #include "cd-test-harness.h"
+#include "cd-test-ws.h"
 #include "store/cd-pg-pool.h"
 
 #include <libsoup/soup.h>
@@ -21,117 +22,14 @@ static char *state;
 static CdTestDaemon *daemon_proc;
 static guint probes;
 
-/* ---- a WebSocket client ---- */
+/* ---- the WebSocket client ---- */
 
-typedef struct {
-  SoupSession *session;
-  SoupWebsocketConnection *ws;
-  GPtrArray *received; /* JsonObject* */
-  gboolean closed;
-  gushort close_code;
-} Client;
-
-static void
-on_ws_message (SoupWebsocketConnection *ws, gint type, GBytes *data, gpointer user_data)
-{
-  Client *c = user_data;
-  JsonObject *o =
-      cd_json_parse_object (g_bytes_get_data (data, NULL), g_bytes_get_size (data), NULL, NULL);
-
-  g_assert_nonnull (o);
-  g_ptr_array_add (c->received, o);
-}
-
-static void
-on_ws_closed (SoupWebsocketConnection *ws, gpointer user_data)
-{
-  Client *c = user_data;
-
-  c->closed = TRUE;
-  c->close_code = soup_websocket_connection_get_close_code (ws);
-}
+typedef CdTestWs Client;
 
 static const char *
 type_of (JsonObject *o)
 {
   return json_object_get_string_member_with_default (o, "type", "");
-}
-
-/* The first message of @type from @from on, or NULL. */
-static JsonObject *
-find_message (Client *c, guint from, const char *type, guint *at)
-{
-  for (guint i = from; i < c->received->len; i++) {
-    JsonObject *o = g_ptr_array_index (c->received, i);
-    if (g_str_equal (type_of (o), type)) {
-      if (at)
-        *at = i;
-      return o;
-    }
-  }
-  return NULL;
-}
-
-static JsonObject *
-wait_message (Client *c, guint from, const char *type, guint *at)
-{
-  WAIT_UNTIL (find_message (c, from, type, at) != NULL || c->closed, 10000);
-  g_assert_false (c->closed);
-  return find_message (c, from, type, at);
-}
-
-static void send_json (Client *c, const char *format, ...) G_GNUC_PRINTF (2, 3);
-
-static void
-send_json (Client *c, const char *format, ...)
-{
-  va_list args;
-  g_autofree char *text = NULL;
-
-  va_start (args, format);
-  text = g_strdup_vprintf (format, args);
-  va_end (args);
-  soup_websocket_connection_send_text (c->ws, text);
-}
-
-/* Connected and, with a token, authenticated. */
-static Client *
-client_connect (const char *token)
-{
-  Client *c = g_new0 (Client, 1);
-  g_autofree char *http = g_strconcat (daemon_proc->base_url, "api/v1/ws", NULL);
-  g_autofree char *url = g_strconcat ("ws", http + 4, NULL);
-  g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GError) error = NULL;
-
-  c->session = soup_session_new ();
-  c->received = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
-  soup_session_websocket_connect_async (c->session, msg, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
-                                        cd_test_capture, &result);
-  cd_test_wait_result (&result, 10000);
-  c->ws = soup_session_websocket_connect_finish (c->session, result, &error);
-  g_assert_no_error (error);
-  g_signal_connect (c->ws, "message", G_CALLBACK (on_ws_message), c);
-  g_signal_connect (c->ws, "closed", G_CALLBACK (on_ws_closed), c);
-  if (token) {
-    send_json (c, "{\"type\":\"auth\",\"token\":\"%s\"}", token);
-    wait_message (c, 0, "auth.ok", NULL);
-  }
-  return c;
-}
-
-static void
-client_free (Client *c)
-{
-  if (!c->closed)
-    soup_websocket_connection_close (c->ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
-  WAIT_UNTIL (c->closed, 5000);
-  g_signal_handlers_disconnect_by_data (c->ws, c);
-  g_object_unref (c->ws);
-  g_object_unref (c->session);
-  g_ptr_array_unref (c->received);
-  g_free (c);
 }
 
 static void
@@ -140,8 +38,8 @@ assert_answers_ping (Client *c)
   guint before = c->received->len;
 
   g_assert_false (c->closed);
-  send_json (c, "{\"type\":\"ping\"}");
-  wait_message (c, before, "pong", NULL);
+  cd_test_ws_send (c, "{\"type\":\"ping\"}");
+  cd_test_ws_wait (c, before, "pong", NULL);
 }
 
 /* ---- the seeded world ---- */
@@ -204,18 +102,18 @@ live_call_start (LiveCall *call, const char *company_id, const char *origin,
   call->company_id = g_strdup (company_id);
   call->admin_token = g_strdup (admin_token);
   call->visitor_token = token_from (body, "visitor_token");
-  call->visitor = client_connect (call->visitor_token);
-  send_json (call->visitor, "{\"type\":\"call.start\",\"page\":\"%s/basket\"}", origin);
-  created = wait_message (call->visitor, 0, "call.created", &at);
+  call->visitor = cd_test_ws_connect (daemon_proc->base_url, call->visitor_token);
+  cd_test_ws_send (call->visitor, "{\"type\":\"call.start\",\"page\":\"%s/basket\"}", origin);
+  created = cd_test_ws_wait (call->visitor, 0, "call.created", &at);
   call->id = g_strdup (json_object_get_string_member (created, "call_id"));
-  queued = wait_message (call->visitor, at, "call.state", NULL);
+  queued = cd_test_ws_wait (call->visitor, at, "call.state", NULL);
   g_assert_cmpstr (json_object_get_string_member (queued, "state"), ==, "queued");
 }
 
 static void
 live_call_clear (LiveCall *call)
 {
-  g_clear_pointer (&call->visitor, client_free);
+  g_clear_pointer (&call->visitor, cd_test_ws_free);
   g_clear_pointer (&call->id, g_free);
   g_clear_pointer (&call->company_id, g_free);
   g_clear_pointer (&call->admin_token, g_free);
@@ -296,8 +194,8 @@ settled_call (LiveCall *call)
   gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
   JsonObject *o = NULL;
 
-  send_json (call->visitor, "{\"type\":\"chat\",\"call_id\":\"%s\",\"text\":\"%s\"}", call->id,
-             probe);
+  cd_test_ws_send (call->visitor, "{\"type\":\"chat\",\"call_id\":\"%s\",\"text\":\"%s\"}",
+                   call->id, probe);
   while (g_get_monotonic_time () < deadline) {
     g_clear_pointer (&o, json_object_unref);
     o = get_call (call);
@@ -898,8 +796,8 @@ send_on_session (const BadMessage *bad, const char *text)
     else
       soup_websocket_connection_send_text (c->ws, text);
   }
-  send_json (c, "{\"type\":\"ping\"}");
-  wait_message (c, before, "pong", &pong_at);
+  cd_test_ws_send (c, "{\"type\":\"ping\"}");
+  cd_test_ws_wait (c, before, "pong", &pong_at);
   for (guint i = before; i < pong_at; i++) {
     JsonObject *o = g_ptr_array_index (c->received, i);
     if (is_unsolicited (o))
@@ -914,7 +812,7 @@ send_on_session (const BadMessage *bad, const char *text)
 static void
 send_on_new_session (const BadMessage *bad, const char *text)
 {
-  Client *c = client_connect (own.visitor_token);
+  Client *c = cd_test_ws_connect (daemon_proc->base_url, own.visitor_token);
   guint before = c->received->len;
 
   soup_websocket_connection_send_text (c->ws, text);
@@ -922,7 +820,7 @@ send_on_new_session (const BadMessage *bad, const char *text)
   g_test_message ("closed with %u", c->close_code);
   g_assert_true (c->close_code == bad->close_codes[0] || c->close_code == bad->close_codes[1]);
   g_assert_cmpuint (c->received->len, ==, before);
-  client_free (c);
+  cd_test_ws_free (c);
 }
 
 /* Frames written by hand: what libsoup's client does not send. */
@@ -1074,10 +972,10 @@ hang_up (LiveCall *call)
   g_autoptr (JsonObject) stored = NULL;
   JsonObject *ended;
 
-  send_json (call->visitor, "{\"type\":\"hangup\",\"call_id\":\"%s\"}", call->id);
+  cd_test_ws_send (call->visitor, "{\"type\":\"hangup\",\"call_id\":\"%s\"}", call->id);
   /* queue positions may come first */
   do {
-    ended = wait_message (call->visitor, before, "call.state", &before);
+    ended = cd_test_ws_wait (call->visitor, before, "call.state", &before);
     before++;
   } while (is_unsolicited (ended));
   g_assert_cmpstr (json_object_get_string_member (ended, "state"), ==, "ended");
@@ -1132,9 +1030,9 @@ seed (void)
   agent_token = login ("agent@shop.test");
 
   /* the agent is signed in but away: the calls stay queued */
-  agent = client_connect (agent_token);
-  send_json (agent, "{\"type\":\"presence.set\",\"status\":\"away\"}");
-  wait_message (agent, 0, "presence", NULL);
+  agent = cd_test_ws_connect (daemon_proc->base_url, agent_token);
+  cd_test_ws_send (agent, "{\"type\":\"presence.set\",\"status\":\"away\"}");
+  cd_test_ws_wait (agent, 0, "presence", NULL);
   live_call_start (&own, company, ORIGIN, admin);
   live_call_start (&other, other_company, OTHER_ORIGIN, other_admin);
   live_call_start (&media, company, ORIGIN, admin);
@@ -1142,11 +1040,11 @@ seed (void)
   offer = g_strdup_printf ("{\"type\":\"sdp.offer\",\"call_id\":\"%s\",\"sdp\":%s}", media.id,
                            (char *) g_hash_table_lookup (sdps, "valid"));
   soup_websocket_connection_send_text (media.visitor->ws, offer);
-  WAIT_UNTIL (find_message (media.visitor, before, "sdp.answer", NULL) ||
-                  find_message (media.visitor, before, "error", NULL),
+  WAIT_UNTIL (cd_test_ws_find (media.visitor, before, "sdp.answer", NULL) ||
+                  cd_test_ws_find (media.visitor, before, "error", NULL),
               60000);
-  g_assert_null (find_message (media.visitor, before, "error", NULL));
-  answer = find_message (media.visitor, before, "sdp.answer", NULL);
+  g_assert_null (cd_test_ws_find (media.visitor, before, "error", NULL));
+  answer = cd_test_ws_find (media.visitor, before, "sdp.answer", NULL);
   media_answer = g_strdup (json_object_get_string_member (answer, "sdp"));
 }
 
@@ -1181,7 +1079,7 @@ main (int argc, char **argv)
   live_call_clear (&own);
   live_call_clear (&media);
   live_call_clear (&other);
-  client_free (agent);
+  cd_test_ws_free (agent);
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);
   g_assert_cmpint (daemon_proc->exit_status, ==, 0);

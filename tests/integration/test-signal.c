@@ -5,6 +5,7 @@
 
 #include "cd-json.h"
 #include "cd-test-harness.h"
+#include "cd-test-ws.h"
 #include "store/cd-pg-pool.h"
 #include "auth/cd-password.h"
 
@@ -20,68 +21,7 @@ static char *company;
 static char *agent_token;
 static char *admin_token;
 
-typedef struct {
-  SoupSession *session;
-  SoupWebsocketConnection *ws;
-  GPtrArray *received; /* JsonObject* */
-  gboolean closed;
-  gushort close_code;
-} Client;
-
-static void
-on_ws_message (SoupWebsocketConnection *ws, gint type, GBytes *data, gpointer user_data)
-{
-  Client *c = user_data;
-  JsonObject *o =
-      cd_json_parse_object (g_bytes_get_data (data, NULL), g_bytes_get_size (data), NULL, NULL);
-
-  g_assert_nonnull (o);
-  g_ptr_array_add (c->received, o);
-}
-
-static void
-on_ws_closed (SoupWebsocketConnection *ws, gpointer user_data)
-{
-  Client *c = user_data;
-
-  c->closed = TRUE;
-  c->close_code = soup_websocket_connection_get_close_code (ws);
-}
-
-static Client *
-client_connect (void)
-{
-  Client *c = g_new0 (Client, 1);
-  g_autofree char *http = g_strconcat (daemon_proc->base_url, "api/v1/ws", NULL);
-  g_autofree char *url = g_strconcat ("ws", http + 4, NULL);
-  g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GError) error = NULL;
-
-  c->session = soup_session_new ();
-  c->received = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
-  soup_session_websocket_connect_async (c->session, msg, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
-                                        cd_test_capture, &result);
-  cd_test_wait_result (&result, 10000);
-  c->ws = soup_session_websocket_connect_finish (c->session, result, &error);
-  g_assert_no_error (error);
-  g_signal_connect (c->ws, "message", G_CALLBACK (on_ws_message), c);
-  g_signal_connect (c->ws, "closed", G_CALLBACK (on_ws_closed), c);
-  return c;
-}
-
-static void
-client_free (Client *c)
-{
-  if (!c->closed)
-    soup_websocket_connection_close (c->ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
-  WAIT_UNTIL (c->closed, 5000);
-  g_signal_handlers_disconnect_by_data (c->ws, c);
-  g_object_unref (c->ws);
-  g_object_unref (c->session);
-  g_ptr_array_unref (c->received);
-  g_free (c);
-}
+typedef CdTestWs Client;
 
 /* Sends @text and waits for the next message. */
 static JsonObject *
@@ -106,7 +46,7 @@ assert_reply (JsonObject *o, const char *type, const char *code)
 static void
 test_ping_and_bad_messages (void)
 {
-  Client *c = client_connect ();
+  Client *c = cd_test_ws_connect (daemon_proc->base_url, NULL);
   const struct {
     const char *text;
     const char *code;
@@ -132,13 +72,13 @@ test_ping_and_bad_messages (void)
   /* still open, still answering */
   g_assert_false (c->closed);
   assert_reply (exchange (c, "{\"type\":\"ping\"}"), "pong", NULL);
-  client_free (c);
+  cd_test_ws_free (c);
 }
 
 static void
 test_agent_session (void)
 {
-  Client *c = client_connect ();
+  Client *c = cd_test_ws_connect (daemon_proc->base_url, NULL);
   g_autofree char *auth = g_strdup_printf ("{\"type\":\"auth\",\"token\":\"%s\"}", agent_token);
   JsonObject *ok = exchange (c, auth);
 
@@ -153,7 +93,7 @@ test_agent_session (void)
   assert_reply (exchange (c, "{\"type\":\"presence.set\",\"status\":\"away\",\"x\":1}"), "error",
                 "invalid-field");
   assert_reply (exchange (c, "{\"type\":\"teleport\"}"), "error", "unknown-type");
-  client_free (c);
+  cd_test_ws_free (c);
 }
 
 static void
@@ -173,11 +113,11 @@ test_visitor_session (void)
   session = cd_json_parse_object (body, strlen (body), NULL, NULL);
   auth = g_strdup_printf ("{\"type\":\"auth\",\"token\":\"%s\"}",
                           json_object_get_string_member (session, "visitor_token"));
-  c = client_connect ();
+  c = cd_test_ws_connect (daemon_proc->base_url, NULL);
   assert_reply (exchange (c, auth), "auth.ok", NULL);
   assert_reply (exchange (c, "{\"type\":\"presence.set\",\"status\":\"available\"}"), "error",
                 "forbidden");
-  client_free (c);
+  cd_test_ws_free (c);
 }
 
 static void
@@ -186,33 +126,33 @@ test_bad_tokens_close (void)
   const char *tokens[] = { "garbage", "a.b.c", NULL };
 
   for (gsize i = 0; i < G_N_ELEMENTS (tokens); i++) {
-    Client *c = client_connect ();
+    Client *c = cd_test_ws_connect (daemon_proc->base_url, NULL);
     g_autofree char *auth = g_strdup_printf ("{\"type\":\"auth\",\"token\":\"%s\"}",
                                              tokens[i] ? tokens[i] : admin_token);
     /* the super admin (last) has no signaling either */
     assert_reply (exchange (c, auth), "error", "unauthorized");
     WAIT_UNTIL (c->closed, 5000);
     g_assert_cmpuint (c->close_code, ==, 4401);
-    client_free (c);
+    cd_test_ws_free (c);
   }
 }
 
 static void
 test_flood_closes (void)
 {
-  Client *c = client_connect ();
+  Client *c = cd_test_ws_connect (daemon_proc->base_url, NULL);
 
   for (int i = 0; i < 100 && !c->closed; i++)
     soup_websocket_connection_send_text (c->ws, "{\"type\":\"ping\"}");
   WAIT_UNTIL (c->closed, 10000);
   g_assert_cmpuint (c->close_code, ==, 4429);
-  client_free (c);
+  cd_test_ws_free (c);
 }
 
 static void
 test_oversized_closes (void)
 {
-  Client *c = client_connect ();
+  Client *c = cd_test_ws_connect (daemon_proc->base_url, NULL);
   g_autofree char *big = g_strnfill (200 * 1024, 'x');
 
   soup_websocket_connection_send_text (c->ws, big);
@@ -220,22 +160,22 @@ test_oversized_closes (void)
    * through, without one when the client is still sending */
   WAIT_UNTIL (c->closed, 10000);
   g_assert_true (c->close_code == SOUP_WEBSOCKET_CLOSE_TOO_BIG || c->close_code == 0);
-  client_free (c);
+  cd_test_ws_free (c);
   /* and the daemon goes on serving */
-  c = client_connect ();
+  c = cd_test_ws_connect (daemon_proc->base_url, NULL);
   assert_reply (exchange (c, "{\"type\":\"ping\"}"), "pong", NULL);
-  client_free (c);
+  cd_test_ws_free (c);
 }
 
 static void
 test_auth_timeout_closes (void)
 {
-  Client *c = client_connect ();
+  Client *c = cd_test_ws_connect (daemon_proc->base_url, NULL);
 
   /* the daemon runs with signal.auth_timeout_s = 1 */
   WAIT_UNTIL (c->closed, 10000);
   g_assert_cmpuint (c->close_code, ==, 4408);
-  client_free (c);
+  cd_test_ws_free (c);
 }
 
 static char *

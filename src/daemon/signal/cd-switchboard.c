@@ -960,9 +960,11 @@ void
 cd_switchboard_session_closed (CdSwitchboard *self, Session *session)
 {
   g_autoptr (GPtrArray) calls = g_ptr_array_new ();
+  g_autofree char *agent_id = NULL;
   GHashTableIter iter;
   gpointer value;
   Agent *a = NULL;
+  Call *ringing = NULL;
 
   if (session->claims == NULL)
     return;
@@ -971,8 +973,13 @@ cd_switchboard_session_closed (CdSwitchboard *self, Session *session)
     g_ptr_array_add (calls, value);
   if (is_agent (session)) {
     a = g_hash_table_lookup (self->agents, session->claims->sub);
-    if (a)
+    if (a) {
       g_ptr_array_remove (a->sessions, session);
+      agent_id = g_strdup (a->user_id);
+      /* its last session gone: the call ringing it goes back to the queue */
+      if (a->sessions->len == 0 && a->call && a->call->agent == a && a->call->state == CALL_RINGING)
+        ringing = a->call;
+    }
   }
   for (guint i = 0; i < calls->len; i++) {
     Call *call = g_ptr_array_index (calls, i);
@@ -986,12 +993,16 @@ cd_switchboard_session_closed (CdSwitchboard *self, Session *session)
       call->agent_session = NULL;
       add_event (call, "party.disconnected", detail_new ("party", "agent", NULL));
       call->agent_grace_id = g_timeout_add_seconds (grace, on_agent_grace_over, call);
-    } else if (a && call->agent == a && call->state == CALL_RINGING && a->sessions->len == 0) {
-      g_autofree char *company = g_strdup (call->company_id);
-      unoffer (call, "disconnected");
-      route (self, company);
     }
   }
+  if (ringing) {
+    g_autofree char *company = g_strdup (ringing->company_id);
+
+    /* this may forget the agent: @a is not used after it */
+    unoffer (ringing, "disconnected");
+    route (self, company);
+  }
+  a = agent_id ? g_hash_table_lookup (self->agents, agent_id) : NULL;
   if (a)
     agent_maybe_forget (self, a);
 }

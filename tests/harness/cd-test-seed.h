@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Seeding a test daemon's database directly, and signing in through its API. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* An approved company named @slug (allowed origin @origin) with an admin
+ * admin@SLUG.test and agents agent1@SLUG.test .. agentN@SLUG.test, all with
+ * @password, in the database of the test stores under @state; the
+ * company's id. */
+char *cd_test_seed_company (const char *state, const char *slug, const char *origin, guint agents,
+                            const char *password);
+/* POST /api/v1/auth/login on @base_url; the access token. */
+char *cd_test_login (const char *base_url, const char *email, const char *password);
+
+G_END_DECLS
