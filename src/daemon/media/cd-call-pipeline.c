@@ -63,6 +63,7 @@ typedef struct {
   gboolean has_sink; /* the send pad has been requested */
   gboolean ice_connected, dtls_connected, audio_seen, connected_told;
   gint64 created_us;
+  gint64 connected_us; /* when the leg was told connected */
   char *answer_sdp;
   /* last stats sample, for the bitrate and the quality summary */
   JsonObject *stats;
@@ -545,8 +546,13 @@ bridge (CdCallPipeline *self)
         g_strdup_printf ("%s-to-%s", leg_names[from->role], leg_names[to->role]);
     GstElement *queue = make ("queue", name);
 
+    /* Full, it drops what arrives (leaky upstream). Dropping the oldest
+     * instead (leaky downstream) races the queue's own thread: a sticky
+     * event leaked from the head is stored on the source pad while the
+     * thread is still pushing the one before it, and GStreamer 1.22 warns
+     * "Sticky event misordering" (caps before stream-start). */
     g_object_set (queue, "max-size-time", (guint64) 200 * GST_MSECOND, "max-size-bytes", 0,
-                  "max-size-buffers", 0, "leaky", 2 /* downstream: drop the oldest */, NULL);
+                  "max-size-buffers", 0, "leaky", 1 /* upstream: drop the newest */, NULL);
     gst_bin_add (GST_BIN (self->pipeline), queue);
     if (!gst_element_link_many (from->tee, queue, to->source ? to->source : to->pay, NULL))
       g_error ("call %s: cannot bridge the legs", self->call_id);
@@ -813,6 +819,7 @@ maybe_connected (CdCallPipeline *self, Leg *leg)
   if (leg->connected_told || !leg->ice_connected || !leg->dtls_connected || !leg->audio_seen)
     return;
   leg->connected_told = TRUE;
+  leg->connected_us = g_get_monotonic_time ();
   g_signal_emit (self, signals[SIGNAL_LEG_CONNECTED], 0, leg->role);
 }
 
@@ -1011,8 +1018,10 @@ on_watchdog (gpointer user_data)
       fail (self, "ice-failed", detail);
       break;
     }
-    if (leg->connected_told &&
-        now - last > (gint64) self->settings.media_timeout_s * G_USEC_PER_SEC) {
+    /* the stream's pad appears before its first packet reaches the probe:
+     * a leg told connected may not have a last packet time yet */
+    if (leg->connected_told && now - MAX (last, leg->connected_us) >
+                                   (gint64) self->settings.media_timeout_s * G_USEC_PER_SEC) {
       g_autofree char *detail = g_strdup_printf ("no audio from the %s for %u s", leg_names[i],
                                                  self->settings.media_timeout_s);
       fail (self, "media-timeout", detail);
