@@ -63,6 +63,7 @@ struct _CdPeer {
   SoupWebsocketConnection *ws;
   char *token;
   char *ws_url;
+  char *ws_error;          /* the WebSocket's last error, for the failure message */
   char *stun_server;       /* stun://host:port, from the widget session */
   GPtrArray *turn_servers; /* turn(s)://user:password@host:port?transport=... */
   GstElement *pipeline;
@@ -722,8 +723,27 @@ on_ws_closed (SoupWebsocketConnection *ws, gpointer user_data)
 {
   CdPeer *self = user_data;
 
-  if (!self->finished)
-    finish (self, "the server closed the signaling connection");
+  g_autofree char *why = NULL;
+
+  if (self->finished)
+    return;
+  why = g_strdup_printf ("the signaling connection closed (code %u%s%s%s%s)",
+                         soup_websocket_connection_get_close_code (ws),
+                         soup_websocket_connection_get_close_data (ws) ? ", " : "",
+                         soup_websocket_connection_get_close_data (ws)
+                             ? soup_websocket_connection_get_close_data (ws)
+                             : "",
+                         self->ws_error ? ": " : "", self->ws_error ? self->ws_error : "");
+  finish (self, why);
+}
+
+static void
+on_ws_error (SoupWebsocketConnection *ws, GError *error, gpointer user_data)
+{
+  CdPeer *self = user_data;
+
+  g_free (self->ws_error);
+  self->ws_error = g_strdup (error->message);
 }
 
 static void
@@ -747,6 +767,7 @@ on_ws_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   self->ws = ws;
   soup_websocket_connection_set_keepalive_interval (ws, 10);
   g_signal_connect (ws, "message", G_CALLBACK (on_ws_message), self);
+  g_signal_connect (ws, "error", G_CALLBACK (on_ws_error), self);
   g_signal_connect (ws, "closed", G_CALLBACK (on_ws_closed), self);
   send_simple (self, "auth", NULL, "token", self->token);
 }
@@ -990,6 +1011,7 @@ cd_peer_finalize (GObject *object)
   g_clear_pointer (&self->call, call_record_free);
   g_free (self->token);
   g_free (self->ws_url);
+  g_free (self->ws_error);
   g_free (self->stun_server);
   g_clear_pointer (&self->turn_servers, g_ptr_array_unref);
   g_free (self->failure);

@@ -3,10 +3,9 @@
  * daemon with the C peers: every call ends the ordinary way and the daemon's
  * threads and file descriptors come back to where they started. */
 
-#include "auth/cd-password.h"
 #include "cd-json.h"
 #include "cd-test-harness.h"
-#include "store/cd-pg-pool.h"
+#include "cd-test-seed.h"
 
 #include <signal.h>
 #include <string.h>
@@ -49,13 +48,21 @@ peer_finish (Peer *p, guint timeout_s)
 
   good = cd_test_peer_wait (p, timeout_s * 1000);
   if (!good) {
-    g_auto (GStrv) lines = g_strsplit (daemon_proc->err->str, "\n", -1);
+    g_auto (GStrv) lines = NULL;
+    g_autofree char *logged = NULL;
 
+    /* what the daemon makes of it may be a moment behind */
+    cd_test_sleep (1000);
+    logged = g_strconcat (daemon_proc->out->str, daemon_proc->err->str, NULL);
+    lines = g_strsplit (logged, "\n", -1);
     g_test_message ("a peer failed:\n%s\n%s", p->err, p->out);
     /* what the daemon said about sessions and calls that went wrong */
     for (char **l = lines; *l; l++)
-      if (strstr (*l, "closed:") || strstr (*l, "WARNING") || strstr (*l, "media failed"))
+      if (strstr (*l, "signaling session") || strstr (*l, "WARNING") || strstr (*l, "CRITICAL") ||
+          strstr (*l, "ERROR") || strstr (*l, "media failed"))
         g_test_message ("daemon: %s", *l);
+    if (g_subprocess_get_identifier (daemon_proc->process) == NULL)
+      g_test_message ("the daemon has exited");
   }
   g_assert_true (good);
   report = cd_json_parse_object (p->out, strlen (p->out), NULL, NULL);
@@ -405,47 +412,10 @@ test_calls_leave_no_leaks (void)
 static void
 seed (void)
 {
-  g_autofree char *conninfo =
-      g_strdup_printf ("host=%s/postgres dbname=calldocker user=calldocker", state);
-  g_autoptr (CdPgPool) owner = cd_pg_pool_new (conninfo, 1, 10000, 20, 200);
-  g_autoptr (CdPasswordPolicy) policy =
-      cd_password_policy_new (19 * 1024 * 1024, 2, 10, NULL, NULL);
-  g_autofree char *hash = cd_password_hash (policy, PASSWORD, NULL);
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (PGresult) res = NULL;
-  const char *params[] = { hash };
-  g_autofree char *url = g_strconcat (daemon_proc->base_url, "api/v1/auth/login", NULL);
-  g_autofree char *json =
-      g_strdup_printf ("{\"email\":\"admin@shop.test\",\"password\":\"%s\"}", PASSWORD);
-  g_autofree char *body = NULL;
-  g_autoptr (JsonObject) o = NULL;
-
-  cd_pg_pool_start (owner);
-  cd_pg_pool_query_async (
-      owner,
-      "WITH a AS (INSERT INTO companies (name, slug, status, allowed_origins)"
-      "  VALUES ('Shop', 'shop', 'approved', ARRAY['" ORIGIN "']) RETURNING id),"
-      " u AS (INSERT INTO users (company_id, email, password_hash, role, display_name)"
-      "  SELECT a.id, 'admin@shop.test', $1, 'company_admin', 'Admin' FROM a"
-      "  UNION ALL SELECT a.id, 'agent' || n || '@shop.test', $1, 'agent', 'Agent ' || n"
-      "  FROM a, generate_series(1, " G_STRINGIFY (
-          AGENTS) ") n RETURNING 1)"
-                  " SELECT (SELECT id FROM a), (SELECT count(*) FROM u)",
-      params, 1, NULL, cd_test_capture, &result);
-  cd_test_wait_result (&result, 30000);
-  res = cd_pg_pool_query_finish (owner, result, &error);
-  g_assert_no_error (error);
-  company = g_strdup (PQgetvalue (res, 0, 0));
-  g_assert_cmpint (g_ascii_strtoll (PQgetvalue (res, 0, 1), NULL, 10), ==, AGENTS + 1);
-  cd_pg_pool_close (owner);
+  company = cd_test_seed_company (state, "shop", ORIGIN, AGENTS, PASSWORD);
+  admin_token = cd_test_login (daemon_proc->base_url, "admin@shop.test", PASSWORD);
   for (guint i = 0; i < AGENTS; i++)
     agent_emails[i] = g_strdup_printf ("agent%u@shop.test", i + 1);
-  g_assert_cmpuint (cd_test_http_request ("POST", url, "application/json", json, strlen (json),
-                                          NULL, &body, NULL),
-                    ==, 200);
-  o = cd_json_parse_object (body, strlen (body), NULL, NULL);
-  admin_token = g_strdup (json_object_get_string_member (o, "access_token"));
   password_file = g_build_filename (state, "agent-password", NULL);
   g_assert_true (g_file_set_contents (password_file, PASSWORD, -1, NULL));
 }

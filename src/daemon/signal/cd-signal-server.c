@@ -293,12 +293,24 @@ on_message (SoupWebsocketConnection *connection, gint type, GBytes *data, gpoint
 }
 
 static void
+on_error (SoupWebsocketConnection *connection, GError *error, gpointer user_data)
+{
+  Session *s = user_data;
+
+  g_info ("signaling session %s: %s", s->id, error->message);
+}
+
+static void
 on_closed (SoupWebsocketConnection *connection, gpointer user_data)
 {
   Session *s = user_data;
   CdSignalServer *server = s->server;
 
-  g_debug ("signaling session %s ended", s->id);
+  if (s->closing)
+    g_debug ("signaling session %s ended", s->id);
+  else
+    g_info ("signaling session %s ended by the client (code %u)", s->id,
+            soup_websocket_connection_get_close_code (connection));
   cd_switchboard_session_closed (server->switchboard, s);
   g_hash_table_remove (server->sessions, s);
 }
@@ -320,6 +332,7 @@ on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
                                                            self->settings.max_message_bytes);
   soup_websocket_connection_set_keepalive_interval (connection, self->settings.keepalive_s);
   g_signal_connect (connection, "message", G_CALLBACK (on_message), s);
+  g_signal_connect (connection, "error", G_CALLBACK (on_error), s);
   g_signal_connect (connection, "closed", G_CALLBACK (on_closed), s);
   s->auth_timeout_id = g_timeout_add_seconds (self->settings.auth_timeout_s, on_auth_timeout, s);
   g_hash_table_add (self->sessions, s);
