@@ -94,9 +94,9 @@ test_ring_all (void)
   CdCandidate team[4];
 
   make_team (team);
-  ASSERT_CHOICE (&policy, team, NULL, 0, "ann dee cid bob |");
+  ASSERT_CHOICE (&policy, team, NULL, 0, "ann bob cid dee |");
   team[3].free = FALSE;
-  ASSERT_CHOICE (&policy, team, NULL, 0, "ann cid bob | dee:busy");
+  ASSERT_CHOICE (&policy, team, NULL, 0, "ann bob cid | dee:busy");
 }
 
 static void

@@ -647,7 +647,16 @@ typedef struct {
 static gboolean
 str_equal (const char *a, gsize a_len, const char *b, gsize b_len)
 {
-  return a_len == b_len && memcmp (a, b, a_len) == 0;
+  return a_len == b_len && (a_len == 0 || (a[0] == b[0] && memcmp (a, b, a_len) == 0));
+}
+
+/* @name (nul-terminated) equals @s of @len bytes; the first byte first */
+static inline gboolean
+name_equal (const char *name, const char *s, gsize len)
+{
+  if (len == 0)
+    return name[0] == '\0';
+  return name[0] == s[0] && strncmp (name, s, len) == 0 && name[len] == '\0';
 }
 
 static void
@@ -661,7 +670,7 @@ static int
 skill_level (const CdRuleAgent *agent, const char *name, gsize len)
 {
   for (guint k = 0; k < agent->n_skills; k++)
-    if (strncmp (agent->skills[k].name, name, len) == 0 && agent->skills[k].name[len] == '\0')
+    if (name_equal (agent->skills[k].name, name, len))
       return agent->skills[k].level;
   return 0;
 }
@@ -734,7 +743,7 @@ cd_rule_matches (const CdRule *rule, const CdRuleAgent *agent, const CdRuleCall 
     case OP_IN_LANGUAGES: {
       gboolean found = FALSE;
       for (guint l = 0; l < agent->n_languages && !found; l++)
-        found = str_equal (agent->languages[l], strlen (agent->languages[l]), a->s, a->len);
+        found = name_equal (agent->languages[l], a->s, a->len);
       a->i = found;
       break;
     }

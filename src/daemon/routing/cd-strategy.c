@@ -64,11 +64,19 @@ cd_decision_clear (CdDecision *decision)
   decision->n_eligible = 0;
 }
 
+/* The hot path compares many short names that mostly differ in their first
+ * byte: check that (and the pointer, for interned names) before strcmp. */
+static inline gboolean
+same_name (const char *a, const char *b)
+{
+  return a == b || (a[0] == b[0] && strcmp (a, b) == 0);
+}
+
 static int
 skill_level (const CdRuleAgent *agent, const char *name)
 {
   for (guint k = 0; k < agent->n_skills; k++)
-    if (g_str_equal (agent->skills[k].name, name))
+    if (same_name (agent->skills[k].name, name))
       return agent->skills[k].level;
   return 0;
 }
@@ -78,7 +86,7 @@ speaks_one_of (const CdRuleAgent *agent, const char *const *languages, guint n)
 {
   for (guint i = 0; i < n; i++)
     for (guint k = 0; k < agent->n_languages; k++)
-      if (g_str_equal (agent->languages[k], languages[i]))
+      if (same_name (agent->languages[k], languages[i]))
         return TRUE;
   return FALSE;
 }
@@ -114,29 +122,8 @@ better (CdStrategy strategy, const CdCandidate *a, int a_score, const CdCandidat
     return a_score > b_score;
   if (strategy == CD_STRATEGY_FEWEST_CALLS && a->calls_taken != b->calls_taken)
     return a->calls_taken < b->calls_taken;
-  /* then, and for longest-idle and ring-all, the longest idle */
+  /* then, and for longest-idle, the longest idle */
   return a->idle_since_us < b->idle_since_us;
-}
-
-typedef struct {
-  const CdCandidate *candidates;
-  const int *scores;
-  CdStrategy strategy;
-} SortContext;
-
-static int
-compare_eligible (gconstpointer pa, gconstpointer pb, gpointer user_data)
-{
-  const SortContext *ctx = user_data;
-  guint a = *(const guint *) pa, b = *(const guint *) pb;
-
-  if (better (ctx->strategy, &ctx->candidates[a], ctx->scores[a], &ctx->candidates[b],
-              ctx->scores[b]))
-    return -1;
-  if (better (ctx->strategy, &ctx->candidates[b], ctx->scores[b], &ctx->candidates[a],
-              ctx->scores[a]))
-    return 1;
-  return a < b ? -1 : a > b;
 }
 
 /**
@@ -166,13 +153,10 @@ cd_strategy_choose (const CdQueuePolicy *policy, const CdCandidate *candidates, 
     return;
 
   switch (policy->strategy) {
-  case CD_STRATEGY_RING_ALL: {
-    SortContext ctx = { candidates, scores, policy->strategy };
-    g_qsort_with_data (decision->chosen, (gint) decision->n_eligible, sizeof (guint),
-                       compare_eligible, &ctx);
+  case CD_STRATEGY_RING_ALL:
+    /* all of them at once, in the queue's order: the first to accept wins */
     decision->n_chosen = decision->n_eligible;
     return;
-  }
   case CD_STRATEGY_ROUND_ROBIN:
     /* the first eligible at or after the cursor, wrapping */
     for (guint k = 0; k < n && best == G_MAXUINT; k++) {

@@ -59,7 +59,8 @@ typedef enum {
 const char *cd_skip_to_string (CdSkip skip);
 
 /* The outcome for one call: the chosen agents (ring-all: every eligible
- * one; otherwise at most one) and why each candidate was skipped. */
+ * one, in the candidates' order; otherwise at most one) and why each
+ * candidate was skipped. */
 typedef struct {
   guint *chosen; /* candidate indexes, best first */
   guint n_chosen;
