@@ -59,3 +59,25 @@ cd_test_login (const char *base_url, const char *email, const char *password)
   g_assert_nonnull (o);
   return g_strdup (json_object_get_string_member (o, "access_token"));
 }
+
+char *
+cd_test_user_id (const char *token)
+{
+  g_auto (GStrv) parts = g_strsplit (token, ".", 3);
+  g_autoptr (GString) b64 = NULL;
+  g_autofree guchar *raw = NULL;
+  gsize length = 0;
+  g_autoptr (JsonObject) claims = NULL;
+
+  g_assert_cmpuint (g_strv_length (parts), ==, 3);
+  /* base64url without padding, as JWTs carry it */
+  b64 = g_string_new (parts[1]);
+  g_strdelimit (b64->str, "-", '+');
+  g_strdelimit (b64->str, "_", '/');
+  while (b64->len % 4)
+    g_string_append_c (b64, '=');
+  raw = g_base64_decode (b64->str, &length);
+  claims = cd_json_parse_object ((const char *) raw, length, NULL, NULL);
+  g_assert_nonnull (claims);
+  return g_strdup (json_object_get_string_member (claims, "sub"));
+}

@@ -14,5 +14,7 @@ char *cd_test_seed_company (const char *state, const char *slug, const char *ori
                             const char *password);
 /* POST /api/v1/auth/login on @base_url; the access token. */
 char *cd_test_login (const char *base_url, const char *email, const char *password);
+/* The user an access token is for (its "sub" claim). */
+char *cd_test_user_id (const char *token);
 
 G_END_DECLS

@@ -98,26 +98,6 @@ assert_declined (const char *call_id, const char *agent_id, const char *reason)
   g_error ("call %s: no agent.declined by %s (%s) on its timeline", call_id, agent_id, reason);
 }
 
-static char *
-user_id_of (const char *token)
-{
-  g_auto (GStrv) parts = g_strsplit (token, ".", 3);
-  g_autofree guchar *raw = NULL;
-  gsize length = 0;
-  g_autoptr (JsonObject) claims = NULL;
-  g_autoptr (GString) b64 = g_string_new (parts[1]);
-
-  /* base64url without padding, as JWTs carry it */
-  g_strdelimit (b64->str, "-", '+');
-  g_strdelimit (b64->str, "_", '/');
-  while (b64->len % 4)
-    g_string_append_c (b64, '=');
-  raw = g_base64_decode (b64->str, &length);
-  claims = cd_json_parse_object ((const char *) raw, length, NULL, NULL);
-  g_assert_nonnull (claims);
-  return g_strdup (json_object_get_string_member (claims, "sub"));
-}
-
 static void
 assert_daemon_serves (void)
 {
@@ -148,7 +128,7 @@ test_ringing_agent_leaves (void)
 {
   g_autofree char *token1 = cd_test_login (daemon_proc->base_url, "agent1@shop.test", PASSWORD);
   g_autofree char *token2 = cd_test_login (daemon_proc->base_url, "agent2@shop.test", PASSWORD);
-  g_autofree char *agent1_id = user_id_of (token1);
+  g_autofree char *agent1_id = cd_test_user_id (token1);
   g_autofree char *call_id = NULL;
   g_autoptr (CdTestWs) agent2 = agent_connect (token2, "away");
   CdTestWs *agent1 = agent_connect (token1, "available");

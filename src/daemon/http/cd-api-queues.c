@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* A company's queues, managed by its admins (and the super admin): list,
+ * create, read, replace, delete, and the queue's members with their levels.
+ * Definitions are checked by CdQueueSpec (docs/routing.md). */
+
+#define G_LOG_DOMAIN "calldocker-http"
+
+#include "cd-api.h"
+
+#include "../../common/cd-json.h"
+#include "../routing/cd-queue-spec.h"
+#include "cd-http-fields.h"
+#include "cd-http-problem.h"
+
+#include <string.h>
+
+/* the definition as given, with the queue's id, members and times */
+#define QUEUE_JSON                                                                         \
+  "(q.definition || jsonb_build_object('id', q.id, 'company_id', q.company_id,"            \
+  " 'members', coalesce((SELECT jsonb_object_agg(m.user_id, m.level) FROM queue_members m" \
+  "  WHERE m.queue_id = q.id), '{}'), 'created_at', q.created_at, 'updated_at',"           \
+  " q.updated_at))"
+
+/* the top level; CdQueueSpec checks the rest */
+static const CdField queue_fields[] = {
+  { "name", CD_FIELD_STRING, TRUE, 1, 100 },
+  { "strategy", CD_FIELD_STRING, FALSE, 1, 40 },
+  { "skills", CD_FIELD_OBJECT, FALSE, 0, CD_QUEUE_MAX_SKILLS },
+  { "languages", CD_FIELD_STRING_ARRAY, FALSE, 0, CD_QUEUE_MAX_LANGUAGES },
+  { "rule", CD_FIELD_STRING, FALSE, 1, CD_RULE_MAX_LENGTH },
+  { "business_hours", CD_FIELD_OBJECT, FALSE, 1, 3 },
+  { "ring_timeout_s", CD_FIELD_INT, FALSE, 5, 300 },
+  { "max_wait_s", CD_FIELD_INT, FALSE, 10, 86400 },
+  { "max_length", CD_FIELD_INT, FALSE, 0, 10000 },
+  { "wrap_up_s", CD_FIELD_INT, FALSE, 0, 3600 },
+  { "announce_every_s", CD_FIELD_INT, FALSE, 0, 3600 },
+  { "when_closed", CD_FIELD_OBJECT, FALSE, 1, 3 },
+  { "when_full", CD_FIELD_OBJECT, FALSE, 1, 3 },
+  { "overflow", CD_FIELD_OBJECT, FALSE, 1, 4 },
+};
+
+static const CdField members_fields[] = {
+  { "members", CD_FIELD_OBJECT, TRUE, 0, 1000 },
+};
+
+/* The caller, if an admin of the company (and the queue id looks like
+ * one); NULL after answering the problem. */
+static CdJwtClaims *
+guard (CdApi *api, CdHttpRequest *request, gboolean with_queue)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdJwtClaims) claims =
+      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
+
+  if (claims == NULL) {
+    cd_api_respond_auth_error (request, error);
+    return NULL;
+  }
+  if (with_queue && !cd_is_uuid (g_hash_table_lookup (request->params, "queue_id"))) {
+    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such queue");
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return NULL;
+  }
+  return g_steal_pointer (&claims);
+}
+
+static CdApiCall *
+start_call (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims)
+{
+  CdApiCall *call = cd_api_call_new (api, request);
+
+  call->caller = claims;
+  return call;
+}
+
+static void
+handle_list (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *cursor_time = NULL;
+  g_autofree char *cursor_id = NULL;
+  g_autofree char *limit_text = NULL;
+  g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
+  CdApiCall *call;
+  CdPgScope scope;
+  guint limit;
+
+  if (claims == NULL)
+    return;
+  if (!cd_api_page_params (request, &limit, &cursor_time, &cursor_id, &error)) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  call = start_call (api, request, g_steal_pointer (&claims));
+  scope = cd_api_scope_of (call->caller);
+  cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
+  limit_text = g_strdup_printf ("%u", limit);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"), cursor_time, cursor_id,
+                             limit_text };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "WITH page AS (SELECT q.*, " QUEUE_JSON " AS j FROM queues q WHERE q.company_id = $1"
+        "  AND ($2::timestamptz IS NULL OR (q.created_at, q.id) > ($2::timestamptz, $3::uuid))"
+        "  ORDER BY q.created_at, q.id LIMIT $4::int + 1),"
+        " shown AS (SELECT * FROM page ORDER BY created_at, id LIMIT $4::int)"
+        " SELECT json_build_object("
+        "  'items', coalesce((SELECT json_agg(j ORDER BY created_at, id) FROM shown), '[]'),"
+        "  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4::int THEN"
+        "   (SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        "    || '|' || id FROM shown ORDER BY created_at DESC, id DESC LIMIT 1) END)"
+        " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
+        params, 4, NULL, cd_api_call_on_query, call);
+  }
+}
+
+/* ---- create and replace ---- */
+
+typedef struct {
+  char *name;
+  char *definition; /* the body, as JSON */
+  char *refs;       /* the queues it moves calls to: a uuid[] literal */
+} Definition;
+
+static void
+definition_free (gpointer data)
+{
+  Definition *d = data;
+
+  g_free (d->name);
+  g_free (d->definition);
+  g_free (d->refs);
+  g_free (d);
+}
+
+/* The body checked through and through; NULL after answering the problem. */
+static Definition *
+read_definition (CdHttpRequest *request, const char *queue_id)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body =
+      cd_http_request_read_json (request, queue_fields, G_N_ELEMENTS (queue_fields), &error);
+  g_autoptr (CdQueueSpec) spec = NULL;
+  g_autoptr (GString) refs = g_string_new ("{");
+  g_autoptr (JsonNode) node = NULL;
+  const CdQueueFallback *fallbacks[3];
+  Definition *d;
+
+  if (body == NULL) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return NULL;
+  }
+  spec = cd_queue_spec_parse (body, &error);
+  if (spec == NULL) {
+    g_autoptr (GError) invalid =
+        g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD, error->message);
+    cd_http_respond_problem (request->msg, request->request_id, invalid);
+    return NULL;
+  }
+  fallbacks[0] = &spec->when_closed;
+  fallbacks[1] = &spec->when_full;
+  fallbacks[2] = spec->has_overflow ? &spec->overflow : NULL;
+  for (gsize i = 0; i < G_N_ELEMENTS (fallbacks); i++) {
+    if (fallbacks[i] == NULL || fallbacks[i]->queue_id == NULL)
+      continue;
+    if (queue_id && g_ascii_strcasecmp (fallbacks[i]->queue_id, queue_id) == 0) {
+      g_autoptr (GError) itself =
+          g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                       "%s.queue_id: a queue cannot send its calls to itself",
+                       i == 0   ? "when_closed"
+                       : i == 1 ? "when_full"
+                                : "overflow");
+      cd_http_respond_problem (request->msg, request->request_id, itself);
+      return NULL;
+    }
+    g_string_append_printf (refs, "%s%s", refs->len > 1 ? "," : "", fallbacks[i]->queue_id);
+  }
+  g_string_append_c (refs, '}');
+  node = json_node_init_object (json_node_alloc (), body);
+  d = g_new0 (Definition, 1);
+  d->name = g_strdup (spec->name);
+  d->definition = cd_json_to_string (node);
+  d->refs = g_strdup (refs->str);
+  return d;
+}
+
+/* (missing reference, queue JSON): the queue, or why not */
+static void
+on_written (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    if (g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_CONSTRAINT)) {
+      g_autoptr (GError) conflict = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT,
+                                                         "a queue with this name exists");
+      cd_api_call_respond_error (call, conflict);
+      return;
+    }
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (PQntuples (res) == 1 && !PQgetisnull (res, 0, 1)) {
+    g_autoptr (JsonNode) node = json_from_string (PQgetvalue (res, 0, 1), NULL);
+    cd_api_call_respond_json (call, call->answer_status, node);
+    return;
+  }
+  if (PQntuples (res) == 1 && !PQgetisnull (res, 0, 0)) {
+    g_autoptr (GError) missing = g_error_new (
+        CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+        "queue_id: no queue %s in this company to send calls to", PQgetvalue (res, 0, 0));
+    cd_api_call_respond_error (call, missing);
+    return;
+  }
+  error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such queue");
+  cd_api_call_respond_error (call, error);
+}
+
+static void
+create_proceed (CdApiCall *call)
+{
+  Definition *d = call->data;
+  CdPgScope scope = cd_api_scope_of (call->caller);
+  const char *params[] = { g_hash_table_lookup (call->params, "id"),
+                           d->name,
+                           d->definition,
+                           d->refs,
+                           call->caller->sub,
+                           call->client_address,
+                           call->request_id };
+
+  cd_pg_pool_query_scoped_async (
+      call->api->pool, &scope,
+      "WITH refs AS (SELECT r FROM unnest($4::uuid[]) r WHERE NOT EXISTS"
+      "  (SELECT 1 FROM queues o WHERE o.id = r AND o.company_id = $1)),"
+      " q AS (INSERT INTO queues (company_id, name, definition)"
+      "  SELECT $1, $2, $3::jsonb WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)"
+      "  AND NOT EXISTS (SELECT 1 FROM refs) RETURNING *),"
+      " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, target, client_address,"
+      "  request_id) SELECT company_id, $5::uuid, 'queue.created', name, $6, $7 FROM q"
+      "  RETURNING 1)"
+      " SELECT (SELECT r::text FROM refs LIMIT 1),"
+      "  (SELECT (q.definition || jsonb_build_object('id', q.id, 'company_id', q.company_id,"
+      "   'members', '{}'::jsonb, 'created_at', q.created_at, 'updated_at', q.updated_at))::text"
+      "   FROM q), (SELECT count(*) FROM a)",
+      params, G_N_ELEMENTS (params), NULL, on_written, call);
+}
+
+static void
+handle_create (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
+  Definition *d;
+  CdApiCall *call;
+
+  if (claims == NULL || (d = read_definition (request, NULL)) == NULL)
+    return;
+  call = start_call (api, request, g_steal_pointer (&claims));
+  call->answer_status = 201;
+  call->data = d;
+  call->data_free = definition_free;
+  cd_api_call_idempotent (call, call->caller->sub, create_proceed);
+}
+
+static void
+handle_replace (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  const char *queue_id = g_hash_table_lookup (request->params, "queue_id");
+  g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
+  Definition *d;
+  CdApiCall *call;
+  CdPgScope scope;
+
+  if (claims == NULL || (d = read_definition (request, queue_id)) == NULL)
+    return;
+  call = start_call (api, request, g_steal_pointer (&claims));
+  call->answer_status = 200;
+  call->data = d;
+  call->data_free = definition_free;
+  scope = cd_api_scope_of (call->caller);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"),
+                             queue_id,
+                             d->name,
+                             d->definition,
+                             d->refs,
+                             call->caller->sub,
+                             call->client_address,
+                             call->request_id };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "WITH refs AS (SELECT r FROM unnest($5::uuid[]) r WHERE NOT EXISTS"
+        "  (SELECT 1 FROM queues o WHERE o.id = r AND o.company_id = $1)),"
+        " q AS (UPDATE queues SET name = $3, definition = $4::jsonb, updated_at = now()"
+        "  WHERE company_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM refs) RETURNING *),"
+        " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, target, client_address,"
+        "  request_id) SELECT company_id, $6::uuid, 'queue.updated', name, $7, $8 FROM q"
+        "  RETURNING 1)"
+        " SELECT (SELECT r::text FROM refs LIMIT 1), (SELECT " QUEUE_JSON "::text FROM q),"
+        "  (SELECT count(*) FROM a)",
+        params, G_N_ELEMENTS (params), NULL, on_written, call);
+  }
+}
+
+static void
+handle_get (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
+  CdApiCall *call;
+  CdPgScope scope;
+
+  if (claims == NULL)
+    return;
+  call = start_call (api, request, g_steal_pointer (&claims));
+  scope = cd_api_scope_of (call->caller);
+  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"),
+                             g_hash_table_lookup (request->params, "queue_id") };
+    cd_pg_pool_query_scoped_async (api->pool, &scope,
+                                   "SELECT " QUEUE_JSON " FROM queues q"
+                                   " WHERE q.company_id = $1 AND q.id = $2",
+                                   params, 2, NULL, cd_api_call_on_query, call);
+  }
+}
+
+/* (queue found, the queues that send calls to it, deleted) */
+static void
+on_deleted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (g_str_equal (PQgetvalue (res, 0, 0), "0")) {
+    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such queue");
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (!PQgetisnull (res, 0, 1)) {
+    error = g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT,
+                         "the queue still receives calls from: %.300s", PQgetvalue (res, 0, 1));
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  cd_api_call_respond_empty (call, 204);
+}
+
+static void
+handle_delete (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
+  CdApiCall *call;
+  CdPgScope scope;
+
+  if (claims == NULL)
+    return;
+  call = start_call (api, request, g_steal_pointer (&claims));
+  scope = cd_api_scope_of (call->caller);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"),
+                             g_hash_table_lookup (request->params, "queue_id"), call->caller->sub,
+                             call->client_address, call->request_id };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "WITH target AS (SELECT id, name FROM queues WHERE company_id = $1 AND id = $2),"
+        " senders AS (SELECT o.name FROM queues o WHERE o.company_id = $1 AND o.id <> $2 AND"
+        "  $2::text IN (lower(o.definition #>> '{when_closed,queue_id}'),"
+        "   lower(o.definition #>> '{when_full,queue_id}'), lower(o.definition #>> "
+        "'{overflow,queue_id}'))),"
+        " d AS (DELETE FROM queues WHERE id IN (SELECT id FROM target)"
+        "  AND NOT EXISTS (SELECT 1 FROM senders) RETURNING company_id, name),"
+        " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, target, client_address,"
+        "  request_id) SELECT company_id, $3::uuid, 'queue.deleted', name, $4, $5 FROM d"
+        "  RETURNING 1)"
+        " SELECT (SELECT count(*) FROM target),"
+        "  (SELECT string_agg(name, ', ' ORDER BY name) FROM senders), (SELECT count(*) FROM a)",
+        params, G_N_ELEMENTS (params), NULL, on_deleted, call);
+  }
+}
+
+/* ---- members ---- */
+
+/* (queue found, a user who is not the company's, members now) */
+static void
+on_members_set (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (g_str_equal (PQgetvalue (res, 0, 0), "0")) {
+    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such queue");
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (!PQgetisnull (res, 0, 1)) {
+    error = g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                         "members.%s: no user of this company", PQgetvalue (res, 0, 1));
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  cd_api_call_respond_empty (call, 204);
+}
+
+static void
+handle_set_members (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body = NULL;
+  g_autoptr (JsonNode) members_node = NULL;
+  g_autofree char *members = NULL;
+  JsonObject *map;
+  JsonObjectIter iter;
+  const char *user;
+  JsonNode *level;
+  g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
+  CdApiCall *call;
+  CdPgScope scope;
+
+  if (claims == NULL)
+    return;
+  body = cd_http_request_read_json (request, members_fields, G_N_ELEMENTS (members_fields), &error);
+  if (body == NULL) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  map = json_object_get_object_member (body, "members");
+  json_object_iter_init_ordered (&iter, map);
+  while (json_object_iter_next_ordered (&iter, &user, &level)) {
+    if (!cd_is_uuid (user) || !JSON_NODE_HOLDS_VALUE (level) ||
+        json_node_get_value_type (level) != G_TYPE_INT64 || json_node_get_int (level) < 0 ||
+        json_node_get_int (level) > 10) {
+      error = g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                           "members: each member is a user id (UUID) with a level from 0 to 10, "
+                           "e.g. {\"members\": {\"%s\": 2}}",
+                           "6f1c1f0e-5a4b-4c3d-9e8f-0123456789ab");
+      cd_http_respond_problem (request->msg, request->request_id, error);
+      return;
+    }
+  }
+  call = start_call (api, request, g_steal_pointer (&claims));
+  members_node = json_node_init_object (json_node_alloc (), map);
+  members = cd_json_to_string (members_node);
+  scope = cd_api_scope_of (call->caller);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"),
+                             g_hash_table_lookup (request->params, "queue_id"),
+                             members,
+                             call->caller->sub,
+                             call->client_address,
+                             call->request_id };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "WITH q AS (SELECT id, name FROM queues WHERE company_id = $1 AND id = $2),"
+        " wanted AS (SELECT key::uuid AS user_id, value::int AS level"
+        "  FROM jsonb_each_text($3::jsonb)),"
+        " strangers AS (SELECT w.user_id FROM wanted w WHERE NOT EXISTS"
+        "  (SELECT 1 FROM users u WHERE u.id = w.user_id AND u.company_id = $1)),"
+        " ok AS (SELECT 1 WHERE EXISTS (SELECT 1 FROM q) AND NOT EXISTS (SELECT 1 FROM strangers)),"
+        " gone AS (DELETE FROM queue_members m WHERE m.queue_id = $2 AND EXISTS (SELECT 1 FROM ok)"
+        "  AND m.user_id NOT IN (SELECT user_id FROM wanted) RETURNING 1),"
+        " put AS (INSERT INTO queue_members (queue_id, company_id, user_id, level)"
+        "  SELECT $2, $1, user_id, level FROM wanted WHERE EXISTS (SELECT 1 FROM ok)"
+        "  ON CONFLICT (queue_id, user_id) DO UPDATE SET level = excluded.level RETURNING 1),"
+        " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, target, client_address,"
+        "  request_id) SELECT $1, $4::uuid, 'queue.members', q.name, $5, $6 FROM q, ok"
+        "  RETURNING 1)"
+        " SELECT (SELECT count(*) FROM q), (SELECT user_id::text FROM strangers LIMIT 1),"
+        "  (SELECT count(*) FROM put) + (SELECT count(*) FROM gone) + (SELECT count(*) FROM a)",
+        params, G_N_ELEMENTS (params), NULL, on_members_set, call);
+  }
+}
+
+gboolean
+cd_api_queues_register (CdApi *api, CdHttpServer *server, GError **error)
+{
+  return cd_http_server_add_route (server, "GET", "/api/v1/companies/{id}/queues", handle_list, api,
+                                   error) &&
+         cd_http_server_add_route (server, "POST", "/api/v1/companies/{id}/queues", handle_create,
+                                   api, error) &&
+         cd_http_server_add_route (server, "GET", "/api/v1/companies/{id}/queues/{queue_id}",
+                                   handle_get, api, error) &&
+         cd_http_server_add_route (server, "PUT", "/api/v1/companies/{id}/queues/{queue_id}",
+                                   handle_replace, api, error) &&
+         cd_http_server_add_route (server, "DELETE", "/api/v1/companies/{id}/queues/{queue_id}",
+                                   handle_delete, api, error) &&
+         cd_http_server_add_route (server, "PUT",
+                                   "/api/v1/companies/{id}/queues/{queue_id}/members",
+                                   handle_set_members, api, error);
+}

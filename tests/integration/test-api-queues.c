@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The queue API against the real daemon and PostgreSQL: create, read,
+ * replace, members, delete; bad definitions refused with the field and
+ * nothing stored; one company never sees or names another's queues. */
+
+#include "cd-json.h"
+#include "cd-test-harness.h"
+#include "cd-test-seed.h"
+
+#include <signal.h>
+#include <string.h>
+
+#define PASSWORD "correct horse battery staple"
+
+static char *state;
+static CdTestDaemon *daemon_proc;
+static char *company, *other_company;
+static char *admin_token, *other_admin_token, *agent_token;
+
+/* @method on /api/v1/companies/COMPANY/@path as @token; the status, and the
+ * body parsed when it is JSON */
+static guint
+api (const char *token, const char *method, const char *company_id, const char *path,
+     const char *json, JsonObject **reply)
+{
+  g_autofree char *url =
+      g_strdup_printf ("%sapi/v1/companies/%s/%s", daemon_proc->base_url, company_id, path);
+  g_autofree char *auth = g_strdup_printf ("Bearer %s", token);
+  const char *headers[] = { "Authorization", auth, NULL };
+  g_autofree char *body = NULL;
+  guint status = cd_test_http_request (method, url, json ? "application/json" : NULL, json,
+                                       json ? strlen (json) : 0, headers, &body, NULL);
+
+  if (reply)
+    *reply = body && *body ? cd_json_parse_object (body, strlen (body), NULL, NULL) : NULL;
+  return status;
+}
+
+static char *
+create (const char *json)
+{
+  g_autoptr (JsonObject) reply = NULL;
+
+  g_assert_cmpuint (api (admin_token, "POST", company, "queues", json, &reply), ==, 201);
+  return g_strdup (json_object_get_string_member (reply, "id"));
+}
+
+static guint
+count_queues (void)
+{
+  g_autoptr (JsonObject) page = NULL;
+
+  g_assert_cmpuint (api (admin_token, "GET", company, "queues", NULL, &page), ==, 200);
+  return json_array_get_length (json_object_get_array_member (page, "items"));
+}
+
+static void
+assert_refused (const char *method, const char *path, const char *json, guint status,
+                const char *detail)
+{
+  g_autoptr (JsonObject) problem = NULL;
+  guint before = count_queues ();
+
+  g_test_message ("%s %s %s", method, path, json);
+  g_assert_cmpuint (api (admin_token, method, company, path, json, &problem), ==, status);
+  g_assert_nonnull (problem);
+  g_assert_cmpstr (json_object_get_string_member (problem, "detail"), ==, detail);
+  g_assert_cmpuint (count_queues (), ==, before);
+}
+
+static void
+test_create_read_replace (void)
+{
+  g_autofree char *support = create ("{\"name\":\"Support\"}");
+  g_autofree char *json = g_strdup_printf (
+      "{\"name\":\"Billing\",\"strategy\":\"skills-based\",\"skills\":{\"billing\":3},"
+      "\"languages\":[\"de\"],\"rule\":\"call.wait_s > 60 or level >= 2\","
+      "\"business_hours\":{\"time_zone\":\"Europe/Berlin\",\"weekly\":{\"mon\":[\"09:00-17:00\"]}},"
+      "\"ring_timeout_s\":15,\"overflow\":{\"after_s\":120,\"action\":\"queue\",\"queue_id\":\"%"
+      "s\"}}",
+      support);
+  g_autofree char *billing = create (json);
+  g_autoptr (JsonObject) got = NULL;
+  g_autoptr (JsonObject) replaced = NULL;
+  g_autofree char *replacement = NULL;
+
+  g_assert_cmpuint (api (admin_token, "GET", company, "queues/", NULL, NULL), ==, 404);
+  {
+    g_autofree char *path = g_strdup_printf ("queues/%s", billing);
+    g_assert_cmpuint (api (admin_token, "GET", company, path, NULL, &got), ==, 200);
+    g_assert_cmpstr (json_object_get_string_member (got, "name"), ==, "Billing");
+    g_assert_cmpstr (json_object_get_string_member (got, "strategy"), ==, "skills-based");
+    g_assert_cmpstr (json_object_get_string_member (got, "rule"), ==,
+                     "call.wait_s > 60 or level >= 2");
+    g_assert_cmpint (json_object_get_int_member (got, "ring_timeout_s"), ==, 15);
+    g_assert_cmpstr (
+        json_object_get_string_member (json_object_get_object_member (got, "overflow"), "queue_id"),
+        ==, support);
+    g_assert_cmpuint (json_object_get_size (json_object_get_object_member (got, "members")), ==, 0);
+    g_assert_cmpstr (json_object_get_string_member (got, "company_id"), ==, company);
+
+    /* a PUT replaces the whole definition */
+    replacement = g_strdup ("{\"name\":\"Billing\",\"strategy\":\"round-robin\"}");
+    g_assert_cmpuint (api (admin_token, "PUT", company, path, replacement, &replaced), ==, 200);
+    g_assert_cmpstr (json_object_get_string_member (replaced, "strategy"), ==, "round-robin");
+    g_assert_false (json_object_has_member (replaced, "rule"));
+    g_assert_cmpstr (json_object_get_string_member (replaced, "id"), ==, billing);
+  }
+  g_assert_cmpuint (count_queues (), >=, 2);
+}
+
+static void
+test_refusals (void)
+{
+  g_autofree char *target = create ("{\"name\":\"Target\"}");
+  g_autofree char *target_path = g_strdup_printf ("queues/%s", target);
+  g_autofree char *self_ref = g_strdup_printf (
+      "{\"name\":\"Target\",\"when_full\":{\"action\":\"queue\",\"queue_id\":\"%s\"}}", target);
+  g_autofree char *foreign = NULL;
+  g_autofree char *foreign_ref = NULL;
+  g_autofree char *foreign_detail = NULL;
+
+  assert_refused ("POST", "queues", "{\"name\":\"Q\",\"rule\":\"skills.billing >=\"}", 422,
+                  "rule: at 18: expected a value (a number, a string, true, false, a name or "
+                  "'('), not the end of the rule");
+  assert_refused ("POST", "queues", "{\"name\":\"Q\",\"strategy\":\"fastest\"}", 422,
+                  "strategy: one of ring-all, round-robin, longest-idle, fewest-calls, random, "
+                  "skills-based");
+  assert_refused ("POST", "queues",
+                  "{\"name\":\"Q\",\"business_hours\":{\"time_zone\":\"Mars/Olympus\"}}", 422,
+                  "business_hours.time_zone: \"Mars/Olympus\" is not a known time zone");
+  assert_refused ("POST", "queues", "{\"name\":\"Target\"}", 409, "a queue with this name exists");
+  assert_refused ("PUT", target_path, self_ref, 422,
+                  "when_full.queue_id: a queue cannot send its calls to itself");
+
+  /* another company's queue cannot be named */
+  {
+    g_autoptr (JsonObject) reply = NULL;
+    g_assert_cmpuint (
+        api (other_admin_token, "POST", other_company, "queues", "{\"name\":\"Theirs\"}", &reply),
+        ==, 201);
+    foreign = g_strdup (json_object_get_string_member (reply, "id"));
+  }
+  foreign_ref = g_strdup_printf (
+      "{\"name\":\"Q\",\"when_closed\":{\"action\":\"queue\",\"queue_id\":\"%s\"}}", foreign);
+  foreign_detail =
+      g_strdup_printf ("queue_id: no queue %s in this company to send calls to", foreign);
+  assert_refused ("POST", "queues", foreign_ref, 422, foreign_detail);
+  {
+    g_autofree char *theirs = g_strdup_printf ("queues/%s", foreign);
+    g_assert_cmpuint (api (admin_token, "GET", company, theirs, NULL, NULL), ==, 404);
+    /* nor through the other company's path: as if it did not exist */
+    g_assert_cmpuint (api (admin_token, "GET", other_company, theirs, NULL, NULL), ==, 404);
+    g_assert_cmpuint (api (admin_token, "DELETE", other_company, theirs, NULL, NULL), ==, 404);
+    g_assert_cmpuint (api (other_admin_token, "GET", other_company, theirs, NULL, NULL), ==, 200);
+  }
+  /* agents do not manage queues */
+  g_assert_cmpuint (api (agent_token, "GET", company, "queues", NULL, NULL), ==, 403);
+  g_assert_cmpuint (api (agent_token, "POST", company, "queues", "{\"name\":\"Mine\"}", NULL), ==,
+                    403);
+}
+
+static void
+test_members_and_delete (void)
+{
+  g_autofree char *sales = create ("{\"name\":\"Sales\"}");
+  g_autofree char *json = g_strdup_printf (
+      "{\"name\":\"Sales overflow\",\"overflow\":{\"after_s\":30,\"action\":\"queue\","
+      "\"queue_id\":\"%s\"}}",
+      sales);
+  g_autofree char *sender = create (json);
+  g_autofree char *sales_path = g_strdup_printf ("queues/%s", sales);
+  g_autofree char *sender_path = g_strdup_printf ("queues/%s", sender);
+  g_autofree char *members_path = g_strdup_printf ("queues/%s/members", sales);
+  g_autofree char *agent1 = cd_test_user_id (agent_token);
+  g_autofree char *other_admin = cd_test_user_id (other_admin_token);
+  g_autofree char *members = g_strdup_printf ("{\"members\":{\"%s\":2}}", agent1);
+  g_autofree char *stranger = g_strdup_printf ("{\"members\":{\"%s\":1}}", other_admin);
+  g_autofree char *stranger_detail =
+      g_strdup_printf ("members.%s: no user of this company", other_admin);
+  g_autoptr (JsonObject) got = NULL;
+  g_autoptr (JsonObject) problem = NULL;
+
+  g_assert_cmpuint (api (admin_token, "PUT", company, members_path, members, NULL), ==, 204);
+  g_assert_cmpuint (api (admin_token, "GET", company, sales_path, NULL, &got), ==, 200);
+  g_assert_cmpint (
+      json_object_get_int_member (json_object_get_object_member (got, "members"), agent1), ==, 2);
+  g_clear_pointer (&got, json_object_unref);
+
+  assert_refused ("PUT", members_path, stranger, 422, stranger_detail);
+  assert_refused ("PUT", members_path, "{\"members\":{\"not-a-uuid\":1}}", 422,
+                  "members: each member is a user id (UUID) with a level from 0 to 10, e.g. "
+                  "{\"members\": {\"6f1c1f0e-5a4b-4c3d-9e8f-0123456789ab\": 2}}");
+  /* the refused changes left the member as it was */
+  g_assert_cmpuint (api (admin_token, "GET", company, sales_path, NULL, &got), ==, 200);
+  g_assert_cmpuint (json_object_get_size (json_object_get_object_member (got, "members")), ==, 1);
+  g_clear_pointer (&got, json_object_unref);
+  /* an empty map removes everyone */
+  g_assert_cmpuint (api (admin_token, "PUT", company, members_path, "{\"members\":{}}", NULL), ==,
+                    204);
+  g_assert_cmpuint (api (admin_token, "GET", company, sales_path, NULL, &got), ==, 200);
+  g_assert_cmpuint (json_object_get_size (json_object_get_object_member (got, "members")), ==, 0);
+
+  /* a queue others send calls to stays */
+  g_assert_cmpuint (api (admin_token, "DELETE", company, sales_path, NULL, &problem), ==, 409);
+  g_assert_cmpstr (json_object_get_string_member (problem, "detail"), ==,
+                   "the queue still receives calls from: Sales overflow");
+  g_assert_cmpuint (api (admin_token, "DELETE", company, sender_path, NULL, NULL), ==, 204);
+  g_assert_cmpuint (api (admin_token, "DELETE", company, sales_path, NULL, NULL), ==, 204);
+  g_assert_cmpuint (api (admin_token, "GET", company, sales_path, NULL, NULL), ==, 404);
+  g_assert_cmpuint (api (admin_token, "DELETE", company, sales_path, NULL, NULL), ==, 404);
+}
+
+int
+main (int argc, char **argv)
+{
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+  state = cd_test_make_tmp_dir ("cd-api-queues-XXXXXX");
+  daemon_proc = cd_test_daemon_spawn (state, NULL, NULL);
+  cd_test_daemon_wait_ready (daemon_proc, 60000);
+  company = cd_test_seed_company (state, "shop", "https://shop.test", 1, PASSWORD);
+  other_company = cd_test_seed_company (state, "other", "https://other.test", 0, PASSWORD);
+  admin_token = cd_test_login (daemon_proc->base_url, "admin@shop.test", PASSWORD);
+  other_admin_token = cd_test_login (daemon_proc->base_url, "admin@other.test", PASSWORD);
+  agent_token = cd_test_login (daemon_proc->base_url, "agent1@shop.test", PASSWORD);
+  g_test_add_func ("/api-queues/create-read-replace", test_create_read_replace);
+  g_test_add_func ("/api-queues/refusals", test_refusals);
+  g_test_add_func ("/api-queues/members-and-delete", test_members_and_delete);
+  status = g_test_run ();
+  kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
+  cd_test_daemon_wait_exit (daemon_proc, 30000);
+  g_assert_cmpint (daemon_proc->exit_status, ==, 0);
+  cd_test_daemon_free (daemon_proc);
+  cd_test_remove_tree (state);
+  g_free (company);
+  g_free (other_company);
+  g_free (admin_token);
+  g_free (other_admin_token);
+  g_free (agent_token);
+  return status;
+}
