@@ -191,6 +191,12 @@ test_members_and_delete (void)
   assert_refused ("PUT", members_path, "{\"members\":{\"not-a-uuid\":1}}", 422,
                   "members: each member is a user id (UUID) with a level from 0 to 10, e.g. "
                   "{\"members\": {\"6f1c1f0e-5a4b-4c3d-9e8f-0123456789ab\": 2}}");
+  {
+    g_autofree char *upper = g_ascii_strup (agent1, -1);
+    g_autofree char *twice = g_strdup_printf ("{\"members\":{\"%s\":1,\"%s\":2}}", agent1, upper);
+    g_autofree char *twice_detail = g_strdup_printf ("members.%s: listed twice", agent1);
+    assert_refused ("PUT", members_path, twice, 422, twice_detail);
+  }
   /* the refused changes left the member as it was */
   g_assert_cmpuint (api (admin_token, "GET", company, sales_path, NULL, &got), ==, 200);
   g_assert_cmpuint (json_object_get_size (json_object_get_object_member (got, "members")), ==, 1);

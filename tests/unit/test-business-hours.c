@@ -92,8 +92,13 @@ test_other_zones (void)
   g_autoptr (CdBusinessHours) tokyo =
       parse ("{\"time_zone\":\"Asia/Tokyo\",\"weekly\":{\"tue\":[\"00:00-01:00\"]}}", &error);
   g_autoptr (CdBusinessHours) utc = parse ("{\"time_zone\":\"UTC\"}", &error);
+  g_autoptr (CdBusinessHours) buenos_aires =
+      parse ("{\"time_zone\":\"America/Argentina/Buenos_Aires\"}", &error);
+  g_autoptr (CdBusinessHours) gmt_plus = parse ("{\"time_zone\":\"Etc/GMT+1\"}", &error);
 
   g_assert_no_error (error);
+  g_assert_nonnull (buenos_aires);
+  g_assert_nonnull (gmt_plus);
   /* Tuesday 00:30 in Tokyo is Monday 15:30 UTC */
   g_assert_true (open_at (tokyo, "2026-11-30T15:30:00Z"));
   g_assert_false (open_at (tokyo, "2026-12-01T00:30:00Z"));
@@ -110,6 +115,13 @@ test_refused (void)
     { "{}", "time_zone: required, an IANA name such as \"Europe/Berlin\"" },
     { "{\"time_zone\":3}", "time_zone: required, an IANA name such as \"Europe/Berlin\"" },
     { "{\"time_zone\":\"Mars/Olympus\"}", "time_zone: \"Mars/Olympus\" is not a known time zone" },
+    /* names only: never a file, a path out of the zone folder or a POSIX rule */
+    { "{\"time_zone\":\"/etc/passwd\"}", "time_zone: \"/etc/passwd\" is not a known time zone" },
+    { "{\"time_zone\":\"../../../proc/self/environ\"}",
+      "time_zone: \"../../../proc/self/environ\" is not a known time zone" },
+    { "{\"time_zone\":\":Europe/Berlin\"}",
+      "time_zone: \":Europe/Berlin\" is not a known time zone" },
+    { "{\"time_zone\":\"XXX-14\"}", "time_zone: \"XXX-14\" is not a known time zone" },
     { "{\"time_zone\":\"UTC\",\"open\":true}",
       "\"open\" is not a field of business hours (time_zone, weekly, holidays)" },
     { "{\"time_zone\":\"UTC\",\"weekly\":[]}", "weekly: expected an object of days" },

@@ -156,7 +156,20 @@ test_limits (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (CdRule) rule = NULL;
 
-  /* as deep as allowed: right-nested, the most values pending */
+  /* as deep as allowed, with three values pending at each level */
+  {
+    g_autoptr (GString) pending = g_string_new (NULL);
+    for (int i = 0; i < CD_RULE_MAX_DEPTH; i++)
+      g_string_append (pending, "true or true and true == (");
+    g_string_append (pending, "true");
+    for (int i = 0; i < CD_RULE_MAX_DEPTH; i++)
+      g_string_append_c (pending, ')');
+    rule = cd_rule_compile (pending->str, &error);
+    g_assert_no_error (error);
+    g_assert_true (cd_rule_matches (rule, &new_agent, &unknown_call));
+    g_clear_pointer (&rule, cd_rule_free);
+  }
+  /* as deep as allowed, right-nested */
   for (int i = 0; i < CD_RULE_MAX_DEPTH; i++)
     g_string_append (deep, "true == (");
   g_string_append (deep, "true");
@@ -195,7 +208,7 @@ test_limits (void)
   rule = cd_rule_compile (longest->str, &error);
   g_assert_null (rule);
   g_assert_error (error, CD_RULE_ERROR, CD_RULE_ERROR_LIMIT);
-  g_assert_cmpstr (error->message, ==, "the rule is longer than 2000 characters");
+  g_assert_cmpstr (error->message, ==, "the rule is longer than 2000 bytes");
 }
 
 int

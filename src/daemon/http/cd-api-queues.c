@@ -215,7 +215,9 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
     cd_api_call_respond_error (call, missing);
     return;
   }
-  error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such queue");
+  /* a create finds no company, a replace no queue */
+  error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND,
+                               call->answer_status == 201 ? "no such company" : "no such queue");
   cd_api_call_respond_error (call, error);
 }
 
@@ -425,6 +427,7 @@ handle_set_members (CdHttpRequest *request, gpointer user_data)
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) body = NULL;
   g_autoptr (JsonNode) members_node = NULL;
+  g_autoptr (JsonObject) canonical = NULL;
   g_autofree char *members = NULL;
   JsonObject *map;
   JsonObjectIter iter;
@@ -442,8 +445,11 @@ handle_set_members (CdHttpRequest *request, gpointer user_data)
     return;
   }
   map = json_object_get_object_member (body, "members");
+  canonical = json_object_new ();
   json_object_iter_init_ordered (&iter, map);
   while (json_object_iter_next_ordered (&iter, &user, &level)) {
+    g_autofree char *id = NULL;
+
     if (!cd_is_uuid (user) || !JSON_NODE_HOLDS_VALUE (level) ||
         json_node_get_value_type (level) != G_TYPE_INT64 || json_node_get_int (level) < 0 ||
         json_node_get_int (level) > 10) {
@@ -454,9 +460,18 @@ handle_set_members (CdHttpRequest *request, gpointer user_data)
       cd_http_respond_problem (request->msg, request->request_id, error);
       return;
     }
+    /* one spelling of each id */
+    id = g_ascii_strdown (user, -1);
+    if (json_object_has_member (canonical, id)) {
+      error =
+          g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD, "members.%s: listed twice", id);
+      cd_http_respond_problem (request->msg, request->request_id, error);
+      return;
+    }
+    json_object_set_int_member (canonical, id, json_node_get_int (level));
   }
   call = start_call (api, request, g_steal_pointer (&claims));
-  members_node = json_node_init_object (json_node_alloc (), map);
+  members_node = json_node_init_object (json_node_alloc (), canonical);
   members = cd_json_to_string (members_node);
   scope = cd_api_scope_of (call->caller);
   {

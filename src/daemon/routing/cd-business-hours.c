@@ -115,6 +115,26 @@ parse_weekly (CdBusinessHours *self, JsonObject *weekly, GError **error)
   return TRUE;
 }
 
+/* "Europe/Berlin", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT+1":
+ * a name in the system's time zone database, never a path or a POSIX TZ
+ * rule (which GLib would also take) */
+static gboolean
+is_zone_name (const char *zone)
+{
+  gsize n = strlen (zone);
+  const char *dir = g_getenv ("TZDIR");
+  g_autofree char *file = NULL;
+
+  if (n < 1 || n > 64 || !g_ascii_isalpha (zone[0]) || zone[n - 1] == '/' || strstr (zone, "//") ||
+      strstr (zone, ".."))
+    return FALSE;
+  for (const char *p = zone; *p; p++)
+    if (!g_ascii_isalnum (*p) && *p != '/' && *p != '_' && *p != '-' && *p != '+')
+      return FALSE;
+  file = g_build_filename (dir && *dir ? dir : "/usr/share/zoneinfo", zone, NULL);
+  return g_file_test (file, G_FILE_TEST_IS_REGULAR);
+}
+
 static int
 compare_u32 (gconstpointer a, gconstpointer b)
 {
@@ -189,7 +209,7 @@ cd_business_hours_parse (JsonObject *spec, GError **error)
     return NULL;
   }
   zone = json_node_get_string (node);
-  if (strlen (zone) > 64 || (self->zone = g_time_zone_new_identifier (zone)) == NULL) {
+  if (!is_zone_name (zone) || (self->zone = g_time_zone_new_identifier (zone)) == NULL) {
     invalid (error, "time_zone: \"%.64s\" is not a known time zone", zone);
     return NULL;
   }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Agent presence and reservations: one Redis hash per agent
- * (cd:agent:COMPANY:AGENT: state, reason, call, daemon, missed, until) and
- * one reservation key with a lease (cd:reservation:COMPANY:AGENT = call id),
+ * (cd:agent:{COMPANY:AGENT}: state, reason, call, daemon, missed, until) and
+ * one reservation key with a lease (cd:reservation:{COMPANY:AGENT} = call id),
  * changed only by the Lua scripts below, each atomic on the server. */
 
 #define G_LOG_DOMAIN "calldocker-routing"

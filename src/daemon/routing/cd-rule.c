@@ -53,8 +53,9 @@ typedef struct {
 } Str;
 
 /* The deepest the evaluator's stack can get: each nesting level leaves at
- * most two values waiting. */
-#define MAX_STACK (2 * CD_RULE_MAX_DEPTH + 8)
+ * most three values waiting (an 'or' operand, an 'and' operand and a
+ * comparison's left side). */
+#define MAX_STACK (3 * CD_RULE_MAX_DEPTH + 8)
 
 struct _CdRule {
   char *text;
@@ -589,7 +590,7 @@ cd_rule_compile (const char *text, GError **error)
   gsize length = strlen (text);
 
   if (length > CD_RULE_MAX_LENGTH) {
-    g_set_error (error, CD_RULE_ERROR, CD_RULE_ERROR_LIMIT, "the rule is longer than %d characters",
+    g_set_error (error, CD_RULE_ERROR, CD_RULE_ERROR_LIMIT, "the rule is longer than %d bytes",
                  CD_RULE_MAX_LENGTH);
     return NULL;
   }
