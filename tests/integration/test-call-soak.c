@@ -55,14 +55,15 @@ peer_finish (Peer *p, guint timeout_s)
     cd_test_sleep (1000);
     logged = g_strconcat (daemon_proc->out->str, daemon_proc->err->str, NULL);
     lines = g_strsplit (logged, "\n", -1);
-    g_test_message ("a peer failed:\n%s\n%s", p->err, p->out);
+    /* on stderr: the test runner shows it with the failure */
+    g_printerr ("a peer failed:\n%s\n%s\n", p->err, p->out);
     /* what the daemon said about sessions and calls that went wrong */
     for (char **l = lines; *l; l++)
       if (strstr (*l, "signaling session") || strstr (*l, "WARNING") || strstr (*l, "CRITICAL") ||
           strstr (*l, "ERROR") || strstr (*l, "media failed"))
-        g_test_message ("daemon: %s", *l);
+        g_printerr ("daemon: %s\n", *l);
     if (g_subprocess_get_identifier (daemon_proc->process) == NULL)
-      g_test_message ("the daemon has exited");
+      g_printerr ("the daemon has exited\n");
   }
   g_assert_true (good);
   report = cd_json_parse_object (p->out, strlen (p->out), NULL, NULL);
