@@ -236,15 +236,8 @@ handle_list (CdHttpRequest *request, gpointer user_data)
         "  AND ($5::timestamptz IS NULL OR c.created_at < $5)"
         "  AND ($6::timestamptz IS NULL OR (c.created_at, c.id) < ($6::timestamptz, $7::uuid))"
         "  AND ($9::uuid IS NULL OR c.agent_id = $9)"
-        "  ORDER BY c.created_at DESC, c.id DESC LIMIT $8::int + 1),"
-        " shown AS (SELECT * FROM page ORDER BY created_at DESC, id DESC LIMIT $8::int)"
-        " SELECT json_build_object("
-        "  'items', coalesce((SELECT json_agg(j ORDER BY created_at DESC, id DESC) FROM shown),"
-        "   '[]'),"
-        "  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $8::int THEN"
-        "   (SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-        "    || '|' || id FROM shown ORDER BY created_at, id LIMIT 1) END)"
-        " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
+        "  ORDER BY c.created_at DESC, c.id DESC LIMIT $8::int + 1)," CD_API_PAGE_NEWEST_FIRST (
+            "$8") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
         params, 9, NULL, cd_api_call_on_query, call);
   }
 }

@@ -265,13 +265,7 @@ handle_admin_list (CdHttpRequest *request, gpointer user_data)
         "WITH page AS (SELECT c.*, " COMPANY_JSON " AS j FROM companies c"
         "  WHERE ($1::text IS NULL OR c.status = $1)"
         "  AND ($2::timestamptz IS NULL OR (c.created_at, c.id) > ($2::timestamptz, $3::uuid))"
-        "  ORDER BY c.created_at, c.id LIMIT $4::int + 1),"
-        " shown AS (SELECT * FROM page ORDER BY created_at, id LIMIT $4::int)"
-        " SELECT json_build_object("
-        "  'items', coalesce((SELECT json_agg(j ORDER BY created_at, id) FROM shown), '[]'),"
-        "  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4::int THEN"
-        "   (SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-        "    || '|' || id FROM shown ORDER BY created_at DESC, id DESC LIMIT 1) END)",
+        "  ORDER BY c.created_at, c.id LIMIT $4::int + 1)," CD_API_PAGE_OLDEST_FIRST ("$4"),
         params, 4, NULL, cd_api_call_on_query, call);
   }
 }

@@ -103,14 +103,8 @@ handle_list (CdHttpRequest *request, gpointer user_data)
         api->pool, &scope,
         "WITH page AS (SELECT q.*, " QUEUE_JSON " AS j FROM queues q WHERE q.company_id = $1"
         "  AND ($2::timestamptz IS NULL OR (q.created_at, q.id) > ($2::timestamptz, $3::uuid))"
-        "  ORDER BY q.created_at, q.id LIMIT $4::int + 1),"
-        " shown AS (SELECT * FROM page ORDER BY created_at, id LIMIT $4::int)"
-        " SELECT json_build_object("
-        "  'items', coalesce((SELECT json_agg(j ORDER BY created_at, id) FROM shown), '[]'),"
-        "  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4::int THEN"
-        "   (SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-        "    || '|' || id FROM shown ORDER BY created_at DESC, id DESC LIMIT 1) END)"
-        " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
+        "  ORDER BY q.created_at, q.id LIMIT $4::int + 1)," CD_API_PAGE_OLDEST_FIRST (
+            "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
         params, 4, NULL, cd_api_call_on_query, call);
   }
 }
@@ -332,11 +326,23 @@ handle_get (CdHttpRequest *request, gpointer user_data)
   }
 }
 
-/* (queue found, the queues that send calls to it, deleted) */
+/* A statement answering (queue found, a reason to refuse or NULL, ...):
+ * 404, the refusal, or 204. */
+typedef struct {
+  CdHttpError code;
+  const char *before, *after; /* the detail around the reason */
+} Refusal;
+
+static const Refusal still_receiving = { CD_HTTP_ERROR_CONFLICT,
+                                         "the queue still receives calls from: ", "" };
+static const Refusal stranger = { CD_HTTP_ERROR_INVALID_FIELD, "members.",
+                                  ": no user of this company" };
+
 static void
-on_deleted (GObject *source, GAsyncResult *result, gpointer user_data)
+on_checked_change (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   CdApiCall *call = user_data;
+  const Refusal *refusal = call->data;
   g_autoptr (GError) error = NULL;
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
 
@@ -350,8 +356,8 @@ on_deleted (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   if (!PQgetisnull (res, 0, 1)) {
-    error = g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT,
-                         "the queue still receives calls from: %.300s", PQgetvalue (res, 0, 1));
+    error = g_error_new (CD_HTTP_ERROR, refusal->code, "%s%.300s%s", refusal->before,
+                         PQgetvalue (res, 0, 1), refusal->after);
     cd_api_call_respond_error (call, error);
     return;
   }
@@ -369,6 +375,7 @@ handle_delete (CdHttpRequest *request, gpointer user_data)
   if (claims == NULL)
     return;
   call = start_call (api, request, g_steal_pointer (&claims));
+  call->data = (gpointer) &still_receiving;
   scope = cd_api_scope_of (call->caller);
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
@@ -388,37 +395,11 @@ handle_delete (CdHttpRequest *request, gpointer user_data)
         "  RETURNING 1)"
         " SELECT (SELECT count(*) FROM target),"
         "  (SELECT string_agg(name, ', ' ORDER BY name) FROM senders), (SELECT count(*) FROM a)",
-        params, G_N_ELEMENTS (params), NULL, on_deleted, call);
+        params, G_N_ELEMENTS (params), NULL, on_checked_change, call);
   }
 }
 
 /* ---- members ---- */
-
-/* (queue found, a user who is not the company's, members now) */
-static void
-on_members_set (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  CdApiCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
-
-  if (res == NULL) {
-    cd_api_call_respond_error (call, error);
-    return;
-  }
-  if (g_str_equal (PQgetvalue (res, 0, 0), "0")) {
-    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such queue");
-    cd_api_call_respond_error (call, error);
-    return;
-  }
-  if (!PQgetisnull (res, 0, 1)) {
-    error = g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
-                         "members.%s: no user of this company", PQgetvalue (res, 0, 1));
-    cd_api_call_respond_error (call, error);
-    return;
-  }
-  cd_api_call_respond_empty (call, 204);
-}
 
 static void
 handle_set_members (CdHttpRequest *request, gpointer user_data)
@@ -471,6 +452,7 @@ handle_set_members (CdHttpRequest *request, gpointer user_data)
     json_object_set_int_member (canonical, id, json_node_get_int (level));
   }
   call = start_call (api, request, g_steal_pointer (&claims));
+  call->data = (gpointer) &stranger;
   members_node = json_node_init_object (json_node_alloc (), canonical);
   members = cd_json_to_string (members_node);
   scope = cd_api_scope_of (call->caller);
@@ -499,7 +481,7 @@ handle_set_members (CdHttpRequest *request, gpointer user_data)
         "  RETURNING 1)"
         " SELECT (SELECT count(*) FROM q), (SELECT user_id::text FROM strangers LIMIT 1),"
         "  (SELECT count(*) FROM put) + (SELECT count(*) FROM gone) + (SELECT count(*) FROM a)",
-        params, G_N_ELEMENTS (params), NULL, on_members_set, call);
+        params, G_N_ELEMENTS (params), NULL, on_checked_change, call);
   }
 }
 

@@ -128,14 +128,8 @@ handle_list (CdHttpRequest *request, gpointer user_data)
         api->pool, &scope,
         "WITH page AS (SELECT u.*, " USER_JSON " AS j FROM users u WHERE u.company_id = $1"
         "  AND ($2::timestamptz IS NULL OR (u.created_at, u.id) > ($2::timestamptz, $3::uuid))"
-        "  ORDER BY u.created_at, u.id LIMIT $4::int + 1),"
-        " shown AS (SELECT * FROM page ORDER BY created_at, id LIMIT $4::int)"
-        " SELECT json_build_object("
-        "  'items', coalesce((SELECT json_agg(j ORDER BY created_at, id) FROM shown), '[]'),"
-        "  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $4::int THEN"
-        "   (SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-        "    || '|' || id FROM shown ORDER BY created_at DESC, id DESC LIMIT 1) END)"
-        " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
+        "  ORDER BY u.created_at, u.id LIMIT $4::int + 1)," CD_API_PAGE_OLDEST_FIRST (
+            "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
         params, 4, NULL, cd_api_call_on_query, call);
   }
 }

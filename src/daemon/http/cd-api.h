@@ -99,6 +99,26 @@ void cd_api_call_respond_page (CdApiCall *call, PGresult *res);
 void cd_api_call_expect (CdApiCall *call, CdApiAnswer answer, guint status,
                          const char *conflict_detail);
 void cd_api_call_on_query (GObject *source, GAsyncResult *result, gpointer user_data);
+/* The end of a keyset-paged list statement. After a CTE "page" of up to
+ * LIMIT + 1 rows (created_at, id, and j: the item's JSON) in the list's
+ * order, it selects the page object {items, next_cursor}; @limit names the
+ * limit's parameter ("$4"). */
+#define CD_API_PAGE_OLDEST_FIRST(limit)                                                    \
+  " shown AS (SELECT * FROM page ORDER BY created_at, id LIMIT " limit "::int)"            \
+  " SELECT json_build_object("                                                             \
+  "  'items', coalesce((SELECT json_agg(j ORDER BY created_at, id) FROM shown), '[]'),"    \
+  "  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > " limit "::int THEN"           \
+  "   (SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" \
+  "    || '|' || id FROM shown ORDER BY created_at DESC, id DESC LIMIT 1) END)"
+#define CD_API_PAGE_NEWEST_FIRST(limit)                                                    \
+  " shown AS (SELECT * FROM page ORDER BY created_at DESC, id DESC LIMIT " limit "::int)"  \
+  " SELECT json_build_object("                                                             \
+  "  'items', coalesce((SELECT json_agg(j ORDER BY created_at DESC, id DESC) FROM shown)," \
+  "   '[]'),"                                                                              \
+  "  'next_cursor', CASE WHEN (SELECT count(*) FROM page) > " limit "::int THEN"           \
+  "   (SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" \
+  "    || '|' || id FROM shown ORDER BY created_at, id LIMIT 1) END)"
+
 gboolean cd_api_page_params (CdHttpRequest *request, guint *limit, char **cursor_time,
                              char **cursor_id, GError **error);
 gboolean cd_api_calls_register (CdApi *api, CdHttpServer *server, GError **error);
