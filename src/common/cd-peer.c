@@ -8,6 +8,8 @@
 #include "cd-peer.h"
 
 #include "cd-audio.h"
+#include "cd-process.h"
+#include "cd-srtp-gate.h"
 
 #include <gst/app/app.h>
 #include <gst/gst.h>
@@ -334,6 +336,7 @@ stop_media (CdPeer *self)
 {
   g_clear_handle_id (&self->bus_watch_id, g_source_remove);
   if (self->pipeline) {
+    cd_srtp_gate_close (GST_BIN (self->pipeline));
     gst_element_set_state (self->pipeline, GST_STATE_NULL);
     gst_clear_object (&self->pipeline);
   }
@@ -445,6 +448,7 @@ start_media (CdPeer *self, GError **error)
   self->pipeline = gst_parse_launch (description, error);
   if (self->pipeline == NULL)
     return FALSE;
+  cd_srtp_gate_install (GST_BIN (self->pipeline));
   self->webrtc = gst_bin_get_by_name (GST_BIN (self->pipeline), "leg");
   gst_object_unref (self->webrtc); /* the pipeline holds it */
   g_object_set_data (G_OBJECT (self->webrtc), "cd-pipeline", self->pipeline);
@@ -1226,6 +1230,7 @@ cd_peer_main (CdPeerRole role, int argc, char **argv)
     G_OPTION_ENTRY_NULL,
   };
 
+  cd_process_init ();
   setlocale (LC_ALL, "");
   context =
       g_option_context_new (role == CD_PEER_VISITOR ? "- call a company like a website visitor"

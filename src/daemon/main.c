@@ -7,6 +7,7 @@
 #include "cd-config.h"
 #include "cd-daemon.h"
 #include "cd-log.h"
+#include "cd-process.h"
 #include "http/cd-http-fields.h"
 
 #include <glib-unix.h>
@@ -97,6 +98,7 @@ main (int argc, char **argv)
   g_autoptr (CdConfig) config = NULL;
   GLogLevelFlags level;
 
+  cd_process_init ();
   setlocale (LC_ALL, "");
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_description (context,

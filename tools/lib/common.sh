@@ -14,7 +14,7 @@ die () {
 CD_BUILD_PACKAGES="build-essential meson ninja-build pkg-config git python3 gettext
   libglib2.0-dev libsoup-3.0-dev libjson-glib-dev libpq-dev libhiredis-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
-  libsodium-dev libjwt-dev libcurl4-openssl-dev"
+  libsodium-dev libjwt-dev libcurl4-openssl-dev libssl-dev"
 CD_RUNTIME_PACKAGES="postgresql-15 redis-server gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-nice tzdata"
 # What the test run needs on top: the formatter, clang and its sanitizer and

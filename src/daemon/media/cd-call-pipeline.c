@@ -8,6 +8,7 @@
 #include "cd-call-pipeline.h"
 
 #include "../../common/cd-quality.h"
+#include "../../common/cd-srtp-gate.h"
 
 #include <gst/gst.h>
 #include <gst/rtp/rtp.h>
@@ -1036,6 +1037,7 @@ teardown_thread (gpointer data)
 {
   GstElement *pipeline = data;
 
+  cd_srtp_gate_close (GST_BIN (pipeline));
   /* A leg whose DTLS never finished blocks its sender inside webrtcbin
    * until the element leaves PLAYING: stop the legs first (their senders
    * then see flushing), so the bridge queues' threads can be joined. */
@@ -1161,6 +1163,7 @@ cd_call_pipeline_new (const char *call_id, const CdMediaSettings *settings)
   self->settings = *settings;
   self->settings.local_addresses = g_strdupv (settings->local_addresses);
   self->pipeline = gst_pipeline_new (name);
+  cd_srtp_gate_install (GST_BIN (self->pipeline));
   bus = gst_element_get_bus (self->pipeline);
   self->bus_watch_id = gst_bus_add_watch (bus, on_bus_message, self);
   gst_element_set_state (self->pipeline, GST_STATE_PLAYING);
