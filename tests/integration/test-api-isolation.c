@@ -18,7 +18,7 @@
 
 static char *state;
 static CdTestDaemon *daemon_proc;
-static char *company_a, *company_b, *user_a;
+static char *company_a, *company_b, *user_a, *queue_a, *call_a;
 static char *root_token, *admin_a, *agent_a, *admin_b;
 static char *expired, *foreign, *alg_none;
 
@@ -30,7 +30,7 @@ typedef enum {
 
 typedef struct {
   const char *method;
-  const char *path; /* {A}: company A, {U}: a user of A */
+  const char *path; /* {A}: company A; {U}, {Q}, {C}: a user, a queue, a call of A */
   const char *body; /* a valid body, or NULL */
   Allow allow;
   gboolean company_scoped;
@@ -57,16 +57,30 @@ static const Route routes[] = {
   { "PATCH", "/api/v1/companies/{A}/users/{U}", "{\"display_name\":\"X\"}", 3, TRUE,
     "display_name" },
   { "DELETE", "/api/v1/companies/{A}/users/{U}", NULL, 3, TRUE, NULL },
+  { "GET", "/api/v1/companies/{A}/queues", NULL, 3, TRUE, NULL },
+  { "POST", "/api/v1/companies/{A}/queues", "{\"name\":\"New queue\"}", 3, TRUE, "name" },
+  { "GET", "/api/v1/companies/{A}/queues/{Q}", NULL, 3, TRUE, NULL },
+  { "PUT", "/api/v1/companies/{A}/queues/{Q}", "{\"name\":\"Renamed queue\"}", 3, TRUE, "name" },
+  { "DELETE", "/api/v1/companies/{A}/queues/{Q}", NULL, 3, TRUE, NULL },
+  { "PUT", "/api/v1/companies/{A}/queues/{Q}/members", "{\"members\":{}}", 3, TRUE, NULL },
+  /* agents read the calls they took: company-scoped all the same */
+  { "GET", "/api/v1/companies/{A}/calls", NULL, 7, TRUE, NULL },
+  { "GET", "/api/v1/companies/{A}/calls/{C}", NULL, 7, TRUE, NULL },
+  { "GET", "/api/v1/companies/{A}/calls/{C}/pipeline", NULL, 3, TRUE, NULL },
+  { "GET", "/api/v1/companies/{A}/calls/{C}/stats", NULL, 3, TRUE, NULL },
 };
 
+/* @inner, when given, stands for the user, queue or call */
 static char *
-expand (const char *path, const char *a, const char *u)
+expand (const char *path, const char *a, const char *inner)
 {
   g_autoptr (GString) s = g_string_new (path);
 
   g_string_replace (s, "{A}", a, 0);
   g_string_replace (s, "{B}", company_b, 0);
-  g_string_replace (s, "{U}", u ? u : user_a, 0);
+  g_string_replace (s, "{U}", inner ? inner : user_a, 0);
+  g_string_replace (s, "{Q}", inner ? inner : queue_a, 0);
+  g_string_replace (s, "{C}", inner ? inner : call_a, 0);
   return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
@@ -126,13 +140,29 @@ test_other_company_gets_404 (void)
         g_strdup_printf ("%s %s as company B's admin", routes[r].method, routes[r].path);
     guint status;
 
-    if (routes[r].allow & ALLOW_AGENT)
+    if ((routes[r].allow & ALLOW_AGENT) && !routes[r].company_scoped)
       continue; /* the caller's own resources */
     status = call (routes[r].method, path, admin_b, routes[r].body ? "application/json" : NULL,
                    routes[r].body, &body);
     expect (what, status, routes[r].company_scoped ? 404 : 403, body);
     g_assert_null (strstr (body, company_a));
     g_assert_null (strstr (body, "alpha.test"));
+  }
+}
+
+/* the 404s above mean something: A's admin reaches the same things */
+static void
+test_owner_reaches_them (void)
+{
+  const char *paths[] = { "/api/v1/companies/{A}/queues/{Q}", "/api/v1/companies/{A}/calls/{C}",
+                          "/api/v1/companies/{A}/users/{U}" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (paths); i++) {
+    g_autofree char *path = expand (paths[i], company_a, NULL);
+    g_autofree char *body = NULL;
+
+    g_assert_cmpuint (call ("GET", path, admin_a, NULL, NULL, &body), ==, 200);
+    g_assert_nonnull (strstr (body, company_a));
   }
 }
 
@@ -172,7 +202,8 @@ test_bad_paths (void)
       guint status = call (routes[r].method, path, admin_a,
                            routes[r].body ? "application/json" : NULL, routes[r].body, &body);
       expect (what, status, 404, body);
-      if (strstr (routes[r].path, "{U}")) {
+      if (strstr (routes[r].path, "{U}") || strstr (routes[r].path, "{Q}") ||
+          strstr (routes[r].path, "{C}")) {
         status = call (routes[r].method, user_path, admin_a,
                        routes[r].body ? "application/json" : NULL, routes[r].body, &body2);
         expect (what, status, 404, body2);
@@ -248,8 +279,9 @@ test_bad_bodies (void)
 
 /* ---- set-up: the daemon, two approved companies, their people, tokens ---- */
 
+/* one statement as the database's owner (no tenant scope); the first value */
 static char *
-fingerprint (void)
+owner_query (const char *statement, const char *const *params, int n_params)
 {
   g_autofree char *conninfo =
       g_strdup_printf ("host=%s/postgres dbname=calldocker user=calldocker", state);
@@ -260,19 +292,29 @@ fingerprint (void)
   char *out;
 
   cd_pg_pool_start (owner);
-  cd_pg_pool_query_async (owner,
-                          "SELECT md5(concat_ws('/',"
-                          " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM companies t),"
-                          " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM users t),"
-                          " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM refresh_tokens t),"
-                          " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM audit_log t)))",
-                          NULL, 0, NULL, cd_test_capture, &result);
+  cd_pg_pool_query_async (owner, statement, params, n_params, NULL, cd_test_capture, &result);
   cd_test_wait_result (&result, 30000);
   res = cd_pg_pool_query_finish (owner, result, &error);
   g_assert_no_error (error);
   out = g_strdup (PQgetvalue (res, 0, 0));
   cd_pg_pool_close (owner);
   return out;
+}
+
+static char *
+fingerprint (void)
+{
+  return owner_query (
+      "SELECT md5(concat_ws('/',"
+      " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM companies t),"
+      " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM users t),"
+      " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM refresh_tokens t),"
+      " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM audit_log t),"
+      " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM queues t),"
+      " (SELECT string_agg(t::text, ',' ORDER BY t.queue_id, t.user_id) FROM queue_members t),"
+      " (SELECT string_agg(t::text, ',' ORDER BY t.from_queue, t.to_queue) FROM queue_links t),"
+      " (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM calls t)))",
+      NULL, 0);
 }
 
 static JsonObject *
@@ -354,6 +396,25 @@ start (void)
       201);
   user_a = g_strdup (json_object_get_string_member (agent, "id"));
   agent_a = login_token ("agent@alpha.test");
+  {
+    g_autofree char *queues_path = g_strdup_printf ("/api/v1/companies/%s/queues", company_a);
+    g_autofree char *members = g_strdup_printf ("{\"members\":{\"%s\":3}}", user_a);
+    g_autofree char *members_path = NULL;
+    g_autoptr (JsonObject) queue =
+        post_json (queues_path, admin_a, "{\"name\":\"Alpha support\"}", 201);
+    g_autofree char *body = NULL;
+    const char *params[] = { company_a };
+
+    queue_a = g_strdup (json_object_get_string_member (queue, "id"));
+    members_path = g_strdup_printf ("%s/%s/members", queues_path, queue_a);
+    g_assert_cmpuint (call ("PUT", members_path, admin_a, "application/json", members, &body), ==,
+                      204);
+    /* a finished call of A's, as the switchboard would have stored it */
+    call_a = owner_query ("INSERT INTO calls (company_id, visitor_id, state, ended_at, end_reason)"
+                          " VALUES ($1, 'visitor-of-alpha', 'ended', now(), 'visitor-hangup')"
+                          " RETURNING id",
+                          params, 1);
+  }
 
   key_path = g_build_filename (state, "auth", "jwt-keys", NULL);
   g_assert_true (cd_jwt_keys_load_file (keys, key_path, FALSE, NULL));
@@ -387,6 +448,7 @@ main (int argc, char **argv)
   before = fingerprint ();
   g_test_add_func ("/api/isolation/tokens-refused-everywhere", test_tokens_refused_everywhere);
   g_test_add_func ("/api/isolation/other-company-gets-404", test_other_company_gets_404);
+  g_test_add_func ("/api/isolation/owner-reaches-them", test_owner_reaches_them);
   g_test_add_func ("/api/isolation/agent-refused-on-admin-routes",
                    test_agent_refused_on_admin_routes);
   g_test_add_func ("/api/isolation/bad-paths", test_bad_paths);

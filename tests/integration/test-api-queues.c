@@ -7,6 +7,7 @@
 #include "cd-test-harness.h"
 #include "cd-test-seed.h"
 
+#include <libpq-fe.h>
 #include <signal.h>
 #include <string.h>
 
@@ -217,6 +218,117 @@ test_members_and_delete (void)
   g_assert_cmpuint (api (admin_token, "DELETE", company, sales_path, NULL, NULL), ==, 404);
 }
 
+static char *
+overflow_to (const char *name, const char *target)
+{
+  return g_strdup_printf ("{\"name\":\"%s\",\"overflow\":{\"after_s\":60,\"action\":\"queue\","
+                          "\"queue_id\":\"%s\"}}",
+                          name, target);
+}
+
+/* A -> B -> C, then C -> A would send calls round for ever: refused with
+ * the circle, and nothing changes; dropping a link frees its target */
+static void
+test_circles (void)
+{
+  g_autofree char *a = create ("{\"name\":\"Circle A\"}");
+  g_autofree char *b_json = overflow_to ("Circle B", a);
+  g_autofree char *b = create (b_json);
+  g_autofree char *c_json = overflow_to ("Circle C", b);
+  g_autofree char *c = create (c_json);
+  g_autofree char *a_path = g_strdup_printf ("queues/%s", a);
+  g_autofree char *b_path = g_strdup_printf ("queues/%s", b);
+  g_autofree char *c_path = g_strdup_printf ("queues/%s", c);
+  g_autofree char *a_to_c = g_strdup_printf (
+      "{\"name\":\"Circle A\",\"when_full\":{\"action\":\"queue\",\"queue_id\":\"%s\"}}", c);
+  g_autofree char *a_to_b = g_strdup_printf (
+      "{\"name\":\"Circle A\",\"when_closed\":{\"action\":\"queue\",\"queue_id\":\"%s\"}}", b);
+  g_autoptr (JsonObject) got = NULL;
+
+  assert_refused ("PUT", a_path, a_to_c, 422,
+                  "queue_id: calls would go round in a circle: "
+                  "Circle A -> Circle C -> Circle B -> Circle A");
+  assert_refused ("PUT", a_path, a_to_b, 422,
+                  "queue_id: calls would go round in a circle: Circle A -> Circle B -> Circle A");
+  g_assert_cmpuint (api (admin_token, "GET", company, a_path, NULL, &got), ==, 200);
+  g_assert_false (json_object_has_member (got, "when_full"));
+  g_assert_false (json_object_has_member (got, "when_closed"));
+
+  /* B no longer sends calls to A: A may now send to C (A -> C -> B) */
+  g_assert_cmpuint (api (admin_token, "PUT", company, b_path, "{\"name\":\"Circle B\"}", NULL), ==,
+                    200);
+  g_assert_cmpuint (api (admin_token, "PUT", company, a_path, a_to_c, NULL), ==, 200);
+  /* and A, no longer a target, can go once nothing points at it... */
+  g_assert_cmpuint (api (admin_token, "DELETE", company, c_path, NULL, NULL), ==, 409);
+  g_assert_cmpuint (api (admin_token, "DELETE", company, a_path, NULL, NULL), ==, 204);
+  g_assert_cmpuint (api (admin_token, "DELETE", company, c_path, NULL, NULL), ==, 204);
+  g_assert_cmpuint (api (admin_token, "DELETE", company, b_path, NULL, NULL), ==, 204);
+}
+
+typedef struct {
+  char *path;
+  gint status; /* 0 until the answer came */
+  JsonObject *problem;
+} Pending;
+
+static gpointer
+delete_thread (gpointer data)
+{
+  Pending *p = data;
+
+  g_atomic_int_set (&p->status,
+                    (gint) api (admin_token, "DELETE", company, p->path, NULL, &p->problem));
+  return NULL;
+}
+
+static PGresult *
+sql (PGconn *conn, const char *statement)
+{
+  PGresult *res = PQexec (conn, statement);
+
+  if (PQresultStatus (res) != PGRES_COMMAND_OK && PQresultStatus (res) != PGRES_TUPLES_OK)
+    g_error ("%s: %s", statement, PQerrorMessage (conn));
+  return res;
+}
+
+/* A queue is pointed at a target while the target is being deleted. The
+ * delete looked for senders before the pointer was committed; the database
+ * still refuses it, and the API says why (before the links table, the
+ * target went and the pointer dangled). */
+static void
+test_delete_races_a_new_reference (void)
+{
+  g_autofree char *target = create ("{\"name\":\"Race target\"}");
+  g_autofree char *sender = create ("{\"name\":\"Race sender\"}");
+  g_autofree char *pg_dir = g_build_filename (state, "postgres", NULL);
+  g_autofree char *conninfo =
+      g_strdup_printf ("host='%s' dbname=calldocker user=calldocker", pg_dir);
+  g_autofree char *link = g_strdup_printf (
+      "INSERT INTO queue_links (company_id, from_queue, to_queue) VALUES ('%s', '%s', '%s')",
+      company, sender, target);
+  Pending pending = { .path = g_strdup_printf ("queues/%s", target) };
+  PGconn *conn = PQconnectdb (conninfo);
+  GThread *thread;
+
+  g_assert_cmpint (PQstatus (conn), ==, CONNECTION_OK);
+  PQclear (sql (conn, "BEGIN"));
+  PQclear (sql (conn, "SET LOCAL calldocker.scope = 'platform'"));
+  PQclear (sql (conn, link));
+  thread = g_thread_new ("delete", delete_thread, &pending);
+  /* the delete waits on the row the uncommitted link holds */
+  cd_test_sleep (700);
+  g_assert_cmpint (g_atomic_int_get (&pending.status), ==, 0);
+  PQclear (sql (conn, "COMMIT"));
+  g_thread_join (thread);
+  g_assert_cmpint (pending.status, ==, 409);
+  g_assert_cmpstr (json_object_get_string_member (pending.problem, "detail"), ==,
+                   "the queue still receives calls from a queue changed meanwhile");
+  g_assert_cmpuint (api (admin_token, "GET", company, pending.path, NULL, NULL), ==, 200);
+  PQfinish (conn);
+  g_free (pending.path);
+  json_object_unref (pending.problem);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -234,6 +346,8 @@ main (int argc, char **argv)
   g_test_add_func ("/api-queues/create-read-replace", test_create_read_replace);
   g_test_add_func ("/api-queues/refusals", test_refusals);
   g_test_add_func ("/api-queues/members-and-delete", test_members_and_delete);
+  g_test_add_func ("/api-queues/circles", test_circles);
+  g_test_add_func ("/api-queues/delete-races-a-new-reference", test_delete_races_a_new_reference);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);

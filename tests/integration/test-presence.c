@@ -236,6 +236,60 @@ test_lease_lapses (void)
   g_assert_false (step (alive, RENEW, "dee", "talking"));
 }
 
+/* The holder stalled past its lease but comes back before anything else
+ * happened to the agent: a late answer or release still counts (the miss,
+ * the wrap-up), whether or not someone read the agent meanwhile. Once the
+ * agent was taken by another call or changed by hand, it does not. */
+static void
+test_late_after_lapse (void)
+{
+  g_autoptr (CdPresence) d1 = new_presence ("d1", 200);
+  g_autoptr (CdPresence) d2 = new_presence ("d2", 10000);
+
+  /* a miss reported late, nobody looked meanwhile */
+  g_assert_true (set (d1, "fay", CD_AGENT_AVAILABLE, NULL));
+  g_assert_true (reserve (d1, "fay", "call-1"));
+  cd_test_sleep (400);
+  g_assert_true (release (d1, "fay", "call-1", CD_AGENT_AVAILABLE, 0, TRUE, 2));
+  ASSERT_PRESENCE (d2, "fay", "available - - - 1");
+  /* a second one, read as lapsed before the late release: away, missed */
+  g_assert_true (reserve (d1, "fay", "call-2"));
+  cd_test_sleep (400);
+  ASSERT_PRESENCE (d2, "fay", "available lease-expired - - 1");
+  g_assert_true (release (d1, "fay", "call-2", CD_AGENT_AVAILABLE, 0, TRUE, 2));
+  ASSERT_PRESENCE (d2, "fay", "away missed - - 2");
+
+  /* an answer after the lapse takes the agent back; the wrap-up follows */
+  g_assert_true (set (d1, "gus", CD_AGENT_AVAILABLE, NULL));
+  g_assert_true (reserve (d1, "gus", "call-3"));
+  cd_test_sleep (400);
+  ASSERT_PRESENCE (d2, "gus", "available lease-expired - - 0");
+  g_assert_true (step (d1, ANSWER, "gus", "call-3"));
+  ASSERT_PRESENCE (d2, "gus", "on_call - call-3 d1 0");
+  /* the answer took a new lease: a second daemon cannot reserve the agent */
+  g_assert_false (reserve (d2, "gus", "call-x"));
+  cd_test_sleep (400);
+  g_assert_true (release (d1, "gus", "call-3", CD_AGENT_WRAP_UP, 60000, FALSE, 0));
+  ASSERT_PRESENCE (d2, "gus", "wrap_up - - - 0");
+
+  /* taken by another call meanwhile: the late holder changes nothing */
+  g_assert_true (set (d1, "hal", CD_AGENT_AVAILABLE, NULL));
+  g_assert_true (reserve (d1, "hal", "call-4"));
+  cd_test_sleep (400);
+  g_assert_true (reserve (d2, "hal", "call-5"));
+  g_assert_false (step (d1, ANSWER, "hal", "call-4"));
+  g_assert_false (release (d1, "hal", "call-4", CD_AGENT_AWAY, 0, TRUE, 1));
+  ASSERT_PRESENCE (d2, "hal", "reserved - call-5 d2 0");
+  /* set by hand meanwhile: the same */
+  g_assert_true (release (d2, "hal", "call-5", CD_AGENT_AVAILABLE, 0, FALSE, 0));
+  g_assert_true (reserve (d1, "hal", "call-6"));
+  cd_test_sleep (400);
+  g_assert_true (set (d2, "hal", CD_AGENT_AWAY, "lunch"));
+  g_assert_false (step (d1, ANSWER, "hal", "call-6"));
+  g_assert_false (release (d1, "hal", "call-6", CD_AGENT_AVAILABLE, 0, TRUE, 1));
+  ASSERT_PRESENCE (d2, "hal", "away lunch - - 0");
+}
+
 typedef struct {
   CdPresence *presence;
   char *agent;
@@ -323,6 +377,7 @@ main (int argc, char **argv)
   g_test_add_func ("/presence/state-machine", test_state_machine);
   g_test_add_func ("/presence/missed-offers", test_missed_offers);
   g_test_add_func ("/presence/lease-lapses", test_lease_lapses);
+  g_test_add_func ("/presence/late-after-lapse", test_late_after_lapse);
   g_test_add_func ("/presence/two-daemons-race", test_two_daemons_race);
   g_test_add_func ("/presence/redis-down", test_redis_down);
   status = g_test_run ();

@@ -188,6 +188,14 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
 
   if (res == NULL) {
+    if (cd_store_error_is_foreign_key (error)) {
+      /* the queue it names was deleted while this was written */
+      g_autoptr (GError) gone =
+          g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                               "queue_id: a queue to send calls to was deleted meanwhile");
+      cd_api_call_respond_error (call, gone);
+      return;
+    }
     if (g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_CONSTRAINT)) {
       g_autoptr (GError) conflict = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT,
                                                          "a queue with this name exists");
@@ -207,6 +215,13 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
         CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
         "queue_id: no queue %s in this company to send calls to", PQgetvalue (res, 0, 0));
     cd_api_call_respond_error (call, missing);
+    return;
+  }
+  if (PQntuples (res) == 1 && !PQgetisnull (res, 0, 3)) {
+    g_autoptr (GError) circle =
+        g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                     "queue_id: calls would go round in a circle: %.500s", PQgetvalue (res, 0, 3));
+    cd_api_call_respond_error (call, circle);
     return;
   }
   /* a create finds no company, a replace no queue */
@@ -235,13 +250,15 @@ create_proceed (CdApiCall *call)
       " q AS (INSERT INTO queues (company_id, name, definition)"
       "  SELECT $1, $2, $3::jsonb WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)"
       "  AND NOT EXISTS (SELECT 1 FROM refs) RETURNING *),"
+      " l AS (INSERT INTO queue_links (company_id, from_queue, to_queue)"
+      "  SELECT DISTINCT q.company_id, q.id, r FROM q, unnest($4::uuid[]) r RETURNING 1),"
       " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, target, client_address,"
       "  request_id) SELECT company_id, $5::uuid, 'queue.created', name, $6, $7 FROM q"
       "  RETURNING 1)"
       " SELECT (SELECT r::text FROM refs LIMIT 1),"
       "  (SELECT (q.definition || jsonb_build_object('id', q.id, 'company_id', q.company_id,"
       "   'members', '{}'::jsonb, 'created_at', q.created_at, 'updated_at', q.updated_at))::text"
-      "   FROM q), (SELECT count(*) FROM a)",
+      "   FROM q), (SELECT count(*) FROM a), NULL, (SELECT count(*) FROM l)",
       params, G_N_ELEMENTS (params), NULL, on_written, call);
 }
 
@@ -290,15 +307,32 @@ handle_replace (CdHttpRequest *request, gpointer user_data)
                              call->request_id };
     cd_pg_pool_query_scoped_async (
         api->pool, &scope,
-        "WITH refs AS (SELECT r FROM unnest($5::uuid[]) r WHERE NOT EXISTS"
+        /* where calls sent on from this queue can go: back here is a circle
+         * (this queue's own links are the ones being replaced) */
+        "WITH RECURSIVE reach (id, path) AS (SELECT r, ARRAY[$2::uuid, r]"
+        "  FROM unnest($5::uuid[]) r"
+        "  UNION ALL SELECT l.to_queue, reach.path || l.to_queue FROM reach"
+        "  JOIN queue_links l ON l.from_queue = reach.id"
+        "  WHERE l.company_id = $1 AND reach.id <> $2 AND l.to_queue <> ALL (reach.path[2:])),"
+        " circle AS (SELECT path FROM reach WHERE id = $2 LIMIT 1),"
+        " refs AS (SELECT r FROM unnest($5::uuid[]) r WHERE NOT EXISTS"
         "  (SELECT 1 FROM queues o WHERE o.id = r AND o.company_id = $1)),"
         " q AS (UPDATE queues SET name = $3, definition = $4::jsonb, updated_at = now()"
-        "  WHERE company_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM refs) RETURNING *),"
+        "  WHERE company_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM refs)"
+        "  AND NOT EXISTS (SELECT 1 FROM circle) RETURNING *),"
+        " ld AS (DELETE FROM queue_links WHERE from_queue IN (SELECT id FROM q)"
+        "  AND to_queue <> ALL ($5::uuid[]) RETURNING 1),"
+        " li AS (INSERT INTO queue_links (company_id, from_queue, to_queue)"
+        "  SELECT DISTINCT q.company_id, q.id, r FROM q, unnest($5::uuid[]) r"
+        "  ON CONFLICT DO NOTHING RETURNING 1),"
         " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, target, client_address,"
         "  request_id) SELECT company_id, $6::uuid, 'queue.updated', name, $7, $8 FROM q"
         "  RETURNING 1)"
         " SELECT (SELECT r::text FROM refs LIMIT 1), (SELECT " QUEUE_JSON "::text FROM q),"
-        "  (SELECT count(*) FROM a)",
+        "  (SELECT count(*) FROM a),"
+        "  (SELECT string_agg(o.name, ' -> ' ORDER BY p.n) FROM circle,"
+        "   unnest(circle.path) WITH ORDINALITY AS p (id, n) JOIN queues o ON o.id = p.id),"
+        "  (SELECT count(*) FROM ld) + (SELECT count(*) FROM li)",
         params, G_N_ELEMENTS (params), NULL, on_written, call);
   }
 }
@@ -347,6 +381,14 @@ on_checked_change (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
 
   if (res == NULL) {
+    if (refusal == &still_receiving && cd_store_error_is_foreign_key (error)) {
+      /* another queue was pointed here while this was deleted */
+      g_autoptr (GError) conflict =
+          g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT,
+                               "the queue still receives calls from a queue changed meanwhile");
+      cd_api_call_respond_error (call, conflict);
+      return;
+    }
     cd_api_call_respond_error (call, error);
     return;
   }
@@ -384,10 +426,8 @@ handle_delete (CdHttpRequest *request, gpointer user_data)
     cd_pg_pool_query_scoped_async (
         api->pool, &scope,
         "WITH target AS (SELECT id, name FROM queues WHERE company_id = $1 AND id = $2),"
-        " senders AS (SELECT o.name FROM queues o WHERE o.company_id = $1 AND o.id <> $2 AND"
-        "  $2::text IN (lower(o.definition #>> '{when_closed,queue_id}'),"
-        "   lower(o.definition #>> '{when_full,queue_id}'), lower(o.definition #>> "
-        "'{overflow,queue_id}'))),"
+        " senders AS (SELECT o.name FROM queue_links l JOIN queues o ON o.id = l.from_queue"
+        "  WHERE l.company_id = $1 AND l.to_queue = $2),"
         " d AS (DELETE FROM queues WHERE id IN (SELECT id FROM target)"
         "  AND NOT EXISTS (SELECT 1 FROM senders) RETURNING company_id, name),"
         " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, target, client_address,"

@@ -62,8 +62,9 @@ cd_agent_presence_free (CdAgentPresence *presence)
   "local function current(a, r)\n"                                                     \
   "  local st = redis.call('HGET', a, 'state') or 'offline'\n"                         \
   "  if (st == 'reserved' or st == 'on_call') and redis.call('EXISTS', r) == 0 then\n" \
+  "    local c = redis.call('HGET', a, 'call') or ''\n"                                \
   "    redis.call('HSET', a, 'state', 'available', 'reason', 'lease-expired',\n"       \
-  "               'call', '', 'daemon', '')\n"                                         \
+  "               'call', '', 'daemon', '', 'lapsed', c)\n"                            \
   "    st = 'available'\n"                                                             \
   "  elseif st == 'wrap_up' then\n"                                                    \
   "    local t = redis.call('TIME')\n"                                                 \
@@ -77,12 +78,23 @@ cd_agent_presence_free (CdAgentPresence *presence)
   "  return st\n"                                                                      \
   "end\n"
 
+/* The lease of @call lapsed and nothing has happened to the agent since:
+ * either nobody looked yet, or it was read as available (lease-expired)
+ * and not taken. Its holder may still answer or release it late. */
+#define LAPSED                                                                             \
+  "local function lapsed(a, r, call)\n"                                                    \
+  "  if redis.call('EXISTS', r) == 1 then return false end\n"                              \
+  "  local v = redis.call('HMGET', a, 'state', 'call', 'reason', 'lapsed')\n"              \
+  "  if (v[1] == 'reserved' or v[1] == 'on_call') and v[2] == call then return true end\n" \
+  "  return v[1] == 'available' and v[3] == 'lease-expired' and v[4] == call\n"            \
+  "end\n"
+
 /* ARGV: state, reason */
 static const char set_script[] =
     CURRENT "local st = current(KEYS[1], KEYS[2])\n"
             "if st == 'reserved' or st == 'on_call' then return 0 end\n"
             "redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'call', '',\n"
-            "           'daemon', '', 'until', 0)\n"
+            "           'daemon', '', 'until', 0, 'lapsed', '')\n"
             "if ARGV[1] == 'available' then redis.call('HSET', KEYS[1], 'missed', 0) end\n"
             "return 1\n";
 
@@ -91,7 +103,7 @@ static const char reserve_script[] =
     CURRENT "if current(KEYS[1], KEYS[2]) ~= 'available' then return 0 end\n"
             "if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) then return 0 end\n"
             "redis.call('HSET', KEYS[1], 'state', 'reserved', 'reason', '', 'call', ARGV[1],\n"
-            "           'daemon', ARGV[2])\n"
+            "           'daemon', ARGV[2], 'lapsed', '')\n"
             "return 1\n";
 
 /* ARGV: call, lease ms */
@@ -99,16 +111,28 @@ static const char renew_script[] = "if redis.call('GET', KEYS[2]) ~= ARGV[1] the
                                    "redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
                                    "return 1\n";
 
-/* ARGV: call, lease ms */
-static const char answer_script[] = "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end\n"
-                                    "redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
-                                    "redis.call('HSET', KEYS[1], 'state', 'on_call', 'missed', 0)\n"
-                                    "return 1\n";
+/* ARGV: call, lease ms, daemon. An answer after the lease lapsed takes
+ * the agent back if nothing else did meanwhile. */
+static const char answer_script[] =
+    LAPSED "if redis.call('GET', KEYS[2]) == ARGV[1] then\n"
+           "  redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
+           "elseif not lapsed(KEYS[1], KEYS[2], ARGV[1]) or\n"
+           "       not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+           "  return 0\n"
+           "end\n"
+           "redis.call('HSET', KEYS[1], 'state', 'on_call', 'missed', 0, 'reason', '',\n"
+           "           'call', ARGV[1], 'daemon', ARGV[3], 'lapsed', '')\n"
+           "return 1\n";
 
-/* ARGV: call, next state, wrap-up ms, missed (0/1), max missed */
-static const char release_script[] =
-    "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end\n"
-    "redis.call('DEL', KEYS[2])\n"
+/* ARGV: call, next state, wrap-up ms, missed (0/1), max missed. A release
+ * after the lease lapsed still counts the miss and starts the wrap-up, if
+ * nothing else happened to the agent meanwhile. */
+static const char release_script[] = LAPSED
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then\n"
+    "  redis.call('DEL', KEYS[2])\n"
+    "elseif not lapsed(KEYS[1], KEYS[2], ARGV[1]) then\n"
+    "  return 0\n"
+    "end\n"
     "local nxt, reason, untl = ARGV[2], '', 0\n"
     "if ARGV[4] == '1' then\n"
     "  local m = redis.call('HINCRBY', KEYS[1], 'missed', 1)\n"
@@ -120,7 +144,7 @@ static const char release_script[] =
     "  untl = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'state', nxt, 'reason', reason, 'call', '', 'daemon', '',\n"
-    "           'until', untl)\n"
+    "           'until', untl, 'lapsed', '')\n"
     "return 1\n";
 
 static const char get_script[] =
@@ -235,7 +259,7 @@ cd_presence_answer_async (CdPresence *self, const char *company_id, const char *
   g_autofree char *lease = g_strdup_printf ("%u", self->lease_ms);
 
   run (self, answer_script, company_id, agent_id, cd_presence_answer_async, callback, user_data,
-       call_id, lease, NULL);
+       call_id, lease, self->daemon_id, NULL);
 }
 
 void

@@ -60,8 +60,11 @@ gboolean cd_presence_reserve_finish (CdPresence *self, GAsyncResult *result, GEr
  * with AVAILABLE, AWAY or WRAP_UP (which ends by itself after @wrap_up_ms,
  * also when no daemon is left to end it). @missed counts a missed offer;
  * after @max_missed in a row (0: never) the agent is set away with reason
- * "missed". FALSE when @call_id does not hold the agent (the lease lapsed,
- * or another call does). */
+ * "missed". FALSE when @call_id does not hold the agent: another call
+ * does, or the lease lapsed and something else happened to the agent since.
+ * A lapsed lease with nothing since is no reason to lose the answer, the
+ * miss or the wrap-up: answer takes the agent back, release applies;
+ * renew does not bring it back. */
 void cd_presence_renew_async (CdPresence *self, const char *company_id, const char *agent_id,
                               const char *call_id, GAsyncReadyCallback callback,
                               gpointer user_data);

@@ -21,4 +21,7 @@ typedef enum {
 
 GQuark cd_store_error_quark (void);
 
+/* A CD_STORE_ERROR_CONSTRAINT from a foreign key (SQLSTATE 23503). */
+gboolean cd_store_error_is_foreign_key (const GError *error);
+
 G_END_DECLS
