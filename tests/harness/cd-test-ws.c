@@ -97,3 +97,14 @@ cd_test_ws_free (CdTestWs *c)
   g_ptr_array_unref (c->received);
   g_free (c);
 }
+
+CdTestWs *
+cd_test_ws_agent_online (const char *base_url, const char *token, const char *status)
+{
+  CdTestWs *agent = cd_test_ws_connect (base_url, token);
+  guint before = agent->received->len;
+
+  cd_test_ws_send (agent, "{\"type\":\"presence.set\",\"status\":\"%s\"}", status);
+  cd_test_ws_wait (agent, before, "presence", NULL);
+  return agent;
+}

@@ -25,6 +25,9 @@ JsonObject *cd_test_ws_find (CdTestWs *c, guint from, const char *type, guint *a
 /* Like cd_test_ws_find(), waiting up to 10 s; fails the test if the
  * connection closes first. */
 JsonObject *cd_test_ws_wait (CdTestWs *c, guint from, const char *type, guint *at);
+/* An agent's session (@token) with its presence set to @status. */
+CdTestWs *cd_test_ws_agent_online (const char *base_url, const char *token, const char *status);
+
 /* Closes the connection (unless the server did) and frees. */
 void cd_test_ws_free (CdTestWs *c);
 

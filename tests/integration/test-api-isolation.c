@@ -63,6 +63,8 @@ static const Route routes[] = {
   { "PUT", "/api/v1/companies/{A}/queues/{Q}", "{\"name\":\"Renamed queue\"}", 3, TRUE, "name" },
   { "DELETE", "/api/v1/companies/{A}/queues/{Q}", NULL, 3, TRUE, NULL },
   { "PUT", "/api/v1/companies/{A}/queues/{Q}/members", "{\"members\":{}}", 3, TRUE, NULL },
+  { "POST", "/api/v1/companies/{A}/queues/{Q}/simulate", "{\"language\":\"de\"}", 3, TRUE,
+    "language" },
   /* agents read the calls they took: company-scoped all the same */
   { "GET", "/api/v1/companies/{A}/calls", NULL, 7, TRUE, NULL },
   { "GET", "/api/v1/companies/{A}/calls/{C}", NULL, 7, TRUE, NULL },

@@ -6,6 +6,7 @@
 #include "cd-json.h"
 #include "cd-test-harness.h"
 #include "cd-test-seed.h"
+#include "cd-test-ws.h"
 
 #include <libpq-fe.h>
 #include <signal.h>
@@ -329,6 +330,149 @@ test_delete_races_a_new_reference (void)
   json_object_unref (pending.problem);
 }
 
+/* ---- simulate ---- */
+
+/* the outcome the simulation gave @agent_id */
+static const char *
+outcome_of (JsonObject *answer, const char *agent_id)
+{
+  JsonArray *list = json_object_get_array_member (answer, "outcomes");
+
+  for (guint i = 0; i < json_array_get_length (list); i++) {
+    JsonObject *o = json_array_get_object_element (list, i);
+    if (g_str_equal (json_object_get_string_member (o, "agent_id"), agent_id))
+      return json_object_get_string_member (o, "outcome");
+  }
+  g_error ("no outcome for %s", agent_id);
+}
+
+static JsonObject *
+simulate (const char *token, const char *company_id, const char *queue_id, const char *json,
+          guint want)
+{
+  g_autofree char *path = g_strdup_printf ("queues/%s/simulate", queue_id);
+  JsonObject *answer = NULL;
+  guint status = api (token, "POST", company_id, path, json, &answer);
+
+  if (status != want)
+    g_error ("simulate %s: %u, expected %u", json, status, want);
+  return answer;
+}
+
+/* Who would get a call now, and why the others would not: skills, the
+ * queue's languages, presence; nobody is reserved by asking. */
+static void
+test_simulate (void)
+{
+  g_autofree char *sim = cd_test_seed_company (state, "sim", "https://sim.test", 4, PASSWORD);
+  g_autofree char *admin = cd_test_login (daemon_proc->base_url, "admin@sim.test", PASSWORD);
+  const char *attributes[] = { "{\"skills\":{\"billing\":5},\"languages\":[\"de\"]}",
+                               "{\"skills\":{\"billing\":4},\"languages\":[\"de\",\"en\"]}",
+                               "{\"skills\":{\"billing\":1},\"languages\":[\"de\"]}",
+                               "{\"skills\":{\"billing\":9},\"languages\":[\"fr\"]}" };
+  char *tokens[4], *ids[4];
+  g_autoptr (GString) members = g_string_new ("{\"members\":{");
+  g_autoptr (JsonObject) queue = NULL;
+  g_autoptr (JsonObject) answer = NULL;
+  g_autoptr (JsonObject) again = NULL;
+  g_autoptr (JsonObject) after_away = NULL;
+  g_autoptr (JsonObject) closed_answer = NULL;
+  g_autoptr (CdTestWs) a1 = NULL;
+  g_autoptr (CdTestWs) a2 = NULL;
+  g_autoptr (CdTestWs) a3 = NULL;
+  g_autofree char *members_path = NULL;
+  const char *queue_id;
+
+  for (int i = 0; i < 4; i++) {
+    g_autofree char *email = g_strdup_printf ("agent%d@sim.test", i + 1);
+    g_autofree char *user_path = NULL;
+
+    tokens[i] = cd_test_login (daemon_proc->base_url, email, PASSWORD);
+    ids[i] = cd_test_user_id (tokens[i]);
+    user_path = g_strdup_printf ("users/%s", ids[i]);
+    g_assert_cmpuint (api (admin, "PATCH", sim, user_path, attributes[i], NULL), ==, 200);
+    g_string_append_printf (members, "%s\"%s\":%d", i ? "," : "", ids[i], i + 1);
+  }
+  g_string_append (members, "}}");
+  g_assert_cmpuint (api (admin, "POST", sim, "queues",
+                         "{\"name\":\"Billing\",\"strategy\":\"skills-based\","
+                         "\"skills\":{\"billing\":3},\"languages\":[\"de\"]}",
+                         &queue),
+                    ==, 201);
+  queue_id = json_object_get_string_member (queue, "id");
+  members_path = g_strdup_printf ("queues/%s/members", queue_id);
+  g_assert_cmpuint (api (admin, "PUT", sim, members_path, members->str, NULL), ==, 204);
+
+  /* agents 1 to 3 are signed in and available; agent 4 is not */
+  a1 = cd_test_ws_agent_online (daemon_proc->base_url, tokens[0], "available");
+  a2 = cd_test_ws_agent_online (daemon_proc->base_url, tokens[1], "available");
+  a3 = cd_test_ws_agent_online (daemon_proc->base_url, tokens[2], "available");
+
+  answer = simulate (admin, sim, queue_id, "{\"language\":\"de\"}", 200);
+  g_assert_cmpstr (json_object_get_string_member (answer, "strategy"), ==, "skills-based");
+  g_assert_true (json_object_get_boolean_member (answer, "open"));
+  g_assert_cmpint (json_object_get_int_member (answer, "members"), ==, 4);
+  g_assert_cmpint (json_object_get_int_member (answer, "eligible"), ==, 2);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (answer, "chosen")), ==, 1);
+  g_assert_cmpstr (
+      json_array_get_string_element (json_object_get_array_member (answer, "chosen"), 0), ==,
+      ids[0]);
+  g_assert_cmpstr (outcome_of (answer, ids[0]), ==, "chosen");
+  g_assert_cmpstr (outcome_of (answer, ids[1]), ==, "eligible");
+  g_assert_cmpstr (outcome_of (answer, ids[2]), ==, "skill");
+  g_assert_cmpstr (outcome_of (answer, ids[3]), ==, "offline");
+  /* asking reserved nobody: the same answer again */
+  again = simulate (admin, sim, queue_id, "{}", 200);
+  g_assert_cmpstr (outcome_of (again, ids[0]), ==, "chosen");
+
+  /* agent 1 steps away: agent 2 is next, agent 1 busy */
+  {
+    guint before = a1->received->len;
+    cd_test_ws_send (a1, "{\"type\":\"presence.set\",\"status\":\"away\"}");
+    cd_test_ws_wait (a1, before, "presence", NULL);
+  }
+  after_away = simulate (admin, sim, queue_id, "{}", 200);
+  g_assert_cmpstr (outcome_of (after_away, ids[0]), ==, "busy");
+  g_assert_cmpstr (outcome_of (after_away, ids[1]), ==, "chosen");
+
+  /* a queue closed all week says so */
+  {
+    g_autoptr (JsonObject) closed = NULL;
+    g_autofree char *closed_members = NULL;
+
+    g_assert_cmpuint (api (admin, "POST", sim, "queues",
+                           "{\"name\":\"Never\",\"business_hours\":{\"time_zone\":\"UTC\","
+                           "\"weekly\":{}}}",
+                           &closed),
+                      ==, 201);
+    closed_answer = simulate (admin, sim, json_object_get_string_member (closed, "id"), "{}", 200);
+    g_assert_false (json_object_get_boolean_member (closed_answer, "open"));
+    g_assert_cmpint (json_object_get_int_member (closed_answer, "members"), ==, 0);
+  }
+
+  /* bad input changes nothing and says what was wrong */
+  {
+    g_autofree char *path = g_strdup_printf ("queues/%s/simulate", queue_id);
+    g_autofree char *nowhere =
+        g_strdup_printf ("queues/%s/simulate", "00000000-0000-4000-8000-000000000000");
+    g_autoptr (JsonObject) problem = NULL;
+
+    g_assert_cmpuint (api (admin, "POST", sim, path, "{\"priority\":500}", &problem), ==, 422);
+    g_assert_nonnull (strstr (json_object_get_string_member (problem, "detail"), "priority"));
+    g_clear_pointer (&problem, json_object_unref);
+    g_assert_cmpuint (api (admin, "POST", sim, path, "{\"country\":\"Germany\"}", &problem), ==,
+                      422);
+    g_assert_nonnull (strstr (json_object_get_string_member (problem, "detail"), "country"));
+    g_assert_cmpuint (api (admin, "POST", sim, nowhere, "{}", NULL), ==, 404);
+    g_assert_cmpuint (api (tokens[1], "POST", sim, path, "{}", NULL), ==, 403);
+    g_assert_cmpuint (api (admin_token, "POST", sim, path, "{}", NULL), ==, 404);
+  }
+  for (int i = 0; i < 4; i++) {
+    g_free (tokens[i]);
+    g_free (ids[i]);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -347,6 +491,7 @@ main (int argc, char **argv)
   g_test_add_func ("/api-queues/refusals", test_refusals);
   g_test_add_func ("/api-queues/members-and-delete", test_members_and_delete);
   g_test_add_func ("/api-queues/circles", test_circles);
+  g_test_add_func ("/api-queues/simulate", test_simulate);
   g_test_add_func ("/api-queues/delete-races-a-new-reference", test_delete_races_a_new_reference);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);

@@ -41,18 +41,6 @@ visitor_start (char **call_id)
   return visitor;
 }
 
-/* An agent's session with its presence set. */
-static CdTestWs *
-agent_connect (const char *token, const char *status)
-{
-  CdTestWs *agent = cd_test_ws_connect (daemon_proc->base_url, token);
-  guint before = agent->received->len;
-
-  cd_test_ws_send (agent, "{\"type\":\"presence.set\",\"status\":\"%s\"}", status);
-  cd_test_ws_wait (agent, before, "presence", NULL);
-  return agent;
-}
-
 /* The offer of @call_id that reached @agent from message @from on. */
 static gboolean
 offered (CdTestWs *agent, guint from, const char *call_id)
@@ -130,8 +118,8 @@ test_ringing_agent_leaves (void)
   g_autofree char *token2 = cd_test_login (daemon_proc->base_url, "agent2@shop.test", PASSWORD);
   g_autofree char *agent1_id = cd_test_user_id (token1);
   g_autofree char *call_id = NULL;
-  g_autoptr (CdTestWs) agent2 = agent_connect (token2, "away");
-  CdTestWs *agent1 = agent_connect (token1, "available");
+  g_autoptr (CdTestWs) agent2 = cd_test_ws_agent_online (daemon_proc->base_url, token2, "away");
+  CdTestWs *agent1 = cd_test_ws_agent_online (daemon_proc->base_url, token1, "available");
   g_autoptr (CdTestWs) visitor = visitor_start (&call_id);
   guint before;
 
@@ -157,7 +145,7 @@ test_ringing_agent_keeps_a_connection (void)
 {
   g_autofree char *token = cd_test_login (daemon_proc->base_url, "agent3@shop.test", PASSWORD);
   g_autofree char *call_id = NULL;
-  g_autoptr (CdTestWs) desk = agent_connect (token, "available");
+  g_autoptr (CdTestWs) desk = cd_test_ws_agent_online (daemon_proc->base_url, token, "available");
   CdTestWs *laptop = cd_test_ws_connect (daemon_proc->base_url, token);
   g_autoptr (CdTestWs) visitor = NULL;
   JsonObject *state_message;

@@ -8,6 +8,8 @@
 #include "cd-api.h"
 
 #include "../../common/cd-json.h"
+#include "../routing/cd-business-hours.h"
+#include "../routing/cd-queue-roster.h"
 #include "../routing/cd-queue-spec.h"
 #include "cd-http-fields.h"
 #include "cd-http-problem.h"
@@ -525,6 +527,125 @@ handle_set_members (CdHttpRequest *request, gpointer user_data)
   }
 }
 
+/* ---- simulate ---- */
+
+static const CdField simulate_fields[] = {
+  { "language", CD_FIELD_STRING, FALSE, 2, 20 },
+  { "country", CD_FIELD_STRING, FALSE, 2, 2 },
+  { "priority", CD_FIELD_INT, FALSE, 0, 100 },
+  { "wait_s", CD_FIELD_INT, FALSE, 0, 86400 },
+};
+
+typedef struct {
+  CdApi *api;
+  const char *company_id;
+} MemberLookup;
+
+static gboolean
+lookup_member (const char *agent_id, CdMemberNow *now, gpointer user_data)
+{
+  MemberLookup *l = user_data;
+
+  return l->api->lookup_member &&
+         l->api->lookup_member (l->api->lookup_member_data, l->company_id, agent_id, now);
+}
+
+/* (roster JSON): the decision for the call the body describes */
+static void
+on_roster (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+  g_autoptr (JsonObject) roster_json = NULL;
+  g_autoptr (CdQueueRoster) roster = NULL;
+  g_autoptr (GPtrArray) chosen = g_ptr_array_new ();
+  g_autoptr (GDateTime) wall = g_date_time_new_now_utc ();
+  g_autoptr (JsonNode) node = NULL;
+  g_autofree char *country = NULL;
+  g_autofree char *language = NULL;
+  MemberLookup lookup = { call->api, g_hash_table_lookup (call->params, "id") };
+  CdRuleCall rule_call = { 0 };
+  JsonObject *answer;
+  guint cursor = 0; /* a simulation never moves round-robin on */
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (PQntuples (res) == 0) {
+    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such queue");
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  roster_json =
+      cd_json_parse_object (PQgetvalue (res, 0, 0), PQgetlength (res, 0, 0), NULL, &error);
+  roster = roster_json ? cd_queue_roster_new (roster_json, &error) : NULL;
+  if (roster == NULL) {
+    /* stored definitions were checked when saved: this is the daemon's fault */
+    g_warning ("queue %s cannot be routed: %s",
+               (const char *) g_hash_table_lookup (call->params, "queue_id"), error->message);
+    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_INTERNAL,
+                                 "the queue's stored definition cannot be read");
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (json_object_has_member (call->body, "country"))
+    country = g_ascii_strup (json_object_get_string_member (call->body, "country"), -1);
+  if (json_object_has_member (call->body, "language"))
+    language = g_ascii_strdown (json_object_get_string_member (call->body, "language"), -1);
+  rule_call.country = country;
+  rule_call.language = language;
+  rule_call.priority = (int) json_object_get_int_member_with_default (call->body, "priority", 0);
+  rule_call.wait_s = json_object_get_int_member_with_default (call->body, "wait_s", 0);
+  answer = cd_queue_roster_decide (roster, lookup_member, &lookup, &rule_call, &cursor,
+                                   g_random_int (), g_get_monotonic_time (), chosen);
+  json_object_set_boolean_member (
+      answer, "open",
+      roster->spec->business_hours == NULL ||
+          cd_business_hours_is_open (roster->spec->business_hours, wall));
+  node = json_node_init_object (json_node_alloc (), answer);
+  json_object_unref (answer);
+  cd_api_call_respond_json (call, 200, node);
+}
+
+static void
+handle_simulate (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body = NULL;
+  g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
+  CdApiCall *call;
+  CdPgScope scope;
+
+  if (claims == NULL)
+    return;
+  body =
+      cd_http_request_read_json (request, simulate_fields, G_N_ELEMENTS (simulate_fields), &error);
+  if (body == NULL) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  call = start_call (api, request, g_steal_pointer (&claims));
+  call->body = g_steal_pointer (&body);
+  scope = cd_api_scope_of (call->caller);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"),
+                             g_hash_table_lookup (request->params, "queue_id") };
+    /* the members who may sign in: active users of the company */
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "SELECT jsonb_build_object('id', q.id, 'definition', q.definition, 'members',"
+        " coalesce((SELECT jsonb_agg(jsonb_build_object('id', u.id, 'level', m.level,"
+        "  'skills', u.skills, 'languages', to_jsonb(u.languages)) ORDER BY u.id)"
+        "  FROM queue_members m JOIN users u ON u.id = m.user_id AND u.company_id = $1"
+        "  WHERE m.queue_id = q.id AND u.active), '[]'::jsonb))::text"
+        " FROM queues q WHERE q.company_id = $1 AND q.id = $2",
+        params, G_N_ELEMENTS (params), NULL, on_roster, call);
+  }
+}
+
 gboolean
 cd_api_queues_register (CdApi *api, CdHttpServer *server, GError **error)
 {
@@ -540,5 +661,8 @@ cd_api_queues_register (CdApi *api, CdHttpServer *server, GError **error)
                                    handle_delete, api, error) &&
          cd_http_server_add_route (server, "PUT",
                                    "/api/v1/companies/{id}/queues/{queue_id}/members",
-                                   handle_set_members, api, error);
+                                   handle_set_members, api, error) &&
+         cd_http_server_add_route (server, "POST",
+                                   "/api/v1/companies/{id}/queues/{queue_id}/simulate",
+                                   handle_simulate, api, error);
 }

@@ -9,6 +9,7 @@
 #include "../auth/cd-password.h"
 #include "../events/cd-mailer.h"
 #include "../media/cd-call-pipeline.h"
+#include "../routing/cd-queue-roster.h"
 #include "../store/cd-call-store.h"
 #include "../store/cd-pg-pool.h"
 #include "../store/cd-redis.h"
@@ -38,6 +39,11 @@ typedef struct {
   /* the calls live on this daemon, for media engineers (set by the signal server) */
   CdCallPipeline *(*lookup_pipeline) (gpointer data, const char *company_id, const char *call_id);
   gpointer lookup_pipeline_data;
+  /* what this daemon knows of an agent now, for routing simulations (set by
+   * the signal server; NULL: every agent reads as offline) */
+  gboolean (*lookup_member) (gpointer data, const char *company_id, const char *agent_id,
+                             CdMemberNow *now);
+  gpointer lookup_member_data;
   char *public_url; /* where users reach the daemon, ending in '/' */
   CdApiSettings settings;
   GHashTable *blocked; /* UUID -> gint64*: tokens issued until then are refused */

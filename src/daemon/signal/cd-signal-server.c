@@ -372,6 +372,8 @@ cd_signal_server_new (CdApi *api, const CdSignalSettings *settings)
   self->switchboard = cd_switchboard_new (api, &settings->calls);
   api->lookup_pipeline = (gpointer) cd_switchboard_lookup_pipeline;
   api->lookup_pipeline_data = self->switchboard;
+  api->lookup_member = (gpointer) cd_switchboard_member_now;
+  api->lookup_member_data = self->switchboard;
   self->settings.calls.media.local_addresses = NULL; /* the switchboard keeps its copy */
   return self;
 }

@@ -30,7 +30,8 @@ struct _Agent {
   GPtrArray *sessions; /* Session*, unowned: the server tells us when they close */
   gboolean available;
   gint64 idle_since_us;
-  Call *call; /* offered or on it; unowned */
+  guint calls_taken; /* accepted since the agent signed in here */
+  Call *call;        /* offered or on it; unowned */
 };
 
 struct _Call {
@@ -808,6 +809,7 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   g_clear_handle_id (&call->wait_id, g_source_remove);
   call->agent_session = s;
   call->accepted_us = g_get_monotonic_time ();
+  call->agent->calls_taken++;
   cd_call_store_set_agent (self->api->calls, call->id, call->company_id, a->user_id, now_us ());
   set_state (call, CALL_CONNECTING, NULL);
   send_state (call, s, NULL, NULL);
@@ -1028,6 +1030,23 @@ cd_switchboard_handle (CdSwitchboard *self, Session *s, const char *type, JsonOb
     handle_resume (self, s, message);
   else
     return FALSE;
+  return TRUE;
+}
+
+gboolean
+cd_switchboard_member_now (CdSwitchboard *self, const char *company_id, const char *agent_id,
+                           CdMemberNow *now)
+{
+  g_autofree char *id = g_ascii_strdown (agent_id, -1);
+  Agent *a = g_hash_table_lookup (self->agents, id);
+
+  if (a == NULL || !g_str_equal (a->company_id, company_id))
+    return FALSE;
+  now->online = a->sessions->len > 0;
+  now->free = now->online && a->available && a->call == NULL;
+  now->declined = FALSE;
+  now->idle_since_us = a->idle_since_us;
+  now->calls_taken = a->calls_taken;
   return TRUE;
 }
 

@@ -29,6 +29,10 @@ void cd_switchboard_set_presence (CdSwitchboard *self, Session *session, const c
 /* TRUE when the message type is a call message (handled, answered or refused) */
 gboolean cd_switchboard_handle (CdSwitchboard *self, Session *session, const char *type,
                                 JsonObject *message);
+/* What this daemon knows of an agent of @company_id now: FALSE when the
+ * agent is not signed in here. */
+gboolean cd_switchboard_member_now (CdSwitchboard *self, const char *company_id,
+                                    const char *agent_id, CdMemberNow *now);
 CdCallPipeline *cd_switchboard_lookup_pipeline (CdSwitchboard *self, const char *company_id,
                                                 const char *call_id);
 guint cd_switchboard_get_call_count (CdSwitchboard *self);
