@@ -61,6 +61,23 @@ cd_test_login (const char *base_url, const char *email, const char *password)
 }
 
 char *
+cd_test_visitor_token (const char *base_url, const char *company_id, const char *origin)
+{
+  g_autofree char *url = g_strconcat (base_url, "api/v1/widget/session", NULL);
+  g_autofree char *json = g_strdup_printf ("{\"company_id\":\"%s\"}", company_id);
+  const char *headers[] = { "Origin", origin, NULL };
+  g_autofree char *body = NULL;
+  g_autoptr (JsonObject) session = NULL;
+
+  g_assert_cmpuint (cd_test_http_request ("POST", url, "application/json", json, strlen (json),
+                                          headers, &body, NULL),
+                    ==, 201);
+  session = cd_json_parse_object (body, strlen (body), NULL, NULL);
+  g_assert_nonnull (session);
+  return g_strdup (json_object_get_string_member (session, "visitor_token"));
+}
+
+char *
 cd_test_user_id (const char *token)
 {
   g_auto (GStrv) parts = g_strsplit (token, ".", 3);

@@ -14,6 +14,8 @@ char *cd_test_seed_company (const char *state, const char *slug, const char *ori
                             const char *password);
 /* POST /api/v1/auth/login on @base_url; the access token. */
 char *cd_test_login (const char *base_url, const char *email, const char *password);
+/* POST /api/v1/widget/session for @company_id from @origin; the visitor token. */
+char *cd_test_visitor_token (const char *base_url, const char *company_id, const char *origin);
 /* The user an access token is for (its "sub" claim). */
 char *cd_test_user_id (const char *token);
 

@@ -438,7 +438,6 @@ test_simulate (void)
   /* a queue closed all week says so */
   {
     g_autoptr (JsonObject) closed = NULL;
-    g_autofree char *closed_members = NULL;
 
     g_assert_cmpuint (api (admin, "POST", sim, "queues",
                            "{\"name\":\"Never\",\"business_hours\":{\"time_zone\":\"UTC\","

@@ -18,27 +18,24 @@ static CdTestDaemon *daemon_proc;
 static char *company;
 static char *admin_token;
 
-/* A visitor's session that has started a call; the call's id. */
+/* A visitor of @company_id (on @origin) whose session has started a call
+ * with @extra members in call.start (or ""); the call's id. */
 static CdTestWs *
-visitor_start (char **call_id)
+visitor_start_in (const char *company_id, const char *origin, const char *extra, char **call_id)
 {
-  g_autofree char *url = g_strconcat (daemon_proc->base_url, "api/v1/widget/session", NULL);
-  g_autofree char *json = g_strdup_printf ("{\"company_id\":\"%s\"}", company);
-  const char *headers[] = { "Origin", ORIGIN, NULL };
-  g_autofree char *body = NULL;
-  g_autoptr (JsonObject) session = NULL;
-  CdTestWs *visitor;
+  g_autofree char *token = cd_test_visitor_token (daemon_proc->base_url, company_id, origin);
+  CdTestWs *visitor = cd_test_ws_connect (daemon_proc->base_url, token);
 
-  g_assert_cmpuint (cd_test_http_request ("POST", url, "application/json", json, strlen (json),
-                                          headers, &body, NULL),
-                    ==, 201);
-  session = cd_json_parse_object (body, strlen (body), NULL, NULL);
-  visitor = cd_test_ws_connect (daemon_proc->base_url,
-                                json_object_get_string_member (session, "visitor_token"));
-  cd_test_ws_send (visitor, "{\"type\":\"call.start\",\"page\":\"" ORIGIN "/basket\"}");
+  cd_test_ws_send (visitor, "{\"type\":\"call.start\",\"page\":\"%s/basket\"%s}", origin, extra);
   *call_id = g_strdup (json_object_get_string_member (
       cd_test_ws_wait (visitor, 0, "call.created", NULL), "call_id"));
   return visitor;
+}
+
+static CdTestWs *
+visitor_start (char **call_id)
+{
+  return visitor_start_in (company, ORIGIN, "", call_id);
 }
 
 /* The offer of @call_id that reached @agent from message @from on. */
@@ -55,12 +52,15 @@ offered (CdTestWs *agent, guint from, const char *call_id)
 
 /* The call's stored timeline holds an agent.declined by @agent_id for
  * @reason (the store writes behind: waits for it). */
-static void
-assert_declined (const char *call_id, const char *agent_id, const char *reason)
+/* The detail of the first event of @kind on the call's timeline whose
+ * @key is @value (any, with @key NULL), waiting for the store to write it. */
+static JsonObject *
+wait_event (const char *company_id, const char *token, const char *call_id, const char *kind,
+            const char *key, const char *value)
 {
-  g_autofree char *url =
-      g_strdup_printf ("%sapi/v1/companies/%s/calls/%s", daemon_proc->base_url, company, call_id);
-  g_autofree char *auth = g_strdup_printf ("Bearer %s", admin_token);
+  g_autofree char *url = g_strdup_printf ("%sapi/v1/companies/%s/calls/%s", daemon_proc->base_url,
+                                          company_id, call_id);
+  g_autofree char *auth = g_strdup_printf ("Bearer %s", token);
   const char *headers[] = { "Authorization", auth, NULL };
   gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
 
@@ -76,14 +76,23 @@ assert_declined (const char *call_id, const char *agent_id, const char *reason)
     for (guint i = 0; i < json_array_get_length (events); i++) {
       JsonObject *e = json_array_get_object_element (events, i);
       JsonObject *detail = json_object_get_object_member (e, "detail");
-      if (g_str_equal (json_object_get_string_member (e, "kind"), "agent.declined") &&
-          g_strcmp0 (json_object_get_string_member (detail, "agent_id"), agent_id) == 0 &&
-          g_strcmp0 (json_object_get_string_member (detail, "reason"), reason) == 0)
-        return;
+      if (g_str_equal (json_object_get_string_member (e, "kind"), kind) &&
+          (key == NULL ||
+           g_strcmp0 (json_object_get_string_member_with_default (detail, key, NULL), value) == 0))
+        return json_object_ref (detail);
     }
     cd_test_sleep (100);
   }
-  g_error ("call %s: no agent.declined by %s (%s) on its timeline", call_id, agent_id, reason);
+  g_error ("call %s: no %s (%s %s) on its timeline", call_id, kind, key, value);
+}
+
+static void
+assert_declined (const char *call_id, const char *agent_id, const char *reason)
+{
+  g_autoptr (JsonObject) detail =
+      wait_event (company, admin_token, call_id, "agent.declined", "agent_id", agent_id);
+
+  g_assert_cmpstr (json_object_get_string_member (detail, "reason"), ==, reason);
 }
 
 static void
@@ -166,6 +175,172 @@ test_ringing_agent_keeps_a_connection (void)
   assert_daemon_serves ();
 }
 
+/* ---- queues ---- */
+
+#define DESK_ORIGIN "https://desk.test"
+
+static char *desk, *desk_admin, *billing;
+static char *desk_tokens[3], *desk_ids[3];
+
+static guint
+desk_api (const char *method, const char *path, const char *json)
+{
+  g_autofree char *url =
+      g_strdup_printf ("%sapi/v1/companies/%s/%s", daemon_proc->base_url, desk, path);
+  g_autofree char *auth = g_strdup_printf ("Bearer %s", desk_admin);
+  const char *headers[] = { "Authorization", auth, NULL };
+  g_autofree char *body = NULL;
+  guint status = cd_test_http_request (method, url, json ? "application/json" : NULL, json,
+                                       json ? strlen (json) : 0, headers, &body, NULL);
+
+  if (method[0] == 'P' && method[1] == 'O' && status == 201) {
+    g_autoptr (JsonObject) o = cd_json_parse_object (body, strlen (body), NULL, NULL);
+    g_free (billing);
+    billing = g_strdup (json_object_get_string_member (o, "id"));
+  }
+  return status;
+}
+
+/* a skills-based queue: agent 1 lacks the skill, agent 2 has it; agent 3
+ * is no member */
+static void
+desk_setup (void)
+{
+  g_autofree char *members = NULL;
+  g_autofree char *members_path = NULL;
+
+  desk = cd_test_seed_company (state, "desk", DESK_ORIGIN, 3, PASSWORD);
+  desk_admin = cd_test_login (daemon_proc->base_url, "admin@desk.test", PASSWORD);
+  for (int i = 0; i < 3; i++) {
+    g_autofree char *email = g_strdup_printf ("agent%d@desk.test", i + 1);
+    g_autofree char *path = NULL;
+    g_autofree char *skills = g_strdup_printf ("{\"skills\":{\"billing\":%d}}", i == 0 ? 1 : 5);
+
+    desk_tokens[i] = cd_test_login (daemon_proc->base_url, email, PASSWORD);
+    desk_ids[i] = cd_test_user_id (desk_tokens[i]);
+    path = g_strdup_printf ("users/%s", desk_ids[i]);
+    g_assert_cmpuint (desk_api ("PATCH", path, skills), ==, 200);
+  }
+  g_assert_cmpuint (desk_api ("POST", "queues",
+                              "{\"name\":\"Billing\",\"strategy\":\"skills-based\","
+                              "\"skills\":{\"billing\":3},\"ring_timeout_s\":7}"),
+                    ==, 201);
+  members = g_strdup_printf ("{\"members\":{\"%s\":1,\"%s\":2}}", desk_ids[0], desk_ids[1]);
+  members_path = g_strdup_printf ("queues/%s/members", billing);
+  g_assert_cmpuint (desk_api ("PUT", members_path, members), ==, 204);
+}
+
+/* The offer of @call_id to @agent from message @from on, or NULL. */
+static JsonObject *
+offer_of (CdTestWs *agent, guint from, const char *call_id)
+{
+  for (guint at = from; cd_test_ws_find (agent, at, "call.offer", &at); at++) {
+    JsonObject *o = g_ptr_array_index (agent->received, at);
+    if (g_str_equal (json_object_get_string_member (o, "call_id"), call_id))
+      return o;
+  }
+  return NULL;
+}
+
+/* The call named its queue: the queue's strategy chose the agent with the
+ * skill over the one idle longer, and the timeline says why. */
+static void
+test_queue_picks_by_skill (void)
+{
+  g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\",\"language\":\"DE\"", billing);
+  g_autoptr (CdTestWs) agent1 =
+      cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[0], "available");
+  g_autoptr (CdTestWs) agent2 = NULL;
+  g_autoptr (CdTestWs) visitor = NULL;
+  g_autoptr (JsonObject) entered = NULL;
+  g_autoptr (JsonObject) decision = NULL;
+  g_autofree char *call_id = NULL;
+  JsonArray *outcomes;
+  JsonObject *offer;
+
+  cd_test_sleep (50); /* agent 1 has waited longer */
+  agent2 = cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[1], "available");
+  visitor = visitor_start_in (desk, DESK_ORIGIN, extra, &call_id);
+  WAIT_UNTIL (offer_of (agent2, 0, call_id) != NULL, 10000);
+  offer = offer_of (agent2, 0, call_id);
+  g_assert_cmpstr (json_object_get_string_member (offer, "queue_id"), ==, billing);
+  g_assert_cmpint (json_object_get_int_member (offer, "ring_timeout_s"), ==, 7);
+  g_assert_null (offer_of (agent1, 0, call_id));
+
+  entered = wait_event (desk, desk_admin, call_id, "queue.entered", "queue_id", billing);
+  g_assert_cmpstr (json_object_get_string_member (entered, "name"), ==, "Billing");
+  decision = wait_event (desk, desk_admin, call_id, "routing.decision", NULL, NULL);
+  g_assert_cmpstr (json_object_get_string_member (decision, "strategy"), ==, "skills-based");
+  g_assert_cmpstr (
+      json_array_get_string_element (json_object_get_array_member (decision, "chosen"), 0), ==,
+      desk_ids[1]);
+  outcomes = json_object_get_array_member (decision, "outcomes");
+  g_assert_cmpuint (json_array_get_length (outcomes), ==, 2);
+  for (guint i = 0; i < 2; i++) {
+    JsonObject *o = json_array_get_object_element (outcomes, i);
+    gboolean first = g_str_equal (json_object_get_string_member (o, "agent_id"), desk_ids[0]);
+    g_assert_cmpstr (json_object_get_string_member (o, "outcome"), ==, first ? "skill" : "chosen");
+  }
+  hang_up (visitor, call_id);
+  assert_daemon_serves ();
+}
+
+/* Without a queue named, the company's first queue takes the call: an
+ * agent who is no member of it is never offered it. */
+static void
+test_first_queue_by_default (void)
+{
+  g_autoptr (CdTestWs) outsider =
+      cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[2], "available");
+  g_autoptr (CdTestWs) member = NULL;
+  g_autoptr (CdTestWs) visitor = NULL;
+  g_autoptr (JsonObject) entered = NULL;
+  g_autofree char *call_id = NULL;
+
+  visitor = visitor_start_in (desk, DESK_ORIGIN, "", &call_id);
+  entered = wait_event (desk, desk_admin, call_id, "queue.entered", "queue_id", billing);
+  cd_test_sleep (500);
+  g_assert_null (offer_of (outsider, 0, call_id));
+  member = cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[1], "available");
+  WAIT_UNTIL (offer_of (member, 0, call_id) != NULL, 10000);
+  g_assert_null (offer_of (outsider, 0, call_id));
+  hang_up (visitor, call_id);
+}
+
+/* A queue that is not the company's ends the call, saying so; a queue id
+ * that is no id is refused before any call exists. */
+static void
+test_unknown_queue (void)
+{
+  g_autofree char *call_id = NULL;
+  g_autofree char *foreign = NULL;
+  g_autoptr (CdTestWs) visitor = NULL;
+  g_autoptr (CdTestWs) bad = NULL;
+  JsonObject *m;
+  guint at = 0;
+
+  /* the shop's company has no queue of this id: the desk's is not its own */
+  foreign = g_strdup_printf (",\"queue_id\":\"%s\"", billing);
+  visitor = visitor_start_in (company, ORIGIN, foreign, &call_id);
+  for (;; at++) {
+    m = cd_test_ws_wait (visitor, at, "call.state", &at);
+    if (g_str_equal (json_object_get_string_member (m, "state"), "ended"))
+      break;
+  }
+  g_assert_cmpstr (json_object_get_string_member (m, "reason"), ==, "no-such-queue");
+
+  {
+    g_autofree char *token = cd_test_visitor_token (daemon_proc->base_url, desk, DESK_ORIGIN);
+    bad = cd_test_ws_connect (daemon_proc->base_url, token);
+  }
+  cd_test_ws_send (
+      bad, "{\"type\":\"call.start\",\"queue_id\":\"not-a-queue-id-of-36-characters!!!!\"}");
+  m = cd_test_ws_wait (bad, 0, "error", NULL);
+  g_assert_cmpstr (json_object_get_string_member (m, "code"), ==, "invalid-field");
+  g_assert_null (cd_test_ws_find (bad, 0, "call.created", NULL));
+  assert_daemon_serves ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -181,6 +356,10 @@ main (int argc, char **argv)
   g_test_add_func ("/call-routing/ringing-agent-leaves", test_ringing_agent_leaves);
   g_test_add_func ("/call-routing/ringing-agent-keeps-a-connection",
                    test_ringing_agent_keeps_a_connection);
+  desk_setup ();
+  g_test_add_func ("/call-routing/queue-picks-by-skill", test_queue_picks_by_skill);
+  g_test_add_func ("/call-routing/first-queue-by-default", test_first_queue_by_default);
+  g_test_add_func ("/call-routing/unknown-queue", test_unknown_queue);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);
@@ -189,5 +368,12 @@ main (int argc, char **argv)
   cd_test_remove_tree (state);
   g_free (company);
   g_free (admin_token);
+  g_free (desk);
+  g_free (desk_admin);
+  g_free (billing);
+  for (int i = 0; i < 3; i++) {
+    g_free (desk_tokens[i]);
+    g_free (desk_ids[i]);
+  }
   return status;
 }

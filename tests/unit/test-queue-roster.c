@@ -70,6 +70,15 @@ outcomes_of (JsonObject *explanation)
   return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
+/* the outcome of the @i-th member (in id order) */
+static const char *
+outcome (JsonObject *explanation, guint i)
+{
+  return json_object_get_string_member (
+      json_array_get_object_element (json_object_get_array_member (explanation, "outcomes"), i),
+      "outcome");
+}
+
 static void
 test_skills_based_explained (void)
 {
@@ -165,6 +174,7 @@ test_round_robin_walks_members (void)
         cd_queue_roster_decide (roster, lookup, NULL, &call, &cursor, 0, NOW_US, chosen);
     g_assert_cmpuint (chosen->len, ==, 1);
     g_assert_cmpstr (g_ptr_array_index (chosen, 0), ==, expected[k]);
+    g_assert_cmpstr (outcome (why, 1), ==, "busy");
   }
 }
 

@@ -633,16 +633,8 @@ handle_simulate (CdHttpRequest *request, gpointer user_data)
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
                              g_hash_table_lookup (request->params, "queue_id") };
-    /* the members who may sign in: active users of the company */
-    cd_pg_pool_query_scoped_async (
-        api->pool, &scope,
-        "SELECT jsonb_build_object('id', q.id, 'definition', q.definition, 'members',"
-        " coalesce((SELECT jsonb_agg(jsonb_build_object('id', u.id, 'level', m.level,"
-        "  'skills', u.skills, 'languages', to_jsonb(u.languages)) ORDER BY u.id)"
-        "  FROM queue_members m JOIN users u ON u.id = m.user_id AND u.company_id = $1"
-        "  WHERE m.queue_id = q.id AND u.active), '[]'::jsonb))::text"
-        " FROM queues q WHERE q.company_id = $1 AND q.id = $2",
-        params, G_N_ELEMENTS (params), NULL, on_roster, call);
+    cd_pg_pool_query_scoped_async (api->pool, &scope, cd_queue_roster_sql, params,
+                                   G_N_ELEMENTS (params), NULL, on_roster, call);
   }
 }
 

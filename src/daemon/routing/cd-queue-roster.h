@@ -27,6 +27,11 @@ typedef struct {
 /* From {"id", "definition": {...}, "members": [{"id", "level", "skills":
  * {"name": level}, "languages": ["de"]}]} as the store answers it. */
 CdQueueRoster *cd_queue_roster_new (JsonObject *object, GError **error);
+
+/* The statement that reads a roster's JSON (one row, one text column) for
+ * company $1: queue $2, or with $2 NULL the company's first queue. Members
+ * are the company's active users. Run it in the company's scope. */
+extern const char cd_queue_roster_sql[];
 void cd_queue_roster_free (CdQueueRoster *roster);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdQueueRoster, cd_queue_roster_free)

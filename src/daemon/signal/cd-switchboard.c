@@ -6,7 +6,9 @@
 
 #include "cd-switchboard.h"
 
+#include "../../common/cd-json.h"
 #include "../http/cd-http-fields.h"
+#include "../routing/cd-queue-roster.h"
 #include "../store/cd-call-store.h"
 
 #include <string.h>
@@ -52,7 +54,23 @@ struct _Call {
   gint64 accepted_us;
   gint64 dtmf_window_us;
   guint dtmf_in_window;
+  /* its queue: NULL while it is looked up, and for a company without queues */
+  char *queue_id;
+  char *language;    /* the visitor's, lower case; may be NULL */
+  gboolean routable; /* the queue is known (or there is none) */
+  guint ring_timeout_s;
 };
+
+/* A queue as this daemon last read it, and where round-robin stands. */
+typedef struct {
+  char *company_id;
+  CdQueueRoster *roster;
+  gint64 loaded_us;
+  guint cursor;
+} QueueEntry;
+
+/* A queue read from the store is used this long before it is read again. */
+#define ROSTER_TTL_US (5 * G_USEC_PER_SEC)
 
 /* All of it belongs to the main thread. */
 struct _CdSwitchboard {
@@ -62,6 +80,7 @@ struct _CdSwitchboard {
   CdSwitchboardSettings settings;
   GHashTable *calls;  /* id -> Call* (owned) */
   GHashTable *agents; /* user id -> Agent* (owned) */
+  GHashTable *queues; /* queue id -> QueueEntry* (owned) */
 };
 
 G_DEFINE_FINAL_TYPE (CdSwitchboard, cd_switchboard, G_TYPE_OBJECT)
@@ -212,7 +231,19 @@ call_free (gpointer data)
   g_free (call->company_id);
   g_free (call->visitor_id);
   g_free (call->page);
+  g_free (call->queue_id);
+  g_free (call->language);
   g_free (call);
+}
+
+static void
+queue_entry_free (gpointer data)
+{
+  QueueEntry *e = data;
+
+  cd_queue_roster_free (e->roster);
+  g_free (e->company_id);
+  g_free (e);
 }
 
 static JsonBuilder *
@@ -366,12 +397,13 @@ offer (Call *call, Agent *a)
   add_string (b, "visitor_id", call->visitor_id);
   add_string (b, "page", call->page);
   json_builder_set_member_name (b, "ring_timeout_s");
-  json_builder_add_int_value (b, call->board->settings.ring_timeout_s);
+  json_builder_add_int_value (b, call->ring_timeout_s);
+  if (call->queue_id)
+    add_string (b, "queue_id", call->queue_id);
   agent_send_all (a, g_steal_pointer (&b));
   add_event (call, "agent.offered", detail_new ("agent_id", a->user_id, NULL));
   set_state (call, CALL_RINGING, NULL);
-  call->ring_id =
-      g_timeout_add_seconds (call->board->settings.ring_timeout_s, on_ring_timeout, call);
+  call->ring_id = g_timeout_add_seconds (call->ring_timeout_s, on_ring_timeout, call);
 }
 
 static gint
@@ -382,7 +414,57 @@ compare_calls (gconstpointer a, gconstpointer b)
   return x->created_us < y->created_us ? -1 : x->created_us > y->created_us;
 }
 
-/* Oldest waiting call first, to the longest-idle available agent. */
+typedef struct {
+  CdSwitchboard *self;
+  const char *company_id;
+  Call *call;
+} MemberLookup;
+
+static gboolean
+lookup_agent (const char *agent_id, CdMemberNow *now, gpointer user_data)
+{
+  MemberLookup *l = user_data;
+
+  if (!cd_switchboard_member_now (l->self, l->company_id, agent_id, now))
+    return FALSE;
+  now->declined = l->call && g_hash_table_contains (l->call->declined, agent_id);
+  return TRUE;
+}
+
+/* The queue's strategy picks among its members; the decision and why go
+ * on the call's timeline. */
+static void
+route_queued (CdSwitchboard *self, Call *call)
+{
+  QueueEntry *e = g_hash_table_lookup (self->queues, call->queue_id);
+  MemberLookup lookup = { self, call->company_id, call };
+  CdRuleCall rule_call = { .language = call->language,
+                           .wait_s =
+                               (g_get_monotonic_time () - call->created_us) / G_USEC_PER_SEC };
+  g_autoptr (GPtrArray) chosen = g_ptr_array_new ();
+  JsonObject *why;
+  Agent *agent;
+
+  if (e == NULL)
+    return;
+  why = cd_queue_roster_decide (e->roster, lookup_agent, &lookup, &rule_call, &e->cursor,
+                                g_random_int (), g_get_monotonic_time (), chosen);
+  if (chosen->len == 0) {
+    json_object_unref (why);
+    return;
+  }
+  /* ring-all rings one agent at a time for now: the first in the queue's order */
+  agent = g_hash_table_lookup (self->agents, g_ptr_array_index (chosen, 0));
+  if (agent == NULL) {
+    json_object_unref (why);
+    return;
+  }
+  add_event (call, "routing.decision", why);
+  offer (call, agent);
+}
+
+/* Oldest waiting call first: to its queue's choice, or (a company without
+ * queues) to the longest-idle available agent. */
 static void
 route (CdSwitchboard *self, const char *company_id)
 {
@@ -393,7 +475,7 @@ route (CdSwitchboard *self, const char *company_id)
   g_hash_table_iter_init (&iter, self->calls);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     Call *call = value;
-    if (call->state == CALL_QUEUED && g_str_equal (call->company_id, company_id))
+    if (call->state == CALL_QUEUED && call->routable && g_str_equal (call->company_id, company_id))
       g_ptr_array_add (waiting, call);
   }
   g_ptr_array_sort (waiting, compare_calls);
@@ -401,6 +483,10 @@ route (CdSwitchboard *self, const char *company_id)
     Call *call = g_ptr_array_index (waiting, i);
     Agent *best = NULL;
 
+    if (call->queue_id) {
+      route_queued (self, call);
+      continue;
+    }
     g_hash_table_iter_init (&iter, self->agents);
     while (g_hash_table_iter_next (&iter, NULL, &value)) {
       Agent *a = value;
@@ -420,6 +506,134 @@ route (CdSwitchboard *self, const char *company_id)
     Call *call = g_ptr_array_index (waiting, i);
     if (call->state == CALL_QUEUED)
       send_state (call, call->visitor, NULL, NULL);
+  }
+}
+
+/* ---- queues ---- */
+
+typedef struct {
+  CdSwitchboard *self; /* a reference */
+  char *call_id;
+  char *requested; /* the queue the visitor asked for, or NULL */
+} QueueLoad;
+
+static void
+queue_load_free (QueueLoad *load)
+{
+  g_object_unref (load->self);
+  g_free (load->call_id);
+  g_free (load->requested);
+  g_free (load);
+}
+
+/* The call waits in @e's queue from now on. */
+static void
+enter_queue (Call *call, QueueEntry *e)
+{
+  const CdQueueSpec *spec = e->roster->spec;
+
+  call->queue_id = g_strdup (e->roster->queue_id);
+  call->ring_timeout_s = spec->ring_timeout_s;
+  g_clear_handle_id (&call->wait_id, g_source_remove);
+  call->wait_id = g_timeout_add_seconds (spec->max_wait_s, on_wait_timeout, call);
+  cd_call_store_set_queue (call->board->api->calls, call->id, call->company_id, call->queue_id,
+                           spec->name, now_us ());
+}
+
+static void
+become_routable (Call *call)
+{
+  g_autofree char *company = g_strdup (call->company_id);
+
+  call->routable = TRUE;
+  route (call->board, company);
+}
+
+static void
+on_queue_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  QueueLoad *load = user_data;
+  CdSwitchboard *self = load->self;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+  g_autoptr (JsonObject) json = NULL;
+  Call *call = self->calls ? g_hash_table_lookup (self->calls, load->call_id) : NULL;
+  CdQueueRoster *roster;
+  QueueEntry *e;
+
+  if (call == NULL || call->state == CALL_ENDED) {
+    queue_load_free (load);
+    return;
+  }
+  if (res == NULL) {
+    /* the call goes on without its queue rather than not at all */
+    g_warning ("call %s: cannot read its queue: %s", call->id, error->message);
+    add_event (call, "routing.fallback",
+               detail_new ("reason", "the queue could not be read", NULL));
+    become_routable (call);
+    queue_load_free (load);
+    return;
+  }
+  if (PQntuples (res) == 0) {
+    if (load->requested) {
+      g_autofree char *detail = g_strdup_printf ("no queue %s in this company", load->requested);
+      end_call (call, "no-such-queue", detail);
+    } else {
+      become_routable (call); /* the company has no queues */
+    }
+    queue_load_free (load);
+    return;
+  }
+  json = cd_json_parse_object (PQgetvalue (res, 0, 0), PQgetlength (res, 0, 0), NULL, &error);
+  roster = json ? cd_queue_roster_new (json, &error) : NULL;
+  if (roster == NULL) {
+    g_warning ("call %s: its queue's stored definition cannot be read: %s", call->id,
+               error->message);
+    add_event (call, "routing.fallback",
+               detail_new ("reason", "the queue's definition could not be read", NULL));
+    become_routable (call);
+    queue_load_free (load);
+    return;
+  }
+  e = g_hash_table_lookup (self->queues, roster->queue_id);
+  if (e == NULL) {
+    e = g_new0 (QueueEntry, 1);
+    e->company_id = g_strdup (call->company_id);
+    g_hash_table_insert (self->queues, g_strdup (roster->queue_id), e);
+  }
+  cd_queue_roster_free (e->roster);
+  e->roster = roster;
+  e->loaded_us = g_get_monotonic_time ();
+  enter_queue (call, e);
+  become_routable (call);
+  queue_load_free (load);
+}
+
+/* Finds the call's queue: @requested, or the company's first; none for a
+ * company without queues. A queue read less than ROSTER_TTL_US ago is used
+ * as it is. */
+static void
+load_queue (CdSwitchboard *self, Call *call, const char *requested)
+{
+  QueueLoad *load;
+  QueueEntry *e = requested ? g_hash_table_lookup (self->queues, requested) : NULL;
+  CdPgScope scope = { .company_id = call->company_id };
+
+  /* (queue ids are unique, but a visitor may name another company's) */
+  if (e && g_str_equal (e->company_id, call->company_id) &&
+      g_get_monotonic_time () - e->loaded_us < ROSTER_TTL_US) {
+    enter_queue (call, e);
+    become_routable (call);
+    return;
+  }
+  load = g_new0 (QueueLoad, 1);
+  load->self = g_object_ref (self);
+  load->call_id = g_strdup (call->id);
+  load->requested = g_strdup (requested);
+  {
+    const char *params[] = { call->company_id, requested };
+    cd_pg_pool_query_scoped_async (self->api->pool, &scope, cd_queue_roster_sql, params,
+                                   G_N_ELEMENTS (params), NULL, on_queue_loaded, load);
   }
 }
 
@@ -574,7 +788,10 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
   static const CdField fields[] = {
     { "type", CD_FIELD_STRING, TRUE, 1, 40 },
     { "page", CD_FIELD_STRING, FALSE, 0, 2000 },
+    { "queue_id", CD_FIELD_STRING, FALSE, 36, 36 },
+    { "language", CD_FIELD_STRING, FALSE, 2, 20 },
   };
+  g_autofree char *queue_id = NULL;
   GHashTableIter iter;
   gpointer value;
   Call *call;
@@ -586,6 +803,14 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
   }
   if (!validate (s, message, "call.start", fields, G_N_ELEMENTS (fields)))
     return;
+  if (json_object_has_member (message, "queue_id")) {
+    queue_id = g_ascii_strdown (json_object_get_string_member (message, "queue_id"), -1);
+    if (!cd_is_uuid (queue_id)) {
+      cd_signal_session_send_error (s, "invalid-field", "call.start",
+                                    "queue_id: not a queue id (a UUID)");
+      return;
+    }
+  }
   g_hash_table_iter_init (&iter, self->calls);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     Call *other = value;
@@ -612,6 +837,9 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
   call->declined = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   call->created_us = g_get_monotonic_time ();
   call->state = CALL_QUEUED;
+  call->ring_timeout_s = self->settings.ring_timeout_s;
+  if (json_object_has_member (message, "language"))
+    call->language = g_ascii_strdown (json_object_get_string_member (message, "language"), -1);
   g_hash_table_insert (self->calls, call->id, call);
   cd_call_store_create (self->api->calls, call->id, call->company_id, call->visitor_id,
                         s->client_address, call->page, now_us ());
@@ -620,7 +848,7 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
   b = begin ("call.created", call->id);
   send_to (s, g_steal_pointer (&b));
   send_state (call, s, NULL, NULL);
-  route (self, call->company_id);
+  load_queue (self, call, queue_id);
 }
 
 static void
@@ -901,6 +1129,7 @@ cd_switchboard_dispose (GObject *object)
 
   g_clear_pointer (&self->calls, g_hash_table_unref);
   g_clear_pointer (&self->agents, g_hash_table_unref);
+  g_clear_pointer (&self->queues, g_hash_table_unref);
   G_OBJECT_CLASS (cd_switchboard_parent_class)->dispose (object);
 }
 
@@ -925,6 +1154,7 @@ cd_switchboard_init (CdSwitchboard *self)
 {
   self->calls = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, call_free);
   self->agents = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, agent_free);
+  self->queues = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, queue_entry_free);
 }
 
 CdSwitchboard *

@@ -31,6 +31,8 @@ void cd_call_store_set_state (CdCallStore *self, const char *call_id, const char
                               const char *state, JsonObject *detail, gint64 at_us);
 void cd_call_store_set_agent (CdCallStore *self, const char *call_id, const char *company_id,
                               const char *agent_id, gint64 at_us);
+void cd_call_store_set_queue (CdCallStore *self, const char *call_id, const char *company_id,
+                              const char *queue_id, const char *name, gint64 at_us);
 void cd_call_store_answered (CdCallStore *self, const char *call_id, const char *company_id,
                              gint64 at_us);
 void cd_call_store_add_event (CdCallStore *self, const char *call_id, const char *company_id,
