@@ -114,6 +114,8 @@ static const KeyInfo keys[] = {
     "a party on a call whose WebSocket dropped may resume it within this" },
   { "calls", "ring_timeout_s", KEY_UINT, OFF (calls_ring_timeout_s), 1, 600, "20",
     "an agent offered a call has this long to accept it" },
+  { "calls", "max_missed_offers", KEY_UINT, OFF (calls_max_missed_offers), 0, 100, "3",
+    "an agent who lets this many offers in a row ring out is set away (missed); 0: never" },
   { "calls", "max_wait_s", KEY_UINT, OFF (calls_max_wait_s), 1, 86400, "300",
     "a call no agent took in this long ends (no-agent)" },
   { "calls", "ice_timeout_s", KEY_UINT, OFF (calls_ice_timeout_s), 1, 600, "15",

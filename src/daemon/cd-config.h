@@ -85,6 +85,7 @@ typedef struct {
   guint signal_resume_grace_s;
   /* [calls] */
   guint calls_ring_timeout_s;
+  guint calls_max_missed_offers;
   guint calls_max_wait_s;
   guint calls_ice_timeout_s;
   guint calls_media_timeout_s;

@@ -182,8 +182,10 @@ test_ringing_agent_keeps_a_connection (void)
 static char *desk, *desk_admin, *billing;
 static char *desk_tokens[3], *desk_ids[3];
 
+/* @method on the desk company's @path as its admin; the status, and the
+ * id of what a POST created in @created (may be NULL) */
 static guint
-desk_api (const char *method, const char *path, const char *json)
+desk_api (const char *method, const char *path, const char *json, char **created)
 {
   g_autofree char *url =
       g_strdup_printf ("%sapi/v1/companies/%s/%s", daemon_proc->base_url, desk, path);
@@ -193,10 +195,9 @@ desk_api (const char *method, const char *path, const char *json)
   guint status = cd_test_http_request (method, url, json ? "application/json" : NULL, json,
                                        json ? strlen (json) : 0, headers, &body, NULL);
 
-  if (method[0] == 'P' && method[1] == 'O' && status == 201) {
+  if (created && status == 201) {
     g_autoptr (JsonObject) o = cd_json_parse_object (body, strlen (body), NULL, NULL);
-    g_free (billing);
-    billing = g_strdup (json_object_get_string_member (o, "id"));
+    *created = g_strdup (json_object_get_string_member (o, "id"));
   }
   return status;
 }
@@ -219,15 +220,16 @@ desk_setup (void)
     desk_tokens[i] = cd_test_login (daemon_proc->base_url, email, PASSWORD);
     desk_ids[i] = cd_test_user_id (desk_tokens[i]);
     path = g_strdup_printf ("users/%s", desk_ids[i]);
-    g_assert_cmpuint (desk_api ("PATCH", path, skills), ==, 200);
+    g_assert_cmpuint (desk_api ("PATCH", path, skills, NULL), ==, 200);
   }
   g_assert_cmpuint (desk_api ("POST", "queues",
                               "{\"name\":\"Billing\",\"strategy\":\"skills-based\","
-                              "\"skills\":{\"billing\":3},\"ring_timeout_s\":7}"),
+                              "\"skills\":{\"billing\":3},\"ring_timeout_s\":7}",
+                              &billing),
                     ==, 201);
   members = g_strdup_printf ("{\"members\":{\"%s\":1,\"%s\":2}}", desk_ids[0], desk_ids[1]);
   members_path = g_strdup_printf ("queues/%s/members", billing);
-  g_assert_cmpuint (desk_api ("PUT", members_path, members), ==, 204);
+  g_assert_cmpuint (desk_api ("PUT", members_path, members, NULL), ==, 204);
 }
 
 /* The offer of @call_id to @agent from message @from on, or NULL. */
@@ -341,10 +343,138 @@ test_unknown_queue (void)
   assert_daemon_serves ();
 }
 
+/* A queue of its own whose only member is desk agent 3, with @definition's
+ * extra fields; its id. */
+static char *
+solo_queue (const char *name, const char *extra)
+{
+  g_autofree char *json = g_strdup_printf ("{\"name\":\"%s\"%s}", name, extra);
+  g_autofree char *members = g_strdup_printf ("{\"members\":{\"%s\":1}}", desk_ids[2]);
+  g_autofree char *path = NULL;
+  char *id = NULL;
+
+  g_assert_cmpuint (desk_api ("POST", "queues", json, &id), ==, 201);
+  path = g_strdup_printf ("queues/%s/members", id);
+  g_assert_cmpuint (desk_api ("PUT", path, members, NULL), ==, 204);
+  return id;
+}
+
+/* The first presence message with @status at or after @from, or NULL. */
+static JsonObject *
+presence_of (CdTestWs *agent, guint from, const char *status)
+{
+  for (guint at = from; cd_test_ws_find (agent, at, "presence", &at); at++) {
+    JsonObject *o = g_ptr_array_index (agent->received, at);
+    if (g_str_equal (json_object_get_string_member (o, "status"), status))
+      return o;
+  }
+  return NULL;
+}
+
+/* An agent who lets calls.max_missed_offers (2 here) offers in a row ring
+ * out is set away with reason missed, is told so, and is offered nothing
+ * until back. */
+static void
+test_missed_offers_set_away (void)
+{
+  g_autofree char *quick = solo_queue ("Quick", ",\"ring_timeout_s\":5");
+  g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\"", quick);
+  g_autoptr (CdTestWs) agent =
+      cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[2], "available");
+  g_autoptr (CdTestWs) v1 = NULL;
+  g_autoptr (CdTestWs) v2 = NULL;
+  g_autoptr (JsonObject) away = NULL;
+  g_autofree char *c1 = NULL;
+  g_autofree char *c2 = NULL;
+  JsonObject *p;
+  guint before;
+
+  v1 = visitor_start_in (desk, DESK_ORIGIN, extra, &c1);
+  v2 = visitor_start_in (desk, DESK_ORIGIN, extra, &c2);
+  WAIT_UNTIL (offer_of (agent, 0, c1) != NULL, 10000);
+  /* missed once: the next call rings it; missed twice: away */
+  WAIT_UNTIL (offer_of (agent, 0, c2) != NULL, 10000);
+  g_assert_null (presence_of (agent, 0, "away"));
+  WAIT_UNTIL (presence_of (agent, 0, "away") != NULL, 10000);
+  p = presence_of (agent, 0, "away");
+  g_assert_cmpstr (json_object_get_string_member (p, "reason"), ==, "missed");
+  away = wait_event (desk, desk_admin, c2, "agent.away", "agent_id", desk_ids[2]);
+  g_assert_cmpstr (json_object_get_string_member (away, "reason"), ==, "missed");
+  g_assert_cmpstr (json_object_get_string_member (away, "missed"), ==, "2");
+  /* both calls wait on; the agent is not offered them while away */
+  before = agent->received->len;
+  cd_test_sleep (1000);
+  g_assert_null (cd_test_ws_find (agent, before, "call.offer", NULL));
+  /* back: offered again (a third call, the two it missed declined it) */
+  hang_up (v1, c1);
+  hang_up (v2, c2);
+  {
+    g_autoptr (CdTestWs) v3 = NULL;
+    g_autofree char *c3 = NULL;
+
+    before = agent->received->len;
+    cd_test_ws_send (agent, "{\"type\":\"presence.set\",\"status\":\"available\"}");
+    cd_test_ws_wait (agent, before, "presence", NULL);
+    v3 = visitor_start_in (desk, DESK_ORIGIN, extra, &c3);
+    WAIT_UNTIL (offer_of (agent, before, c3) != NULL, 10000);
+    hang_up (v3, c3);
+  }
+}
+
+/* After a call, the queue's wrap-up: no offer until it ends (the agent is
+ * told both), or until the agent says it is available. */
+static void
+test_wrap_up (void)
+{
+  g_autofree char *calm = solo_queue ("Calm", ",\"wrap_up_s\":3");
+  g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\"", calm);
+  g_autoptr (CdTestWs) agent =
+      cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[2], "available");
+  JsonObject *wrap;
+  gint64 ended_us, offered_us;
+  guint before;
+
+  for (int round = 0; round < 2; round++) {
+    g_autoptr (CdTestWs) v1 = NULL;
+    g_autoptr (CdTestWs) v2 = NULL;
+    g_autofree char *c1 = NULL;
+    g_autofree char *c2 = NULL;
+
+    before = agent->received->len;
+    v1 = visitor_start_in (desk, DESK_ORIGIN, extra, &c1);
+    WAIT_UNTIL (offer_of (agent, before, c1) != NULL, 10000);
+    cd_test_ws_send (agent, "{\"type\":\"call.accept\",\"call_id\":\"%s\"}", c1);
+    cd_test_ws_wait (agent, before, "call.state", NULL);
+    before = agent->received->len;
+    hang_up (v1, c1);
+    ended_us = g_get_monotonic_time ();
+    WAIT_UNTIL (presence_of (agent, before, "wrap_up") != NULL, 10000);
+    wrap = presence_of (agent, before, "wrap_up");
+    g_assert_cmpint (json_object_get_int_member (wrap, "seconds"), ==, 3);
+    v2 = visitor_start_in (desk, DESK_ORIGIN, extra, &c2);
+    if (round == 0) {
+      /* wrap-up runs out */
+      WAIT_UNTIL (offer_of (agent, before, c2) != NULL, 10000);
+      offered_us = g_get_monotonic_time ();
+      g_assert_cmpint (offered_us - ended_us, >=, 2500 * 1000);
+      g_assert_nonnull (presence_of (agent, before, "available"));
+    } else {
+      /* the agent ends it */
+      cd_test_sleep (500);
+      g_assert_null (offer_of (agent, before, c2));
+      cd_test_ws_send (agent, "{\"type\":\"presence.set\",\"status\":\"available\"}");
+      WAIT_UNTIL (offer_of (agent, before, c2) != NULL, 2000);
+      g_assert_cmpint (g_get_monotonic_time () - ended_us, <, 2500 * 1000);
+    }
+    hang_up (v2, c2);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
-  const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1", NULL };
+  const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1",
+                        "CALLDOCKER_CALLS_MAX_MISSED_OFFERS=2", NULL };
   int status;
 
   g_test_init (&argc, &argv, NULL);
@@ -360,6 +490,8 @@ main (int argc, char **argv)
   g_test_add_func ("/call-routing/queue-picks-by-skill", test_queue_picks_by_skill);
   g_test_add_func ("/call-routing/first-queue-by-default", test_first_queue_by_default);
   g_test_add_func ("/call-routing/unknown-queue", test_unknown_queue);
+  g_test_add_func ("/call-routing/missed-offers-set-away", test_missed_offers_set_away);
+  g_test_add_func ("/call-routing/wrap-up", test_wrap_up);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);

@@ -27,12 +27,15 @@ typedef struct _Agent Agent;
 typedef struct _Call Call;
 
 struct _Agent {
+  CdSwitchboard *board; /* unowned */
   char *user_id;
   char *company_id;
   GPtrArray *sessions; /* Session*, unowned: the server tells us when they close */
   gboolean available;
   gint64 idle_since_us;
   guint calls_taken; /* accepted since the agent signed in here */
+  guint missed;      /* offers let ring out in a row */
+  guint wrap_up_id;  /* while in wrap-up after a call: its end */
   Call *call;        /* offered or on it; unowned */
 };
 
@@ -166,6 +169,7 @@ agent_free (gpointer data)
 {
   Agent *a = data;
 
+  g_clear_handle_id (&a->wrap_up_id, g_source_remove);
   g_ptr_array_unref (a->sessions);
   g_free (a->user_id);
   g_free (a->company_id);
@@ -179,6 +183,7 @@ agent_get (CdSwitchboard *self, Session *s)
 
   if (a == NULL) {
     a = g_new0 (Agent, 1);
+    a->board = self;
     a->user_id = g_strdup (s->claims->sub);
     a->company_id = g_strdup (s->claims->company);
     a->sessions = g_ptr_array_new ();
@@ -198,6 +203,33 @@ agent_send_all (Agent *a, JsonBuilder *message)
   node = json_builder_get_root (b);
   for (guint i = 0; i < a->sessions->len; i++)
     cd_signal_session_send (g_ptr_array_index (a->sessions, i), node);
+}
+
+/* Tells every session of the agent its presence: @status, and @reason or
+ * the wrap-up's @seconds when not NULL or 0. */
+static void
+agent_send_presence (Agent *a, const char *status, const char *reason, guint seconds)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  add_string (b, "type", "presence");
+  add_string (b, "status", status);
+  if (reason)
+    add_string (b, "reason", reason);
+  if (seconds) {
+    json_builder_set_member_name (b, "seconds");
+    json_builder_add_int_value (b, seconds);
+  }
+  agent_send_all (a, g_steal_pointer (&b));
+}
+
+/* Free to be offered a call: signed in here, available, not ringing or on
+ * a call, not in wrap-up. */
+static gboolean
+agent_is_free (const Agent *a)
+{
+  return a->sessions->len > 0 && a->available && a->call == NULL && a->wrap_up_id == 0;
 }
 
 static void
@@ -319,12 +351,44 @@ release_agent (Call *call)
   agent_maybe_forget (call->board, a);
 }
 
+static gboolean
+on_wrap_up_over (gpointer user_data)
+{
+  Agent *a = user_data;
+  CdSwitchboard *self = a->board;
+  g_autofree char *company = g_strdup (a->company_id);
+
+  a->wrap_up_id = 0;
+  a->idle_since_us = g_get_monotonic_time ();
+  agent_send_presence (a, a->available ? "available" : "away", NULL, 0);
+  agent_maybe_forget (self, a);
+  route (self, company);
+  return G_SOURCE_REMOVE;
+}
+
+/* After a call the agent took, the queue's wrap-up time: no offers until
+ * it ends, or until the agent sets a presence. */
+static void
+start_wrap_up (Agent *a, Call *call)
+{
+  QueueEntry *e = call->queue_id ? g_hash_table_lookup (call->board->queues, call->queue_id) : NULL;
+  guint seconds = e ? e->roster->spec->wrap_up_s : 0;
+
+  if (seconds == 0 || a->sessions->len == 0)
+    return;
+  g_clear_handle_id (&a->wrap_up_id, g_source_remove);
+  a->wrap_up_id = g_timeout_add_seconds (seconds, on_wrap_up_over, a);
+  agent_send_presence (a, "wrap_up", NULL, seconds);
+}
+
 static void
 end_call (Call *call, const char *reason, const char *detail)
 {
   CdSwitchboard *self = call->board;
   g_autoptr (JsonObject) quality = NULL;
   g_autofree char *company = NULL;
+  Agent *talked =
+      call->agent_session && call->agent && call->agent->call == call ? call->agent : NULL;
 
   if (call->state == CALL_ENDED)
     return;
@@ -345,6 +409,8 @@ end_call (Call *call, const char *reason, const char *detail)
     /* offered only: every session of the agent heard of it */
     agent_send_all (call->agent, ended_message (call, reason));
   company = g_strdup (call->company_id);
+  if (talked)
+    start_wrap_up (talked, call);
   release_agent (call);
   g_hash_table_remove (self->calls, call->id);
   route (self, company);
@@ -381,9 +447,25 @@ on_ring_timeout (gpointer user_data)
   Call *call = user_data;
   g_autofree char *company = g_strdup (call->company_id);
 
+  g_autofree char *agent_id = call->agent ? g_strdup (call->agent->user_id) : NULL;
+  CdSwitchboard *self = call->board;
+  guint max = self->settings.max_missed_offers;
+  Agent *a;
+
   call->ring_id = 0;
   unoffer (call, "missed");
-  route (call->board, company);
+  /* (unoffer may have forgotten an agent with no session left) */
+  a = agent_id ? g_hash_table_lookup (self->agents, agent_id) : NULL;
+  if (a && ++a->missed >= max && max > 0 && a->available) {
+    g_autofree char *count = g_strdup_printf ("%u", a->missed);
+
+    a->available = FALSE;
+    g_info ("agent %s let %u offers in a row ring out: away", a->user_id, a->missed);
+    add_event (call, "agent.away",
+               detail_new ("agent_id", a->user_id, "reason", "missed", "missed", count, NULL));
+    agent_send_presence (a, "away", "missed", 0);
+  }
+  route (self, company);
   return G_SOURCE_REMOVE;
 }
 
@@ -490,8 +572,7 @@ route (CdSwitchboard *self, const char *company_id)
     g_hash_table_iter_init (&iter, self->agents);
     while (g_hash_table_iter_next (&iter, NULL, &value)) {
       Agent *a = value;
-      if (!a->available || a->call != NULL || a->sessions->len == 0 ||
-          !g_str_equal (a->company_id, company_id) ||
+      if (!agent_is_free (a) || !g_str_equal (a->company_id, company_id) ||
           g_hash_table_contains (call->declined, a->user_id))
         continue;
       if (best == NULL || a->idle_since_us < best->idle_since_us)
@@ -1038,6 +1119,7 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   call->agent_session = s;
   call->accepted_us = g_get_monotonic_time ();
   call->agent->calls_taken++;
+  call->agent->missed = 0;
   cd_call_store_set_agent (self->api->calls, call->id, call->company_id, a->user_id, now_us ());
   set_state (call, CALL_CONNECTING, NULL);
   send_state (call, s, NULL, NULL);
@@ -1181,9 +1263,12 @@ cd_switchboard_set_presence (CdSwitchboard *self, Session *session, const char *
   Agent *a = agent_get (self, session);
   gboolean available = g_str_equal (status, "available");
 
-  if (available && !a->available)
+  if (available && (!a->available || a->wrap_up_id))
     a->idle_since_us = g_get_monotonic_time ();
   a->available = available;
+  /* the agent's own word ends wrap-up and forgives missed offers */
+  g_clear_handle_id (&a->wrap_up_id, g_source_remove);
+  a->missed = 0;
   if (available)
     route (self, a->company_id);
 }
@@ -1273,7 +1358,7 @@ cd_switchboard_member_now (CdSwitchboard *self, const char *company_id, const ch
   if (a == NULL || !g_str_equal (a->company_id, company_id))
     return FALSE;
   now->online = a->sessions->len > 0;
-  now->free = now->online && a->available && a->call == NULL;
+  now->free = agent_is_free (a);
   now->declined = FALSE;
   now->idle_since_us = a->idle_since_us;
   now->calls_taken = a->calls_taken;

@@ -16,7 +16,8 @@ typedef struct {
   guint resume_grace_s;
   guint max_calls;
   CdMediaSettings media;
-  CdMetrics *metrics; /* nullable; borrowed */
+  CdMetrics *metrics;      /* nullable; borrowed */
+  guint max_missed_offers; /* in a row, then away (reason missed); 0: never */
 } CdSwitchboardSettings;
 
 #define CD_TYPE_SWITCHBOARD (cd_switchboard_get_type ())
