@@ -470,6 +470,139 @@ test_wrap_up (void)
   }
 }
 
+/* Waits for the visitor's call to end; its end message. */
+static JsonObject *
+wait_ended (CdTestWs *visitor)
+{
+  for (guint at = 0;; at++) {
+    JsonObject *m = cd_test_ws_wait (visitor, at, "call.state", &at);
+    if (g_str_equal (json_object_get_string_member (m, "state"), "ended"))
+      return m;
+  }
+}
+
+static char *
+desk_queue (const char *json)
+{
+  char *id = NULL;
+
+  g_assert_cmpuint (desk_api ("POST", "queues", json, &id), ==, 201);
+  return id;
+}
+
+/* Closed (business hours), full (max_length) and past overflow: the
+ * queue's actions, hang up with its message or send the call on. */
+static void
+test_closed_full_overflow (void)
+{
+  g_autofree char *late = solo_queue ("Late", "");
+  g_autofree char *closed =
+      desk_queue ("{\"name\":\"Closed\",\"business_hours\":{\"time_zone\":\"UTC\",\"weekly\":{}},"
+                  "\"when_closed\":{\"action\":\"hangup\",\"message\":\"We are closed\"}}");
+  g_autofree char *night_json = g_strdup_printf (
+      "{\"name\":\"Night\",\"business_hours\":{\"time_zone\":\"UTC\",\"weekly\":{}},"
+      "\"when_closed\":{\"action\":\"queue\",\"queue_id\":\"%s\"}}",
+      late);
+  g_autofree char *night = desk_queue (night_json);
+  g_autofree char *tiny =
+      desk_queue ("{\"name\":\"Tiny\",\"max_length\":1,"
+                  "\"when_full\":{\"action\":\"hangup\",\"message\":\"Too busy\"}}");
+  g_autofree char *spill_json =
+      g_strdup_printf ("{\"name\":\"Spill\",\"overflow\":{\"after_s\":1,\"action\":\"queue\","
+                       "\"queue_id\":\"%s\"}}",
+                       late);
+  g_autofree char *spill = desk_queue (spill_json);
+  g_autoptr (CdTestWs) agent =
+      cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[2], "available");
+
+  /* closed: the message ends the call */
+  {
+    g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\"", closed);
+    g_autofree char *c = NULL;
+    g_autoptr (CdTestWs) v = visitor_start_in (desk, DESK_ORIGIN, extra, &c);
+    JsonObject *ended = wait_ended (v);
+
+    g_assert_cmpstr (json_object_get_string_member (ended, "reason"), ==, "queue-closed");
+    g_assert_cmpstr (json_object_get_string_member (ended, "detail"), ==, "We are closed");
+  }
+  /* closed, sending calls on: the other queue's member is offered it */
+  {
+    g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\"", night);
+    g_autofree char *c = NULL;
+    g_autoptr (CdTestWs) v = visitor_start_in (desk, DESK_ORIGIN, extra, &c);
+    g_autoptr (JsonObject) moved = NULL;
+
+    WAIT_UNTIL (offer_of (agent, 0, c) != NULL, 10000);
+    g_assert_cmpstr (json_object_get_string_member (offer_of (agent, 0, c), "queue_id"), ==, late);
+    moved = wait_event (desk, desk_admin, c, "queue.moved", "to", late);
+    g_assert_cmpstr (json_object_get_string_member (moved, "from"), ==, night);
+    g_assert_cmpstr (json_object_get_string_member (moved, "why"), ==, "queue-closed");
+    hang_up (v, c);
+  }
+  /* full: one waits (the queue has no members), the next is turned away */
+  {
+    g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\"", tiny);
+    g_autofree char *c1 = NULL;
+    g_autofree char *c2 = NULL;
+    g_autoptr (CdTestWs) v1 = visitor_start_in (desk, DESK_ORIGIN, extra, &c1);
+    g_autoptr (JsonObject) entered = wait_event (desk, desk_admin, c1, "queue.entered", NULL, NULL);
+    g_autoptr (CdTestWs) v2 = visitor_start_in (desk, DESK_ORIGIN, extra, &c2);
+    JsonObject *ended = wait_ended (v2);
+
+    g_assert_cmpstr (json_object_get_string_member (entered, "queue_id"), ==, tiny);
+    g_assert_cmpstr (json_object_get_string_member (ended, "reason"), ==, "queue-full");
+    g_assert_cmpstr (json_object_get_string_member (ended, "detail"), ==, "Too busy");
+    g_assert_null (cd_test_ws_find (v1, 0, "error", NULL));
+    hang_up (v1, c1);
+  }
+  /* overflow: after a second in a queue without members, on to Late */
+  {
+    g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\"", spill);
+    g_autofree char *c = NULL;
+    guint before = agent->received->len;
+    gint64 started = g_get_monotonic_time ();
+    g_autoptr (CdTestWs) v = visitor_start_in (desk, DESK_ORIGIN, extra, &c);
+    g_autoptr (JsonObject) moved = NULL;
+
+    WAIT_UNTIL (offer_of (agent, before, c) != NULL, 10000);
+    g_assert_cmpint (g_get_monotonic_time () - started, >=, 900 * 1000);
+    moved = wait_event (desk, desk_admin, c, "queue.moved", "to", late);
+    g_assert_cmpstr (json_object_get_string_member (moved, "why"), ==, "overflow");
+    hang_up (v, c);
+  }
+}
+
+/* Overflow that raises the priority: the newer call, raised, goes first. */
+static void
+test_overflow_raises_priority (void)
+{
+  g_autofree char *plain = solo_queue ("Plain", "");
+  g_autofree char *prio =
+      solo_queue ("Prio", ",\"overflow\":{\"after_s\":1,\"action\":\"priority\",\"raise_by\":10}");
+  g_autofree char *e1 = g_strdup_printf (",\"queue_id\":\"%s\"", plain);
+  g_autofree char *e2 = g_strdup_printf (",\"queue_id\":\"%s\"", prio);
+  g_autoptr (CdTestWs) agent =
+      cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[2], "away");
+  g_autoptr (CdTestWs) v1 = NULL;
+  g_autoptr (CdTestWs) v2 = NULL;
+  g_autoptr (JsonObject) raised = NULL;
+  g_autofree char *c1 = NULL;
+  g_autofree char *c2 = NULL;
+  guint before;
+
+  v1 = visitor_start_in (desk, DESK_ORIGIN, e1, &c1);
+  cd_test_sleep (100);
+  v2 = visitor_start_in (desk, DESK_ORIGIN, e2, &c2);
+  raised = wait_event (desk, desk_admin, c2, "queue.overflow", "action", "priority");
+  g_assert_cmpstr (json_object_get_string_member (raised, "priority"), ==, "10");
+  before = agent->received->len;
+  cd_test_ws_send (agent, "{\"type\":\"presence.set\",\"status\":\"available\"}");
+  WAIT_UNTIL (offer_of (agent, before, c2) != NULL, 10000);
+  g_assert_null (offer_of (agent, before, c1));
+  hang_up (v2, c2);
+  hang_up (v1, c1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -492,6 +625,8 @@ main (int argc, char **argv)
   g_test_add_func ("/call-routing/unknown-queue", test_unknown_queue);
   g_test_add_func ("/call-routing/missed-offers-set-away", test_missed_offers_set_away);
   g_test_add_func ("/call-routing/wrap-up", test_wrap_up);
+  g_test_add_func ("/call-routing/closed-full-overflow", test_closed_full_overflow);
+  g_test_add_func ("/call-routing/overflow-raises-priority", test_overflow_raises_priority);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);

@@ -8,6 +8,7 @@
 
 #include "../../common/cd-json.h"
 #include "../http/cd-http-fields.h"
+#include "../routing/cd-business-hours.h"
 #include "../routing/cd-queue-roster.h"
 #include "../store/cd-call-store.h"
 
@@ -62,7 +63,14 @@ struct _Call {
   char *language;    /* the visitor's, lower case; may be NULL */
   gboolean routable; /* the queue is known (or there is none) */
   guint ring_timeout_s;
+  int priority;      /* raised by a queue's overflow */
+  gint64 entered_us; /* when it entered its queue (monotonic) */
+  guint overflow_id; /* the queue's overflow, while it waits */
+  guint hops;        /* queues it was sent on to */
 };
+
+/* A call sent on from queue to queue more often than this ends. */
+#define MAX_QUEUE_HOPS 5
 
 /* A queue as this daemon last read it, and where round-robin stands. */
 typedef struct {
@@ -251,6 +259,7 @@ call_free (gpointer data)
 
   g_clear_handle_id (&call->ring_id, g_source_remove);
   g_clear_handle_id (&call->wait_id, g_source_remove);
+  g_clear_handle_id (&call->overflow_id, g_source_remove);
   g_clear_handle_id (&call->visitor_grace_id, g_source_remove);
   g_clear_handle_id (&call->agent_grace_id, g_source_remove);
   if (call->pipeline) {
@@ -416,13 +425,30 @@ end_call (Call *call, const char *reason, const char *detail)
   route (self, company);
 }
 
+static gboolean apply_fallback (Call *call, const CdQueueFallback *fallback, const char *reason);
+
+static QueueEntry *
+queue_of (Call *call)
+{
+  return call->queue_id ? g_hash_table_lookup (call->board->queues, call->queue_id) : NULL;
+}
+
+/* Waited the longest it may: the queue's when_full applies (no queue:
+ * the call ends). */
 static gboolean
 on_wait_timeout (gpointer user_data)
 {
   Call *call = user_data;
+  QueueEntry *e = queue_of (call);
 
   call->wait_id = 0;
-  end_call (call, "no-agent", "no agent took the call in time");
+  if (e && e->roster->spec->when_full.action != CD_QUEUE_ACTION_HANGUP) {
+    apply_fallback (call, &e->roster->spec->when_full, "no-agent");
+    return G_SOURCE_REMOVE;
+  }
+  end_call (call, "no-agent",
+            e && e->roster->spec->when_full.message ? e->roster->spec->when_full.message
+                                                    : "no agent took the call in time");
   return G_SOURCE_REMOVE;
 }
 
@@ -486,14 +512,6 @@ offer (Call *call, Agent *a)
   add_event (call, "agent.offered", detail_new ("agent_id", a->user_id, NULL));
   set_state (call, CALL_RINGING, NULL);
   call->ring_id = g_timeout_add_seconds (call->ring_timeout_s, on_ring_timeout, call);
-}
-
-static gint
-compare_calls (gconstpointer a, gconstpointer b)
-{
-  const Call *x = *(Call **) a, *y = *(Call **) b;
-
-  return x->created_us < y->created_us ? -1 : x->created_us > y->created_us;
 }
 
 typedef struct {
@@ -560,7 +578,18 @@ route (CdSwitchboard *self, const char *company_id)
     if (call->state == CALL_QUEUED && call->routable && g_str_equal (call->company_id, company_id))
       g_ptr_array_add (waiting, call);
   }
-  g_ptr_array_sort (waiting, compare_calls);
+  /* highest priority (aged by waiting) first, then the oldest */
+  {
+    g_autofree CdWaiting *order = g_new (CdWaiting, MAX (waiting->len, 1));
+
+    for (guint i = 0; i < waiting->len; i++) {
+      Call *call = g_ptr_array_index (waiting, i);
+      order[i] = (CdWaiting){ call->priority, call->created_us, call };
+    }
+    cd_waiting_sort (order, waiting->len, g_get_monotonic_time ());
+    for (guint i = 0; i < waiting->len; i++)
+      g_ptr_array_index (waiting, i) = (gpointer) order[i].data;
+  }
   for (guint i = 0; i < waiting->len; i++) {
     Call *call = g_ptr_array_index (waiting, i);
     Agent *best = NULL;
@@ -607,18 +636,113 @@ queue_load_free (QueueLoad *load)
   g_free (load);
 }
 
-/* The call waits in @e's queue from now on. */
+static void load_queue (CdSwitchboard *self, Call *call, const char *requested);
+
+/* Sends the call on to @queue_id (asked for by @why). */
 static void
+move_to_queue (Call *call, const char *queue_id, const char *why)
+{
+  g_autofree char *target = g_strdup (queue_id);
+
+  if (++call->hops > MAX_QUEUE_HOPS) {
+    end_call (call, "queue-loop", "the call was sent on from queue to queue too often");
+    return;
+  }
+  add_event (call, "queue.moved",
+             detail_new ("from", call->queue_id, "to", target, "why", why, NULL));
+  g_clear_handle_id (&call->overflow_id, g_source_remove);
+  g_clear_pointer (&call->queue_id, g_free);
+  call->routable = FALSE;
+  load_queue (call->board, call, target);
+}
+
+/* What a queue does with a call when closed, full or past its waiting
+ * time; @reason ends the call. FALSE when the call is no longer waiting
+ * here (it ended, or went on to another queue). */
+static gboolean
+apply_fallback (Call *call, const CdQueueFallback *fallback, const char *reason)
+{
+  switch (fallback->action) {
+  case CD_QUEUE_ACTION_QUEUE:
+    move_to_queue (call, fallback->queue_id, reason);
+    return FALSE;
+  case CD_QUEUE_ACTION_VOICEMAIL:
+    /* voicemail arrives with the IVR */
+    end_call (call, reason, "voicemail is not offered yet");
+    return FALSE;
+  case CD_QUEUE_ACTION_HANGUP:
+  case CD_QUEUE_ACTION_PRIORITY:
+  default:
+    end_call (call, reason, fallback->message);
+    return FALSE;
+  }
+}
+
+static guint
+waiting_in (CdSwitchboard *self, const char *queue_id, Call *besides)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint n = 0;
+
+  g_hash_table_iter_init (&iter, self->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    Call *other = value;
+    if (other != besides && other->state == CALL_QUEUED && other->routable &&
+        g_strcmp0 (other->queue_id, queue_id) == 0)
+      n++;
+  }
+  return n;
+}
+
+static gboolean
+on_overflow (gpointer user_data)
+{
+  Call *call = user_data;
+  QueueEntry *e = queue_of (call);
+  const CdQueueFallback *overflow = e ? &e->roster->spec->overflow : NULL;
+  g_autofree char *company = g_strdup (call->company_id);
+
+  call->overflow_id = 0;
+  /* an offer ringing now goes on; the overflow is for calls still waiting */
+  if (overflow == NULL || call->state != CALL_QUEUED)
+    return G_SOURCE_REMOVE;
+  if (overflow->action == CD_QUEUE_ACTION_QUEUE) {
+    move_to_queue (call, overflow->queue_id, "overflow");
+  } else {
+    g_autofree char *priority = NULL;
+
+    call->priority += overflow->raise_by;
+    priority = g_strdup_printf ("%d", call->priority);
+    add_event (call, "queue.overflow",
+               detail_new ("action", "priority", "priority", priority, NULL));
+    route (call->board, company);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+/* The call waits in @e's queue from now on, unless the queue is closed or
+ * full: FALSE when it does not wait here (it ended or went on). */
+static gboolean
 enter_queue (Call *call, QueueEntry *e)
 {
   const CdQueueSpec *spec = e->roster->spec;
+  g_autoptr (GDateTime) wall = g_date_time_new_now_utc ();
 
   call->queue_id = g_strdup (e->roster->queue_id);
   call->ring_timeout_s = spec->ring_timeout_s;
+  call->entered_us = g_get_monotonic_time ();
   g_clear_handle_id (&call->wait_id, g_source_remove);
   call->wait_id = g_timeout_add_seconds (spec->max_wait_s, on_wait_timeout, call);
   cd_call_store_set_queue (call->board->api->calls, call->id, call->company_id, call->queue_id,
                            spec->name, now_us ());
+  if (spec->business_hours && !cd_business_hours_is_open (spec->business_hours, wall))
+    return apply_fallback (call, &spec->when_closed, "queue-closed");
+  if (spec->max_length > 0 && waiting_in (call->board, call->queue_id, call) >= spec->max_length)
+    return apply_fallback (call, &spec->when_full, "queue-full");
+  if (spec->has_overflow)
+    call->overflow_id = g_timeout_add_seconds (spec->overflow.after_s, on_overflow, call);
+  return TRUE;
 }
 
 static void
@@ -685,8 +809,8 @@ on_queue_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   cd_queue_roster_free (e->roster);
   e->roster = roster;
   e->loaded_us = g_get_monotonic_time ();
-  enter_queue (call, e);
-  become_routable (call);
+  if (enter_queue (call, e))
+    become_routable (call);
   queue_load_free (load);
 }
 
@@ -703,8 +827,8 @@ load_queue (CdSwitchboard *self, Call *call, const char *requested)
   /* (queue ids are unique, but a visitor may name another company's) */
   if (e && g_str_equal (e->company_id, call->company_id) &&
       g_get_monotonic_time () - e->loaded_us < ROSTER_TTL_US) {
-    enter_queue (call, e);
-    become_routable (call);
+    if (enter_queue (call, e))
+      become_routable (call);
     return;
   }
   load = g_new0 (QueueLoad, 1);
@@ -1116,6 +1240,7 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   }
   g_clear_handle_id (&call->ring_id, g_source_remove);
   g_clear_handle_id (&call->wait_id, g_source_remove);
+  g_clear_handle_id (&call->overflow_id, g_source_remove);
   call->agent_session = s;
   call->accepted_us = g_get_monotonic_time ();
   call->agent->calls_taken++;
