@@ -603,6 +603,84 @@ test_overflow_raises_priority (void)
   hang_up (v1, c1);
 }
 
+/* The last queued state the visitor heard from message @from on, or NULL. */
+static JsonObject *
+last_queued (CdTestWs *visitor, guint from)
+{
+  JsonObject *last = NULL;
+
+  for (guint at = from; cd_test_ws_find (visitor, at, "call.state", &at); at++) {
+    JsonObject *m = g_ptr_array_index (visitor->received, at);
+    if (g_str_equal (json_object_get_string_member (m, "state"), "queued"))
+      last = m;
+  }
+  return last;
+}
+
+/* Waiting visitors hear their place in the queue and, once the queue has
+ * handled a call, the expected wait; again at the announcement interval. */
+static void
+test_position_and_expected_wait (void)
+{
+  g_autofree char *talky = solo_queue ("Talky", ",\"announce_every_s\":15");
+  g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\"", talky);
+  g_autoptr (CdTestWs) agent =
+      cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[2], "available");
+  g_autoptr (CdTestWs) v1 = NULL;
+  g_autoptr (CdTestWs) v2 = NULL;
+  g_autoptr (CdTestWs) v3 = NULL;
+  g_autoptr (CdTestWs) v4 = NULL;
+  g_autofree char *c1 = NULL, *c2 = NULL, *c3 = NULL, *c4 = NULL;
+  JsonObject *q3, *q4;
+  gint64 expected3, expected4;
+  guint before, heard;
+
+  /* one call handled in about a second: the queue's handle time */
+  v1 = visitor_start_in (desk, DESK_ORIGIN, extra, &c1);
+  WAIT_UNTIL (offer_of (agent, 0, c1) != NULL, 10000);
+  g_assert_false (json_object_has_member (last_queued (v1, 0), "expected_wait_s"));
+  before = agent->received->len;
+  cd_test_ws_send (agent, "{\"type\":\"call.accept\",\"call_id\":\"%s\"}", c1);
+  cd_test_ws_wait (agent, before, "call.state", NULL);
+  cd_test_sleep (1000);
+  hang_up (v1, c1);
+  /* the agent takes the next and is busy with it */
+  before = agent->received->len;
+  v2 = visitor_start_in (desk, DESK_ORIGIN, extra, &c2);
+  WAIT_UNTIL (offer_of (agent, before, c2) != NULL, 10000);
+  cd_test_ws_send (agent, "{\"type\":\"call.accept\",\"call_id\":\"%s\"}", c2);
+  cd_test_ws_wait (agent, before, "call.state", NULL);
+
+  v3 = visitor_start_in (desk, DESK_ORIGIN, extra, &c3);
+  WAIT_UNTIL (last_queued (v3, 0) &&
+                  json_object_has_member (last_queued (v3, 0), "expected_wait_s"),
+              10000);
+  v4 = visitor_start_in (desk, DESK_ORIGIN, extra, &c4);
+  WAIT_UNTIL (last_queued (v4, 0) &&
+                  json_object_has_member (last_queued (v4, 0), "expected_wait_s"),
+              10000);
+  q3 = last_queued (v3, 0);
+  q4 = last_queued (v4, 0);
+  g_assert_cmpint (json_object_get_int_member (q3, "position"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (q4, "position"), ==, 2);
+  expected3 = json_object_get_int_member (q3, "expected_wait_s");
+  expected4 = json_object_get_int_member (q4, "expected_wait_s");
+  /* one agent, about a second a call */
+  g_assert_cmpint (expected3, >=, 1);
+  g_assert_cmpint (expected3, <=, 3);
+  g_assert_cmpint (expected4, >, expected3 - 1);
+  g_assert_cmpint (expected4, <=, 2 * expected3 + 1);
+
+  /* the announcement comes again after announce_every_s */
+  heard = v4->received->len;
+  WAIT_UNTIL (last_queued (v4, heard) != NULL, 20000);
+  g_assert_cmpint (json_object_get_int_member (last_queued (v4, heard), "position"), ==, 2);
+
+  hang_up (v4, c4);
+  hang_up (v3, c3);
+  hang_up (v2, c2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -627,6 +705,7 @@ main (int argc, char **argv)
   g_test_add_func ("/call-routing/wrap-up", test_wrap_up);
   g_test_add_func ("/call-routing/closed-full-overflow", test_closed_full_overflow);
   g_test_add_func ("/call-routing/overflow-raises-priority", test_overflow_raises_priority);
+  g_test_add_func ("/call-routing/position-and-expected-wait", test_position_and_expected_wait);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);

@@ -12,6 +12,7 @@
 #include "../routing/cd-queue-roster.h"
 #include "../store/cd-call-store.h"
 
+#include <math.h>
 #include <string.h>
 
 typedef enum {
@@ -66,6 +67,7 @@ struct _Call {
   int priority;      /* raised by a queue's overflow */
   gint64 entered_us; /* when it entered its queue (monotonic) */
   guint overflow_id; /* the queue's overflow, while it waits */
+  guint announce_id; /* the queue's announcements, while it waits */
   guint hops;        /* queues it was sent on to */
 };
 
@@ -78,7 +80,12 @@ typedef struct {
   CdQueueRoster *roster;
   gint64 loaded_us;
   guint cursor;
+  double handle_avg_s; /* recent calls' handle time, a moving average */
+  guint handled;
 } QueueEntry;
+
+/* How much the latest handle time counts in the average. */
+#define HANDLE_TIME_WEIGHT 0.2
 
 /* A queue read from the store is used this long before it is read again. */
 #define ROSTER_TTL_US (5 * G_USEC_PER_SEC)
@@ -260,6 +267,7 @@ call_free (gpointer data)
   g_clear_handle_id (&call->ring_id, g_source_remove);
   g_clear_handle_id (&call->wait_id, g_source_remove);
   g_clear_handle_id (&call->overflow_id, g_source_remove);
+  g_clear_handle_id (&call->announce_id, g_source_remove);
   g_clear_handle_id (&call->visitor_grace_id, g_source_remove);
   g_clear_handle_id (&call->agent_grace_id, g_source_remove);
   if (call->pipeline) {
@@ -297,6 +305,52 @@ ended_message (Call *call, const char *reason)
   return b;
 }
 
+/* Whether @a is served before @b: higher effective priority, then older. */
+static gboolean
+served_before (const Call *a, const Call *b, gint64 now)
+{
+  gint64 ea = cd_priority_effective (a->priority, (now - a->created_us) / G_USEC_PER_SEC);
+  gint64 eb = cd_priority_effective (b->priority, (now - b->created_us) / G_USEC_PER_SEC);
+
+  return ea != eb ? ea > eb : a->created_us < b->created_us;
+}
+
+/* The call's place among those waiting in its queue on this daemon (a
+ * company without queues: among its waiting calls), 1 being next; and in
+ * @expected_s, when known, the expected wait: position times the queue's
+ * recent handle time, shared among its members signed in and available. */
+static guint
+queue_position (Call *call, guint *expected_s)
+{
+  CdSwitchboard *self = call->board;
+  QueueEntry *e = call->queue_id ? g_hash_table_lookup (self->queues, call->queue_id) : NULL;
+  gint64 now = g_get_monotonic_time ();
+  GHashTableIter iter;
+  gpointer value;
+  guint position = 1;
+  guint staffed = 0;
+
+  g_hash_table_iter_init (&iter, self->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    Call *other = value;
+    if (other != call && other->state == CALL_QUEUED &&
+        g_str_equal (other->company_id, call->company_id) &&
+        g_strcmp0 (other->queue_id, call->queue_id) == 0 && served_before (other, call, now))
+      position++;
+  }
+  *expected_s = 0;
+  if (e == NULL || e->handled == 0)
+    return position;
+  for (guint i = 0; i < e->roster->n_members; i++) {
+    Agent *a = g_hash_table_lookup (self->agents, e->roster->members[i].id);
+    if (a && a->sessions->len > 0 && a->available)
+      staffed++;
+  }
+  if (staffed > 0)
+    *expected_s = (guint) MAX (1.0, ceil (position * e->handle_avg_s / staffed));
+  return position;
+}
+
 static void
 send_state (Call *call, Session *to, const char *reason, const char *detail)
 {
@@ -304,20 +358,15 @@ send_state (Call *call, Session *to, const char *reason, const char *detail)
 
   add_string (b, "state", state_names[call->state]);
   if (call->state == CALL_QUEUED) {
-    /* position among this company's waiting calls on this daemon */
-    GHashTableIter iter;
-    gpointer value;
-    guint position = 1;
+    guint expected_s = 0;
+    guint position = queue_position (call, &expected_s);
 
-    g_hash_table_iter_init (&iter, call->board->calls);
-    while (g_hash_table_iter_next (&iter, NULL, &value)) {
-      Call *other = value;
-      if (other != call && other->state == CALL_QUEUED &&
-          g_str_equal (other->company_id, call->company_id) && other->created_us < call->created_us)
-        position++;
-    }
     json_builder_set_member_name (b, "position");
     json_builder_add_int_value (b, position);
+    if (expected_s) {
+      json_builder_set_member_name (b, "expected_wait_s");
+      json_builder_add_int_value (b, expected_s);
+    }
   }
   if (reason)
     add_string (b, "reason", reason);
@@ -418,6 +467,17 @@ end_call (Call *call, const char *reason, const char *detail)
     /* offered only: every session of the agent heard of it */
     agent_send_all (call->agent, ended_message (call, reason));
   company = g_strdup (call->company_id);
+  if (call->accepted_us && call->queue_id) {
+    QueueEntry *e = g_hash_table_lookup (self->queues, call->queue_id);
+    double handle_s = (g_get_monotonic_time () - call->accepted_us) / (double) G_USEC_PER_SEC;
+
+    if (e) {
+      e->handle_avg_s = e->handled
+                            ? e->handle_avg_s + HANDLE_TIME_WEIGHT * (handle_s - e->handle_avg_s)
+                            : handle_s;
+      e->handled++;
+    }
+  }
   if (talked)
     start_wrap_up (talked, call);
   release_agent (call);
@@ -651,6 +711,7 @@ move_to_queue (Call *call, const char *queue_id, const char *why)
   add_event (call, "queue.moved",
              detail_new ("from", call->queue_id, "to", target, "why", why, NULL));
   g_clear_handle_id (&call->overflow_id, g_source_remove);
+  g_clear_handle_id (&call->announce_id, g_source_remove);
   g_clear_pointer (&call->queue_id, g_free);
   call->routable = FALSE;
   load_queue (call->board, call, target);
@@ -693,6 +754,18 @@ waiting_in (CdSwitchboard *self, const char *queue_id, Call *besides)
       n++;
   }
   return n;
+}
+
+/* The queue's announcement: the visitor hears its position and expected
+ * wait again. */
+static gboolean
+on_announce (gpointer user_data)
+{
+  Call *call = user_data;
+
+  if (call->state == CALL_QUEUED && call->visitor)
+    send_state (call, call->visitor, NULL, NULL);
+  return G_SOURCE_CONTINUE;
 }
 
 static gboolean
@@ -742,6 +815,9 @@ enter_queue (Call *call, QueueEntry *e)
     return apply_fallback (call, &spec->when_full, "queue-full");
   if (spec->has_overflow)
     call->overflow_id = g_timeout_add_seconds (spec->overflow.after_s, on_overflow, call);
+  g_clear_handle_id (&call->announce_id, g_source_remove);
+  if (spec->announce_every_s)
+    call->announce_id = g_timeout_add_seconds (spec->announce_every_s, on_announce, call);
   return TRUE;
 }
 
@@ -1241,6 +1317,7 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   g_clear_handle_id (&call->ring_id, g_source_remove);
   g_clear_handle_id (&call->wait_id, g_source_remove);
   g_clear_handle_id (&call->overflow_id, g_source_remove);
+  g_clear_handle_id (&call->announce_id, g_source_remove);
   call->agent_session = s;
   call->accepted_us = g_get_monotonic_time ();
   call->agent->calls_taken++;
