@@ -68,9 +68,14 @@ wait_event (const char *company_id, const char *token, const char *call_id, cons
     g_autofree char *body = NULL;
     g_autoptr (JsonObject) call = NULL;
     JsonArray *events;
+    guint status = cd_test_http_request ("GET", url, NULL, NULL, 0, headers, &body, NULL);
 
-    g_assert_cmpuint (cd_test_http_request ("GET", url, NULL, NULL, 0, headers, &body, NULL), ==,
-                      200);
+    /* the store writes behind: a new call may not be there yet */
+    if (status == 404) {
+      cd_test_sleep (100);
+      continue;
+    }
+    g_assert_cmpuint (status, ==, 200);
     call = cd_json_parse_object (body, strlen (body), NULL, NULL);
     events = json_object_get_array_member (call, "events");
     for (guint i = 0; i < json_array_get_length (events); i++) {
@@ -681,6 +686,88 @@ test_position_and_expected_wait (void)
   hang_up (v2, c2);
 }
 
+/* The first call.state at or after @from for @call_id, or NULL. */
+static JsonObject *
+state_of (CdTestWs *ws, guint from, const char *call_id)
+{
+  for (guint at = from; cd_test_ws_find (ws, at, "call.state", &at); at++) {
+    JsonObject *m = g_ptr_array_index (ws->received, at);
+    if (g_str_equal (json_object_get_string_member (m, "call_id"), call_id))
+      return m;
+  }
+  return NULL;
+}
+
+/* Ring-all rings every free member at once: the first to accept takes
+ * the call and the others stop ringing; one who rejects leaves the others
+ * ringing. */
+static void
+test_ring_all (void)
+{
+  g_autofree char *members =
+      g_strdup_printf ("{\"members\":{\"%s\":1,\"%s\":1}}", desk_ids[1], desk_ids[2]);
+  g_autofree char *all =
+      desk_queue ("{\"name\":\"All\",\"strategy\":\"ring-all\",\"ring_timeout_s\":5}");
+  g_autofree char *path = g_strdup_printf ("queues/%s/members", all);
+  g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\"", all);
+  g_autoptr (CdTestWs) a2 = NULL;
+  g_autoptr (CdTestWs) a3 = NULL;
+
+  g_assert_cmpuint (desk_api ("PUT", path, members, NULL), ==, 204);
+  a2 = cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[1], "available");
+  a3 = cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[2], "available");
+  for (int round = 0; round < 3; round++) {
+    g_autoptr (CdTestWs) v = NULL;
+    g_autofree char *c = NULL;
+    guint b2 = a2->received->len, b3 = a3->received->len;
+    JsonObject *m;
+
+    v = visitor_start_in (desk, DESK_ORIGIN, extra, &c);
+    WAIT_UNTIL (offer_of (a2, b2, c) != NULL && offer_of (a3, b3, c) != NULL, 10000);
+    if (round == 0) {
+      /* agent 3 accepts: agent 2 hears it was answered elsewhere */
+      cd_test_ws_send (a3, "{\"type\":\"call.accept\",\"call_id\":\"%s\"}", c);
+      WAIT_UNTIL (state_of (a2, b2, c) != NULL && state_of (a3, b3, c) != NULL, 10000);
+      m = state_of (a2, b2, c);
+      g_assert_cmpstr (json_object_get_string_member (m, "state"), ==, "ended");
+      g_assert_cmpstr (json_object_get_string_member (m, "reason"), ==, "answered-elsewhere");
+      g_assert_cmpstr (json_object_get_string_member (state_of (a3, b3, c), "state"), ==,
+                       "connecting");
+    } else if (round == 2) {
+      /* nobody answers: both missed it, and the call waits again */
+      WAIT_UNTIL (state_of (a2, b2, c) != NULL && state_of (a3, b3, c) != NULL, 10000);
+      g_assert_cmpstr (json_object_get_string_member (state_of (a2, b2, c), "reason"), ==,
+                       "missed");
+      g_assert_cmpstr (json_object_get_string_member (state_of (a3, b3, c), "reason"), ==,
+                       "missed");
+      {
+        guint rang = 0;
+
+        /* queued again after ringing */
+        for (;; rang++) {
+          JsonObject *st = cd_test_ws_wait (v, rang, "call.state", &rang);
+          if (g_str_equal (json_object_get_string_member (st, "state"), "ringing"))
+            break;
+        }
+        WAIT_UNTIL (last_queued (v, rang + 1) != NULL, 10000);
+      }
+    } else {
+      /* agent 2 rejects, agent 3 still rings and takes it */
+      cd_test_ws_send (a2, "{\"type\":\"call.reject\",\"call_id\":\"%s\"}", c);
+      WAIT_UNTIL (state_of (a2, b2, c) != NULL, 10000);
+      g_assert_cmpstr (json_object_get_string_member (state_of (a2, b2, c), "reason"), ==,
+                       "rejected");
+      g_assert_null (state_of (a3, b3, c));
+      cd_test_ws_send (a3, "{\"type\":\"call.accept\",\"call_id\":\"%s\"}", c);
+      WAIT_UNTIL (state_of (a3, b3, c) != NULL, 10000);
+      g_assert_cmpstr (json_object_get_string_member (state_of (a3, b3, c), "state"), ==,
+                       "connecting");
+    }
+    hang_up (v, c);
+  }
+  assert_daemon_serves ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -706,6 +793,7 @@ main (int argc, char **argv)
   g_test_add_func ("/call-routing/closed-full-overflow", test_closed_full_overflow);
   g_test_add_func ("/call-routing/overflow-raises-priority", test_overflow_raises_priority);
   g_test_add_func ("/call-routing/position-and-expected-wait", test_position_and_expected_wait);
+  g_test_add_func ("/call-routing/ring-all", test_ring_all);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);

@@ -69,6 +69,8 @@ struct _Call {
   guint overflow_id; /* the queue's overflow, while it waits */
   guint announce_id; /* the queue's announcements, while it waits */
   guint hops;        /* queues it was sent on to */
+  /* ring-all: the other agents it rings besides @agent (Agent*, unowned) */
+  GPtrArray *also_ringing;
 };
 
 /* A call sent on from queue to queue more often than this ends. */
@@ -276,6 +278,7 @@ call_free (gpointer data)
     g_clear_object (&call->pipeline);
   }
   g_hash_table_unref (call->declined);
+  g_ptr_array_unref (call->also_ringing);
   g_free (call->id);
   g_free (call->company_id);
   g_free (call->visitor_id);
@@ -409,6 +412,20 @@ release_agent (Call *call)
   agent_maybe_forget (call->board, a);
 }
 
+/* The other agents a ring-all call rang stop ringing, told @why. */
+static void
+release_also_ringing (Call *call, const char *why)
+{
+  while (call->also_ringing->len > 0) {
+    Agent *a = g_ptr_array_steal_index (call->also_ringing, call->also_ringing->len - 1);
+
+    agent_send_all (a, ended_message (call, why));
+    if (a->call == call)
+      a->call = NULL;
+    agent_maybe_forget (call->board, a);
+  }
+}
+
 static gboolean
 on_wrap_up_over (gpointer user_data)
 {
@@ -466,6 +483,7 @@ end_call (Call *call, const char *reason, const char *detail)
   else if (call->agent && call->agent->call == call)
     /* offered only: every session of the agent heard of it */
     agent_send_all (call->agent, ended_message (call, reason));
+  release_also_ringing (call, reason);
   company = g_strdup (call->company_id);
   if (call->accepted_us && call->queue_id) {
     QueueEntry *e = g_hash_table_lookup (self->queues, call->queue_id);
@@ -527,51 +545,98 @@ unoffer (Call *call, const char *why)
   set_state (call, CALL_QUEUED, NULL);
 }
 
+/* @a no longer rings for @call (@why: rejected, missed, disconnected). The
+ * call rings on with the other agents of a ring-all offer, or goes back to
+ * the queue. May forget @a. */
+static void
+drop_ringing (Call *call, Agent *a, const char *why)
+{
+  if (a == call->agent && call->also_ringing->len == 0) {
+    unoffer (call, why);
+    return;
+  }
+  if (a != call->agent && !g_ptr_array_remove (call->also_ringing, a))
+    return;
+  g_hash_table_add (call->declined, g_strdup (a->user_id));
+  add_event (call, "agent.declined", detail_new ("agent_id", a->user_id, "reason", why, NULL));
+  agent_send_all (a, ended_message (call, why));
+  if (a == call->agent)
+    call->agent = g_ptr_array_steal_index (call->also_ringing, 0);
+  if (a->call == call)
+    a->call = NULL;
+  agent_maybe_forget (call->board, a);
+}
+
 static gboolean
 on_ring_timeout (gpointer user_data)
 {
   Call *call = user_data;
   g_autofree char *company = g_strdup (call->company_id);
 
-  g_autofree char *agent_id = call->agent ? g_strdup (call->agent->user_id) : NULL;
+  g_autoptr (GPtrArray) missed = g_ptr_array_new_with_free_func (g_free);
   CdSwitchboard *self = call->board;
   guint max = self->settings.max_missed_offers;
-  Agent *a;
 
   call->ring_id = 0;
+  if (call->agent)
+    g_ptr_array_add (missed, g_strdup (call->agent->user_id));
+  for (guint i = 0; i < call->also_ringing->len; i++)
+    g_ptr_array_add (missed,
+                     g_strdup (((Agent *) g_ptr_array_index (call->also_ringing, i))->user_id));
+  while (call->also_ringing->len > 0)
+    drop_ringing (call, g_ptr_array_index (call->also_ringing, 0), "missed");
   unoffer (call, "missed");
-  /* (unoffer may have forgotten an agent with no session left) */
-  a = agent_id ? g_hash_table_lookup (self->agents, agent_id) : NULL;
-  if (a && ++a->missed >= max && max > 0 && a->available) {
-    g_autofree char *count = g_strdup_printf ("%u", a->missed);
+  for (guint i = 0; i < missed->len; i++) {
+    /* (unoffer may have forgotten an agent with no session left) */
+    Agent *a = g_hash_table_lookup (self->agents, g_ptr_array_index (missed, i));
 
-    a->available = FALSE;
-    g_info ("agent %s let %u offers in a row ring out: away", a->user_id, a->missed);
-    add_event (call, "agent.away",
-               detail_new ("agent_id", a->user_id, "reason", "missed", "missed", count, NULL));
-    agent_send_presence (a, "away", "missed", 0);
+    if (a && ++a->missed >= max && max > 0 && a->available) {
+      g_autofree char *count = g_strdup_printf ("%u", a->missed);
+
+      a->available = FALSE;
+      g_info ("agent %s let %u offers in a row ring out: away", a->user_id, a->missed);
+      add_event (call, "agent.away",
+                 detail_new ("agent_id", a->user_id, "reason", "missed", "missed", count, NULL));
+      agent_send_presence (a, "away", "missed", 0);
+    }
   }
   route (self, company);
   return G_SOURCE_REMOVE;
 }
 
-static void
-offer (Call *call, Agent *a)
+static JsonBuilder *
+offer_message (Call *call)
 {
-  g_autoptr (JsonBuilder) b = begin ("call.offer", call->id);
+  JsonBuilder *b = begin ("call.offer", call->id);
 
-  a->call = call;
-  call->agent = a;
   add_string (b, "visitor_id", call->visitor_id);
   add_string (b, "page", call->page);
   json_builder_set_member_name (b, "ring_timeout_s");
   json_builder_add_int_value (b, call->ring_timeout_s);
   if (call->queue_id)
     add_string (b, "queue_id", call->queue_id);
-  agent_send_all (a, g_steal_pointer (&b));
+  return b;
+}
+
+static void
+offer (Call *call, Agent *a)
+{
+  a->call = call;
+  call->agent = a;
+  agent_send_all (a, offer_message (call));
   add_event (call, "agent.offered", detail_new ("agent_id", a->user_id, NULL));
   set_state (call, CALL_RINGING, NULL);
   call->ring_id = g_timeout_add_seconds (call->ring_timeout_s, on_ring_timeout, call);
+}
+
+/* Ring-all: @a rings too, on the same timer; the first to accept takes it. */
+static void
+offer_also (Call *call, Agent *a)
+{
+  a->call = call;
+  g_ptr_array_add (call->also_ringing, a);
+  agent_send_all (a, offer_message (call));
+  add_event (call, "agent.offered", detail_new ("agent_id", a->user_id, NULL));
 }
 
 typedef struct {
@@ -613,7 +678,6 @@ route_queued (CdSwitchboard *self, Call *call)
     json_object_unref (why);
     return;
   }
-  /* ring-all rings one agent at a time for now: the first in the queue's order */
   agent = g_hash_table_lookup (self->agents, g_ptr_array_index (chosen, 0));
   if (agent == NULL) {
     json_object_unref (why);
@@ -621,6 +685,12 @@ route_queued (CdSwitchboard *self, Call *call)
   }
   add_event (call, "routing.decision", why);
   offer (call, agent);
+  /* ring-all: every eligible member rings at once */
+  for (guint i = 1; i < chosen->len; i++) {
+    Agent *also = g_hash_table_lookup (self->agents, g_ptr_array_index (chosen, i));
+    if (also && agent_is_free (also))
+      offer_also (call, also);
+  }
 }
 
 /* Oldest waiting call first: to its queue's choice, or (a company without
@@ -1116,6 +1186,7 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
                    : NULL;
   call->visitor = s;
   call->declined = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  call->also_ringing = g_ptr_array_new ();
   call->created_us = g_get_monotonic_time ();
   call->state = CALL_QUEUED;
   call->ring_timeout_s = self->settings.ring_timeout_s;
@@ -1299,7 +1370,8 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
     return;
   call = g_hash_table_lookup (self->calls, json_object_get_string_member (message, "call_id"));
   a = g_hash_table_lookup (self->agents, s->claims->sub);
-  if (call == NULL || a == NULL || call->agent != a ||
+  if (call == NULL || a == NULL ||
+      (call->agent != a && !g_ptr_array_find (call->also_ringing, a, NULL)) ||
       !g_str_equal (call->company_id, s->claims->company)) {
     cd_signal_session_send_error (s, "not-found", type, "no such call offered to you");
     return;
@@ -1310,10 +1382,17 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   }
   company = g_strdup (call->company_id);
   if (g_str_equal (type, "call.reject")) {
-    unoffer (call, "rejected");
+    drop_ringing (call, a, "rejected");
     route (self, company);
     return;
   }
+  if (call->agent != a) {
+    /* ring-all: the one who accepts becomes the call's agent */
+    g_ptr_array_remove (call->also_ringing, a);
+    g_ptr_array_add (call->also_ringing, call->agent);
+    call->agent = a;
+  }
+  release_also_ringing (call, "answered-elsewhere");
   g_clear_handle_id (&call->ring_id, g_source_remove);
   g_clear_handle_id (&call->wait_id, g_source_remove);
   g_clear_handle_id (&call->overflow_id, g_source_remove);
@@ -1496,7 +1575,8 @@ cd_switchboard_session_closed (CdSwitchboard *self, Session *session)
       g_ptr_array_remove (a->sessions, session);
       agent_id = g_strdup (a->user_id);
       /* its last session gone: the call ringing it goes back to the queue */
-      if (a->sessions->len == 0 && a->call && a->call->agent == a && a->call->state == CALL_RINGING)
+      if (a->sessions->len == 0 && a->call && a->call->state == CALL_RINGING &&
+          (a->call->agent == a || g_ptr_array_find (a->call->also_ringing, a, NULL)))
         ringing = a->call;
     }
   }
@@ -1518,7 +1598,7 @@ cd_switchboard_session_closed (CdSwitchboard *self, Session *session)
     g_autofree char *company = g_strdup (ringing->company_id);
 
     /* this may forget the agent: @a is not used after it */
-    unoffer (ringing, "disconnected");
+    drop_ringing (ringing, a, "disconnected");
     route (self, company);
   }
   a = agent_id ? g_hash_table_lookup (self->agents, agent_id) : NULL;
