@@ -39,7 +39,7 @@ gate_free (gpointer data)
 static void
 gate_release (gpointer data)
 {
-  g_rc_box_release_full (data, gate_free);
+  g_atomic_rc_box_release_full (data, gate_free);
 }
 
 static void
@@ -73,7 +73,7 @@ guard (Gate *gate, GstElement *element)
     if (pad == NULL)
       continue;
     gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST, on_data,
-                       g_rc_box_acquire (gate), gate_release);
+                       g_atomic_rc_box_acquire (gate), gate_release);
     ref = g_new0 (GWeakRef, 1);
     g_weak_ref_init (ref, pad);
     g_mutex_lock (&gate->lock);
@@ -103,12 +103,13 @@ guard_existing (const GValue *item, gpointer user_data)
 void
 cd_srtp_gate_install (GstBin *pipeline)
 {
-  Gate *gate = g_rc_box_new0 (Gate);
+  Gate *gate = g_atomic_rc_box_new0 (Gate);
   GstIterator *it;
 
   g_mutex_init (&gate->lock);
   gate->pads = g_ptr_array_new_with_free_func (weak_ref_free);
-  /* the pipeline keeps one reference, each probe another */
+  /* the pipeline keeps one reference, each probe another; pads and the
+   * pipeline may be released in different threads */
   g_object_set_data_full (G_OBJECT (pipeline), GATE_KEY, gate, gate_release);
   g_signal_connect (pipeline, "deep-element-added", G_CALLBACK (on_deep_element_added), gate);
   it = gst_bin_iterate_recurse (pipeline);

@@ -765,6 +765,25 @@ test_ring_all (void)
     }
     hang_up (v, c);
   }
+  /* two calls wait: once agent 3 takes the first, agent 2 rings for the
+   * second at once */
+  {
+    g_autoptr (CdTestWs) v1 = NULL;
+    g_autoptr (CdTestWs) v2 = NULL;
+    g_autofree char *c1 = NULL;
+    g_autofree char *c2 = NULL;
+    guint b2 = a2->received->len, b3 = a3->received->len;
+
+    v1 = visitor_start_in (desk, DESK_ORIGIN, extra, &c1);
+    WAIT_UNTIL (offer_of (a2, b2, c1) != NULL && offer_of (a3, b3, c1) != NULL, 10000);
+    v2 = visitor_start_in (desk, DESK_ORIGIN, extra, &c2);
+    cd_test_ws_wait (v2, 0, "call.state", NULL);
+    cd_test_ws_send (a3, "{\"type\":\"call.accept\",\"call_id\":\"%s\"}", c1);
+    WAIT_UNTIL (offer_of (a2, b2, c2) != NULL, 3000);
+    g_assert_null (offer_of (a3, b3, c2));
+    hang_up (v2, c2);
+    hang_up (v1, c1);
+  }
   assert_daemon_serves ();
 }
 

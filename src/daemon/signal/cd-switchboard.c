@@ -1361,6 +1361,7 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   Call *call;
   Agent *a;
   g_autofree char *company = NULL;
+  gboolean released;
 
   if (!is_agent (s)) {
     cd_signal_session_send_error (s, "forbidden", type, "only agents answer calls");
@@ -1392,6 +1393,7 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
     g_ptr_array_add (call->also_ringing, call->agent);
     call->agent = a;
   }
+  released = call->also_ringing->len > 0;
   release_also_ringing (call, "answered-elsewhere");
   g_clear_handle_id (&call->ring_id, g_source_remove);
   g_clear_handle_id (&call->wait_id, g_source_remove);
@@ -1411,6 +1413,9 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
       send_to (other, ended_message (call, "answered-elsewhere"));
     }
   }
+  /* the others a ring-all call rang are free for the next call */
+  if (released)
+    route (self, company);
 }
 
 static gboolean
