@@ -84,6 +84,7 @@ typedef struct {
   guint signal_keepalive_s;
   guint signal_resume_grace_s;
   /* [calls] */
+  char *signal_country_header;
   guint calls_ring_timeout_s;
   guint calls_max_missed_offers;
   guint calls_max_wait_s;

@@ -785,6 +785,7 @@ cd_daemon_start (CdDaemon *self, GError **error)
                                          config->signal_keepalive_s };
     g_auto (GStrv) addresses = NULL;
 
+    signal_settings.country_header = config->signal_country_header;
     if (config->media_local_addresses[0] != '\0') {
       addresses = g_strsplit (config->media_local_addresses, ",", -1);
       for (char **a = addresses; *a; a++)

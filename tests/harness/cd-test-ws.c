@@ -27,12 +27,23 @@ on_closed (SoupWebsocketConnection *ws, gpointer user_data)
 CdTestWs *
 cd_test_ws_connect (const char *base_url, const char *token)
 {
+  return cd_test_ws_connect_with_headers (base_url, token, NULL);
+}
+
+CdTestWs *
+cd_test_ws_connect_with_headers (const char *base_url, const char *token,
+                                 const char *const *headers)
+{
   CdTestWs *c = g_new0 (CdTestWs, 1);
   g_autofree char *http = g_strconcat (base_url, "api/v1/ws", NULL);
   g_autofree char *url = g_strconcat ("ws", http + 4, NULL);
   g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
+
+  for (gsize i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+    soup_message_headers_replace (soup_message_get_request_headers (msg), headers[i],
+                                  headers[i + 1]);
 
   c->session = soup_session_new ();
   c->received = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);

@@ -18,6 +18,9 @@ typedef struct {
 
 /* Connected to @base_url's /api/v1/ws and, with a @token, authenticated. */
 CdTestWs *cd_test_ws_connect (const char *base_url, const char *token);
+/* The same, with extra request headers (name, value, ..., NULL). */
+CdTestWs *cd_test_ws_connect_with_headers (const char *base_url, const char *token,
+                                           const char *const *headers);
 void cd_test_ws_send (CdTestWs *c, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* The first message of @type received from index @from on, or NULL; its
  * index in @at. */

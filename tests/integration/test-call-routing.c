@@ -12,6 +12,8 @@
 
 #define PASSWORD "correct horse battery staple"
 #define ORIGIN   "https://shop.test"
+/* the trusted proxy's country header, as the daemon here is configured */
+#define COUNTRY_HEADER "X-Visitor-Country"
 
 static char *state;
 static CdTestDaemon *daemon_proc;
@@ -21,15 +23,24 @@ static char *admin_token;
 /* A visitor of @company_id (on @origin) whose session has started a call
  * with @extra members in call.start (or ""); the call's id. */
 static CdTestWs *
-visitor_start_in (const char *company_id, const char *origin, const char *extra, char **call_id)
+visitor_start_from (const char *company_id, const char *origin, const char *extra,
+                    const char *country, char **call_id)
 {
   g_autofree char *token = cd_test_visitor_token (daemon_proc->base_url, company_id, origin);
-  CdTestWs *visitor = cd_test_ws_connect (daemon_proc->base_url, token);
+  const char *headers[] = { COUNTRY_HEADER, country, NULL };
+  CdTestWs *visitor =
+      cd_test_ws_connect_with_headers (daemon_proc->base_url, token, country ? headers : NULL);
 
   cd_test_ws_send (visitor, "{\"type\":\"call.start\",\"page\":\"%s/basket\"%s}", origin, extra);
   *call_id = g_strdup (json_object_get_string_member (
       cd_test_ws_wait (visitor, 0, "call.created", NULL), "call_id"));
   return visitor;
+}
+
+static CdTestWs *
+visitor_start_in (const char *company_id, const char *origin, const char *extra, char **call_id)
+{
+  return visitor_start_from (company_id, origin, extra, NULL, call_id);
 }
 
 static CdTestWs *
@@ -787,11 +798,50 @@ test_ring_all (void)
   assert_daemon_serves ();
 }
 
+/* The visitor's country comes from the trusted proxy's header: a queue's
+ * rule reads it; a value that is no country code is no country. */
+static void
+test_country_from_proxy (void)
+{
+  g_autofree char *germany = solo_queue ("Germany", ",\"rule\":\"call.country == \\\"DE\\\"\"");
+  g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\"", germany);
+  g_autoptr (CdTestWs) agent =
+      cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[2], "available");
+  const char *others[] = { "FR", "Germany", "" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (others); i++) {
+    g_autofree char *c = NULL;
+    g_autoptr (CdTestWs) v = visitor_start_from (desk, DESK_ORIGIN, extra, others[i], &c);
+    g_autoptr (JsonObject) entered =
+        wait_event (desk, desk_admin, c, "queue.entered", "queue_id", germany);
+
+    g_assert_cmpstr (json_object_get_string_member (entered, "name"), ==, "Germany");
+    cd_test_sleep (300);
+    g_assert_null (offer_of (agent, 0, c));
+    hang_up (v, c);
+  }
+  {
+    g_autofree char *c = NULL;
+    g_autoptr (CdTestWs) v = visitor_start_from (desk, DESK_ORIGIN, extra, "de", &c);
+    g_autoptr (JsonObject) decision = NULL;
+
+    WAIT_UNTIL (offer_of (agent, 0, c) != NULL, 10000);
+    decision = wait_event (desk, desk_admin, c, "routing.decision", NULL, NULL);
+    g_assert_cmpstr (
+        json_object_get_string_member (json_object_get_object_member (decision, "call"), "country"),
+        ==, "DE");
+    hang_up (v, c);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1",
-                        "CALLDOCKER_CALLS_MAX_MISSED_OFFERS=2", NULL };
+                        "CALLDOCKER_CALLS_MAX_MISSED_OFFERS=2",
+                        "CALLDOCKER_SIGNAL_COUNTRY_HEADER=" COUNTRY_HEADER,
+                        /* every visitor here comes from 127.0.0.1 */
+                        "CALLDOCKER_WIDGET_SESSION_LIMIT_PER_ADDRESS=1000", NULL };
   int status;
 
   g_test_init (&argc, &argv, NULL);
@@ -813,6 +863,7 @@ main (int argc, char **argv)
   g_test_add_func ("/call-routing/overflow-raises-priority", test_overflow_raises_priority);
   g_test_add_func ("/call-routing/position-and-expected-wait", test_position_and_expected_wait);
   g_test_add_func ("/call-routing/ring-all", test_ring_all);
+  g_test_add_func ("/call-routing/country-from-proxy", test_country_from_proxy);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);

@@ -327,6 +327,17 @@ on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
   s->connection = g_object_ref (connection);
   s->id = g_strdup_printf ("s%" G_GUINT64_FORMAT, ++self->next_id);
   s->client_address = g_strdup (host ? host : "unknown");
+  if (self->settings.country_header && self->settings.country_header[0]) {
+    const char *country = soup_message_headers_get_one (
+        soup_server_message_get_request_headers (msg), self->settings.country_header);
+
+    /* two letters or nothing (proxies say "XX" or "T1" for unknown and Tor) */
+    if (country && g_ascii_isalpha (country[0]) && g_ascii_isalpha (country[1]) &&
+        country[2] == '\0' && g_ascii_strcasecmp (country, "XX") != 0) {
+      s->country[0] = g_ascii_toupper (country[0]);
+      s->country[1] = g_ascii_toupper (country[1]);
+    }
+  }
   s->window_start = g_get_monotonic_time ();
   soup_websocket_connection_set_max_incoming_payload_size (connection,
                                                            self->settings.max_message_bytes);
@@ -351,9 +362,19 @@ cd_signal_server_dispose (GObject *object)
 }
 
 static void
+cd_signal_server_finalize (GObject *object)
+{
+  CdSignalServer *self = CD_SIGNAL_SERVER (object);
+
+  g_free ((char *) self->settings.country_header);
+  G_OBJECT_CLASS (cd_signal_server_parent_class)->finalize (object);
+}
+
+static void
 cd_signal_server_class_init (CdSignalServerClass *klass)
 {
   G_OBJECT_CLASS (klass)->dispose = cd_signal_server_dispose;
+  G_OBJECT_CLASS (klass)->finalize = cd_signal_server_finalize;
 }
 
 static void
@@ -369,6 +390,7 @@ cd_signal_server_new (CdApi *api, const CdSignalSettings *settings)
 
   self->api = api;
   self->settings = *settings;
+  self->settings.country_header = g_strdup (settings->country_header);
   self->switchboard = cd_switchboard_new (api, &settings->calls);
   api->lookup_pipeline = (gpointer) cd_switchboard_lookup_pipeline;
   api->lookup_pipeline_data = self->switchboard;

@@ -17,6 +17,9 @@ typedef struct {
   guint max_messages_per_second;
   guint keepalive_s;
   CdSwitchboardSettings calls;
+  /* a header a trusted reverse proxy sets to the visitor's country
+   * (ISO 3166-1 alpha-2, e.g. CF-IPCountry); NULL or "": none */
+  const char *country_header;
 } CdSignalSettings;
 
 CdSignalServer *cd_signal_server_new (CdApi *api, const CdSignalSettings *settings);

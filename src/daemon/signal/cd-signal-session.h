@@ -17,6 +17,7 @@ typedef struct _Session {
   SoupWebsocketConnection *connection;
   char *id;
   char *client_address;
+  char country[3];     /* from the trusted country header, upper case; "" unknown */
   CdJwtClaims *claims; /* NULL until authenticated */
   guint auth_timeout_id;
   gint64 window_start;

@@ -62,6 +62,7 @@ struct _Call {
   /* its queue: NULL while it is looked up, and for a company without queues */
   char *queue_id;
   char *language;    /* the visitor's, lower case; may be NULL */
+  char *country;     /* the visitor's, from the trusted proxy header; may be NULL */
   gboolean routable; /* the queue is known (or there is none) */
   guint ring_timeout_s;
   int priority;      /* raised by a queue's overflow */
@@ -285,6 +286,7 @@ call_free (gpointer data)
   g_free (call->page);
   g_free (call->queue_id);
   g_free (call->language);
+  g_free (call->country);
   g_free (call);
 }
 
@@ -664,6 +666,8 @@ route_queued (CdSwitchboard *self, Call *call)
   QueueEntry *e = g_hash_table_lookup (self->queues, call->queue_id);
   MemberLookup lookup = { self, call->company_id, call };
   CdRuleCall rule_call = { .language = call->language,
+                           .country = call->country,
+                           .priority = call->priority,
                            .wait_s =
                                (g_get_monotonic_time () - call->created_us) / G_USEC_PER_SEC };
   g_autoptr (GPtrArray) chosen = g_ptr_array_new ();
@@ -682,6 +686,16 @@ route_queued (CdSwitchboard *self, Call *call)
   if (agent == NULL) {
     json_object_unref (why);
     return;
+  }
+  /* what the rule read of the call */
+  {
+    JsonObject *about = json_object_new ();
+
+    json_object_set_string_member (about, "language", call->language ? call->language : "");
+    json_object_set_string_member (about, "country", call->country ? call->country : "");
+    json_object_set_int_member (about, "priority", call->priority);
+    json_object_set_int_member (about, "wait_s", rule_call.wait_s);
+    json_object_set_object_member (why, "call", about);
   }
   add_event (call, "routing.decision", why);
   offer (call, agent);
@@ -1192,6 +1206,8 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
   call->ring_timeout_s = self->settings.ring_timeout_s;
   if (json_object_has_member (message, "language"))
     call->language = g_ascii_strdown (json_object_get_string_member (message, "language"), -1);
+  if (s->country[0])
+    call->country = g_strdup (s->country);
   g_hash_table_insert (self->calls, call->id, call);
   cd_call_store_create (self->api->calls, call->id, call->company_id, call->visitor_id,
                         s->client_address, call->page, now_us ());
