@@ -119,3 +119,15 @@ cd_test_ws_agent_online (const char *base_url, const char *token, const char *st
   cd_test_ws_wait (agent, before, "presence", NULL);
   return agent;
 }
+
+JsonObject *
+cd_test_ws_find_where (CdTestWs *c, guint from, const char *type, const char *member,
+                       const char *value)
+{
+  for (guint at = from; cd_test_ws_find (c, at, type, &at); at++) {
+    JsonObject *o = g_ptr_array_index (c->received, at);
+    if (g_strcmp0 (json_object_get_string_member_with_default (o, member, NULL), value) == 0)
+      return o;
+  }
+  return NULL;
+}

@@ -25,6 +25,10 @@ void cd_test_ws_send (CdTestWs *c, const char *format, ...) G_GNUC_PRINTF (2, 3)
 /* The first message of @type received from index @from on, or NULL; its
  * index in @at. */
 JsonObject *cd_test_ws_find (CdTestWs *c, guint from, const char *type, guint *at);
+/* The first message of @type from index @from on whose string @member is
+ * @value, or NULL. */
+JsonObject *cd_test_ws_find_where (CdTestWs *c, guint from, const char *type, const char *member,
+                                   const char *value);
 /* Like cd_test_ws_find(), waiting up to 10 s; fails the test if the
  * connection closes first. */
 JsonObject *cd_test_ws_wait (CdTestWs *c, guint from, const char *type, guint *at);

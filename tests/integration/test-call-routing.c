@@ -53,12 +53,7 @@ visitor_start (char **call_id)
 static gboolean
 offered (CdTestWs *agent, guint from, const char *call_id)
 {
-  for (guint at = from; cd_test_ws_find (agent, at, "call.offer", &at); at++)
-    if (g_str_equal (
-            json_object_get_string_member (g_ptr_array_index (agent->received, at), "call_id"),
-            call_id))
-      return TRUE;
-  return FALSE;
+  return cd_test_ws_find_where (agent, from, "call.offer", "call_id", call_id) != NULL;
 }
 
 /* The call's stored timeline holds an agent.declined by @agent_id for
@@ -252,12 +247,7 @@ desk_setup (void)
 static JsonObject *
 offer_of (CdTestWs *agent, guint from, const char *call_id)
 {
-  for (guint at = from; cd_test_ws_find (agent, at, "call.offer", &at); at++) {
-    JsonObject *o = g_ptr_array_index (agent->received, at);
-    if (g_str_equal (json_object_get_string_member (o, "call_id"), call_id))
-      return o;
-  }
-  return NULL;
+  return cd_test_ws_find_where (agent, from, "call.offer", "call_id", call_id);
 }
 
 /* The call named its queue: the queue's strategy chose the agent with the
@@ -379,12 +369,7 @@ solo_queue (const char *name, const char *extra)
 static JsonObject *
 presence_of (CdTestWs *agent, guint from, const char *status)
 {
-  for (guint at = from; cd_test_ws_find (agent, at, "presence", &at); at++) {
-    JsonObject *o = g_ptr_array_index (agent->received, at);
-    if (g_str_equal (json_object_get_string_member (o, "status"), status))
-      return o;
-  }
-  return NULL;
+  return cd_test_ws_find_where (agent, from, "presence", "status", status);
 }
 
 /* An agent who lets calls.max_missed_offers (2 here) offers in a row ring
@@ -701,12 +686,7 @@ test_position_and_expected_wait (void)
 static JsonObject *
 state_of (CdTestWs *ws, guint from, const char *call_id)
 {
-  for (guint at = from; cd_test_ws_find (ws, at, "call.state", &at); at++) {
-    JsonObject *m = g_ptr_array_index (ws->received, at);
-    if (g_str_equal (json_object_get_string_member (m, "call_id"), call_id))
-      return m;
-  }
-  return NULL;
+  return cd_test_ws_find_where (ws, from, "call.state", "call_id", call_id);
 }
 
 /* Ring-all rings every free member at once: the first to accept takes

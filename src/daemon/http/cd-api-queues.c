@@ -557,7 +557,6 @@ on_roster (GObject *source, GAsyncResult *result, gpointer user_data)
   CdApiCall *call = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
-  g_autoptr (JsonObject) roster_json = NULL;
   g_autoptr (CdQueueRoster) roster = NULL;
   g_autoptr (GPtrArray) chosen = g_ptr_array_new ();
   g_autoptr (GDateTime) wall = g_date_time_new_now_utc ();
@@ -578,9 +577,7 @@ on_roster (GObject *source, GAsyncResult *result, gpointer user_data)
     cd_api_call_respond_error (call, error);
     return;
   }
-  roster_json =
-      cd_json_parse_object (PQgetvalue (res, 0, 0), PQgetlength (res, 0, 0), NULL, &error);
-  roster = roster_json ? cd_queue_roster_new (roster_json, &error) : NULL;
+  roster = cd_queue_roster_parse (PQgetvalue (res, 0, 0), PQgetlength (res, 0, 0), &error);
   if (roster == NULL) {
     /* stored definitions were checked when saved: this is the daemon's fault */
     g_warning ("queue %s cannot be routed: %s",

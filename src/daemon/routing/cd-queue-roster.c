@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "cd-queue-roster.h"
 
+#include "cd-json.h"
+
 #include <string.h>
 
 const char cd_queue_roster_sql[] =
@@ -132,6 +134,19 @@ cd_queue_roster_new (JsonObject *object, GError **error)
   }
   qsort (roster->members, roster->n_members, sizeof *roster->members, compare_members);
   return g_steal_pointer (&roster);
+}
+
+/**
+ * cd_queue_roster_parse:
+ *
+ * Returns: (transfer full) (nullable): the roster, or NULL with @error
+ */
+CdQueueRoster *
+cd_queue_roster_parse (const char *text, gsize length, GError **error)
+{
+  g_autoptr (JsonObject) object = cd_json_parse_object (text, length, NULL, error);
+
+  return object ? cd_queue_roster_new (object, error) : NULL;
 }
 
 /**

@@ -27,6 +27,8 @@ typedef struct {
 /* From {"id", "definition": {...}, "members": [{"id", "level", "skills":
  * {"name": level}, "languages": ["de"]}]} as the store answers it. */
 CdQueueRoster *cd_queue_roster_new (JsonObject *object, GError **error);
+/* The same from the JSON text cd_queue_roster_sql answers. */
+CdQueueRoster *cd_queue_roster_parse (const char *text, gsize length, GError **error);
 
 /* The statement that reads a roster's JSON (one row, one text column) for
  * company $1: queue $2, or with $2 NULL the company's first queue. Members

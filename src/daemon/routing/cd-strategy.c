@@ -206,6 +206,12 @@ compare_waiting (gconstpointer pa, gconstpointer pb, gpointer user_data)
   return a->entered_us < b->entered_us ? -1 : a->entered_us > b->entered_us;
 }
 
+gboolean
+cd_waiting_before (const CdWaiting *a, const CdWaiting *b, gint64 now_us)
+{
+  return compare_waiting (a, b, &now_us) < 0;
+}
+
 void
 cd_waiting_sort (CdWaiting *calls, guint n, gint64 now_us)
 {

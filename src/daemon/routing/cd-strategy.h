@@ -94,5 +94,7 @@ typedef struct {
 } CdWaiting;
 
 void cd_waiting_sort (CdWaiting *calls, guint n, gint64 now_us);
+/* Whether @a is served before @b at @now_us (the order cd_waiting_sort makes). */
+gboolean cd_waiting_before (const CdWaiting *a, const CdWaiting *b, gint64 now_us);
 
 G_END_DECLS

@@ -310,14 +310,19 @@ ended_message (Call *call, const char *reason)
   return b;
 }
 
+static CdWaiting
+waiting_of (Call *call)
+{
+  return (CdWaiting){ call->priority, call->created_us, call };
+}
+
 /* Whether @a is served before @b: higher effective priority, then older. */
 static gboolean
-served_before (const Call *a, const Call *b, gint64 now)
+served_before (Call *a, Call *b, gint64 now)
 {
-  gint64 ea = cd_priority_effective (a->priority, (now - a->created_us) / G_USEC_PER_SEC);
-  gint64 eb = cd_priority_effective (b->priority, (now - b->created_us) / G_USEC_PER_SEC);
+  CdWaiting x = waiting_of (a), y = waiting_of (b);
 
-  return ea != eb ? ea > eb : a->created_us < b->created_us;
+  return cd_waiting_before (&x, &y, now);
 }
 
 /* The call's place among those waiting in its queue on this daemon (a
@@ -728,7 +733,7 @@ route (CdSwitchboard *self, const char *company_id)
 
     for (guint i = 0; i < waiting->len; i++) {
       Call *call = g_ptr_array_index (waiting, i);
-      order[i] = (CdWaiting){ call->priority, call->created_us, call };
+      order[i] = waiting_of (call);
     }
     cd_waiting_sort (order, waiting->len, g_get_monotonic_time ());
     for (guint i = 0; i < waiting->len; i++)
@@ -921,7 +926,6 @@ on_queue_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   CdSwitchboard *self = load->self;
   g_autoptr (GError) error = NULL;
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
-  g_autoptr (JsonObject) json = NULL;
   Call *call = self->calls ? g_hash_table_lookup (self->calls, load->call_id) : NULL;
   CdQueueRoster *roster;
   QueueEntry *e;
@@ -949,8 +953,7 @@ on_queue_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
     queue_load_free (load);
     return;
   }
-  json = cd_json_parse_object (PQgetvalue (res, 0, 0), PQgetlength (res, 0, 0), NULL, &error);
-  roster = json ? cd_queue_roster_new (json, &error) : NULL;
+  roster = cd_queue_roster_parse (PQgetvalue (res, 0, 0), PQgetlength (res, 0, 0), &error);
   if (roster == NULL) {
     g_warning ("call %s: its queue's stored definition cannot be read: %s", call->id,
                error->message);
