@@ -329,6 +329,8 @@ on_incoming_pad (GstElement *webrtc, GstPad *pad, gpointer user_data)
   if (gst_pad_link (pad, sink) != GST_PAD_LINK_OK)
     post (webrtc, gst_structure_new ("peer-error", "detail", G_TYPE_STRING,
                                      "cannot link the received audio", NULL));
+  else
+    post (webrtc, gst_structure_new_empty ("peer-receiving"));
 }
 
 static void
@@ -351,6 +353,12 @@ stop_media (CdPeer *self)
       self->call->matching = cd_tone_detector_count_matching (self->listener->detector,
                                                               self->options.expect_hz, 5, 0.01);
     g_mutex_unlock (&self->listener->lock);
+    say (self,
+         "media: heard %.1f Hz in %u windows (%u of the expected tone), first audio %.1f s "
+         "after the call began",
+         self->call->dominant_hz, self->call->windows, self->call->matching,
+         self->call->first_audio_us ? (self->call->first_audio_us - self->call->started_us) / 1e6
+                                    : -1.0);
   }
   if (self->dtmf && self->call) {
     g_mutex_lock (&self->dtmf->lock);
@@ -416,6 +424,9 @@ on_bus (GstBus *bus, GstMessage *message, gpointer user_data)
     send_message (self, b);
   } else if (gst_structure_has_name (s, "peer-error")) {
     say (self, "media: %s", gst_structure_get_string (s, "detail"));
+  } else if (gst_structure_has_name (s, "peer-receiving")) {
+    say (self, "media: receiving audio, %.1f s after the call began",
+         (g_get_real_time () - self->call->started_us) / 1e6);
   }
   return G_SOURCE_CONTINUE;
 }
