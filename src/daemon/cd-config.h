@@ -87,6 +87,7 @@ typedef struct {
   char *signal_country_header;
   guint calls_ring_timeout_s;
   guint calls_max_missed_offers;
+  guint calls_reservation_lease_s;
   guint calls_max_wait_s;
   guint calls_ice_timeout_s;
   guint calls_media_timeout_s;

@@ -9,11 +9,13 @@
 #include "../../common/cd-json.h"
 #include "../http/cd-http-fields.h"
 #include "../routing/cd-business-hours.h"
+#include "../routing/cd-presence.h"
 #include "../routing/cd-queue-roster.h"
 #include "../store/cd-call-store.h"
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum {
   CALL_QUEUED,
@@ -38,7 +40,11 @@ struct _Agent {
   guint calls_taken; /* accepted since the agent signed in here */
   guint missed;      /* offers let ring out in a row */
   guint wrap_up_id;  /* while in wrap-up after a call: its end */
-  Call *call;        /* offered or on it; unowned */
+  Call *call;        /* being reserved for, offered or on it; unowned */
+  /* the agent's reservation in Redis (CdPresence) for @call */
+  gboolean reserving;   /* asked for, no answer yet */
+  gboolean reserved;    /* this daemon holds it (renewed until released) */
+  gint64 held_until_us; /* another daemon holds the agent: not asked again before */
 };
 
 struct _Call {
@@ -72,6 +78,8 @@ struct _Call {
   guint hops;        /* queues it was sent on to */
   /* ring-all: the other agents it rings besides @agent (Agent*, unowned) */
   GPtrArray *also_ringing;
+  guint reserving;  /* reservations asked for it and not answered yet */
+  GHashTable *held; /* agent ids another daemon held while it waited */
 };
 
 /* A call sent on from queue to queue more often than this ends. */
@@ -102,6 +110,10 @@ struct _CdSwitchboard {
   GHashTable *calls;  /* id -> Call* (owned) */
   GHashTable *agents; /* user id -> Agent* (owned) */
   GHashTable *queues; /* queue id -> QueueEntry* (owned) */
+  CdPresence *presence;
+  guint renew_id;              /* renews the reservations this daemon holds */
+  guint retry_id;              /* routes again once held agents may be free */
+  GHashTable *retry_companies; /* company ids to route then */
 };
 
 G_DEFINE_FINAL_TYPE (CdSwitchboard, cd_switchboard, G_TYPE_OBJECT)
@@ -243,18 +255,119 @@ agent_send_presence (Agent *a, const char *status, const char *reason, guint sec
 }
 
 /* Free to be offered a call: signed in here, available, not ringing or on
- * a call, not in wrap-up. */
+ * a call, not in wrap-up, not held by another daemon lately. */
 static gboolean
 agent_is_free (const Agent *a)
 {
-  return a->sessions->len > 0 && a->available && a->call == NULL && a->wrap_up_id == 0;
+  return a->sessions->len > 0 && a->available && a->call == NULL && a->wrap_up_id == 0 &&
+         a->held_until_us <= g_get_monotonic_time ();
 }
 
 static void
 agent_maybe_forget (CdSwitchboard *self, Agent *a)
 {
-  if (a->sessions->len == 0 && a->call == NULL)
+  if (a->sessions->len == 0 && a->call == NULL && !a->reserving)
     g_hash_table_remove (self->agents, a->user_id);
+}
+
+/* ---- shared presence: the agent's state and reservation in Redis ---- */
+
+static void
+on_presence_changed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autofree char *what = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!cd_presence_change_finish (CD_PRESENCE (source), result, &error)) {
+    if (error)
+      g_warning ("%s: %s", what, error->message);
+    else
+      g_info ("%s: the reservation was no longer this daemon's", what);
+  }
+}
+
+/* What the agent is once a call no longer holds them. */
+static CdAgentState
+agent_resting_state (const Agent *a)
+{
+  return a->available ? CD_AGENT_AVAILABLE : CD_AGENT_AWAY;
+}
+
+/* @a no longer rings for, or talks on, @call: its reservation ends with
+ * @next (wrap-up for @wrap_up_s), counting a miss when @missed. */
+static void
+agent_unbind (Agent *a, Call *call, CdAgentState next, guint wrap_up_s, gboolean missed)
+{
+  CdSwitchboard *self = a->board;
+
+  if (a->call != call)
+    return;
+  a->call = NULL;
+  if (!a->reserved)
+    return;
+  a->reserved = FALSE;
+  cd_presence_release_async (
+      self->presence, a->company_id, a->user_id, call->id, wrap_up_s ? CD_AGENT_WRAP_UP : next,
+      wrap_up_s * 1000, missed, self->settings.max_missed_offers, on_presence_changed,
+      g_strdup_printf ("agent %s: releasing the reservation for call %s", a->user_id, call->id));
+}
+
+static void
+on_lease_renewed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autofree char *what = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!cd_presence_change_finish (CD_PRESENCE (source), result, &error))
+    g_warning ("%s: %s", what, error ? error->message : "another daemon holds the agent now");
+}
+
+static gboolean
+on_renew_leases (gpointer user_data)
+{
+  CdSwitchboard *self = user_data;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->agents);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    Agent *a = value;
+    if (a->reserved && a->call)
+      cd_presence_renew_async (
+          self->presence, a->company_id, a->user_id, a->call->id, on_lease_renewed,
+          g_strdup_printf ("agent %s: renewing the lease for call %s", a->user_id, a->call->id));
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void route (CdSwitchboard *self, const char *company_id);
+
+static gboolean
+on_retry_route (gpointer user_data)
+{
+  CdSwitchboard *self = user_data;
+  g_autoptr (GList) companies = NULL;
+
+  self->retry_id = 0;
+  companies = g_hash_table_get_keys (self->retry_companies);
+  g_hash_table_steal_all (self->retry_companies);
+  for (GList *l = companies; l; l = l->next) {
+    g_autofree char *company = l->data;
+    route (self, company);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+/* How long an agent another daemon holds is left alone before asking
+ * again: the waiting calls are routed again then. */
+#define HELD_RETRY_MS 2000
+
+static void
+retry_later (CdSwitchboard *self, const char *company_id)
+{
+  g_hash_table_add (self->retry_companies, g_strdup (company_id));
+  if (self->retry_id == 0)
+    self->retry_id = g_timeout_add (HELD_RETRY_MS, on_retry_route, self);
 }
 
 /* ---- calls ---- */
@@ -279,6 +392,7 @@ call_free (gpointer data)
     g_clear_object (&call->pipeline);
   }
   g_hash_table_unref (call->declined);
+  g_hash_table_unref (call->held);
   g_ptr_array_unref (call->also_ringing);
   g_free (call->id);
   g_free (call->company_id);
@@ -404,8 +518,10 @@ set_state (Call *call, CallState state, JsonObject *detail)
     send_state (call, call->visitor, NULL, NULL);
 }
 
+/* The call's agent is free of it; its reservation ends with what the
+ * agent is now, or wrap-up for @wrap_up_s, counting a miss if @missed. */
 static void
-release_agent (Call *call)
+release_agent (Call *call, guint wrap_up_s, gboolean missed)
 {
   Agent *a = call->agent;
 
@@ -413,7 +529,7 @@ release_agent (Call *call)
     return;
   call->agent = NULL;
   if (a->call == call) {
-    a->call = NULL;
+    agent_unbind (a, call, agent_resting_state (a), wrap_up_s, missed);
     a->idle_since_us = g_get_monotonic_time ();
   }
   agent_maybe_forget (call->board, a);
@@ -427,8 +543,7 @@ release_also_ringing (Call *call, const char *why)
     Agent *a = g_ptr_array_steal_index (call->also_ringing, call->also_ringing->len - 1);
 
     agent_send_all (a, ended_message (call, why));
-    if (a->call == call)
-      a->call = NULL;
+    agent_unbind (a, call, agent_resting_state (a), 0, FALSE);
     agent_maybe_forget (call->board, a);
   }
 }
@@ -505,7 +620,18 @@ end_call (Call *call, const char *reason, const char *detail)
   }
   if (talked)
     start_wrap_up (talked, call);
-  release_agent (call);
+  {
+    QueueEntry *e = call->queue_id ? g_hash_table_lookup (self->queues, call->queue_id) : NULL;
+    GHashTableIter iter;
+    gpointer value;
+
+    release_agent (call, talked && e ? e->roster->spec->wrap_up_s : 0, FALSE);
+    /* a reservation still being asked for is released when it comes */
+    g_hash_table_iter_init (&iter, self->agents);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      if (((Agent *) value)->call == call)
+        ((Agent *) value)->call = NULL;
+  }
   g_hash_table_remove (self->calls, call->id);
   route (self, company);
 }
@@ -548,7 +674,7 @@ unoffer (Call *call, const char *why)
   g_hash_table_add (call->declined, g_strdup (a->user_id));
   add_event (call, "agent.declined", detail_new ("agent_id", a->user_id, "reason", why, NULL));
   agent_send_all (a, ended_message (call, why));
-  release_agent (call);
+  release_agent (call, 0, g_str_equal (why, "missed"));
   set_state (call, CALL_QUEUED, NULL);
 }
 
@@ -569,8 +695,7 @@ drop_ringing (Call *call, Agent *a, const char *why)
   agent_send_all (a, ended_message (call, why));
   if (a == call->agent)
     call->agent = g_ptr_array_steal_index (call->also_ringing, 0);
-  if (a->call == call)
-    a->call = NULL;
+  agent_unbind (a, call, agent_resting_state (a), 0, g_str_equal (why, "missed"));
   agent_maybe_forget (call->board, a);
 }
 
@@ -625,8 +750,9 @@ offer_message (Call *call)
   return b;
 }
 
+/* @a, reserved for @call, is offered it. */
 static void
-offer (Call *call, Agent *a)
+ring (Call *call, Agent *a)
 {
   a->call = call;
   call->agent = a;
@@ -638,12 +764,109 @@ offer (Call *call, Agent *a)
 
 /* Ring-all: @a rings too, on the same timer; the first to accept takes it. */
 static void
-offer_also (Call *call, Agent *a)
+ring_also (Call *call, Agent *a)
 {
   a->call = call;
   g_ptr_array_add (call->also_ringing, a);
   agent_send_all (a, offer_message (call));
   add_event (call, "agent.offered", detail_new ("agent_id", a->user_id, NULL));
+}
+
+typedef struct {
+  CdSwitchboard *self; /* a reference */
+  char *company_id;
+  char *call_id;
+  char *agent_id;
+} Reservation;
+
+static void
+reservation_free (Reservation *r)
+{
+  g_object_unref (r->self);
+  g_free (r->company_id);
+  g_free (r->call_id);
+  g_free (r->agent_id);
+  g_free (r);
+}
+
+static void
+on_reserved (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Reservation *r = user_data;
+  CdSwitchboard *self = r->self;
+  g_autoptr (GError) error = NULL;
+  gboolean won = cd_presence_reserve_finish (CD_PRESENCE (source), result, &error);
+  Call *call = self->calls ? g_hash_table_lookup (self->calls, r->call_id) : NULL;
+  Agent *a = self->agents ? g_hash_table_lookup (self->agents, r->agent_id) : NULL;
+
+  if (error)
+    g_warning ("agent %s: cannot reserve them for call %s: %s", r->agent_id, r->call_id,
+               error->message);
+  if (self->calls == NULL) {
+    reservation_free (r);
+    return; /* shutting down: the lease ends it */
+  }
+  if (call && call->reserving > 0)
+    call->reserving--;
+  if (a)
+    a->reserving = FALSE;
+  if (call == NULL || a == NULL || a->call != call ||
+      (call->state != CALL_QUEUED && call->state != CALL_RINGING) || a->sessions->len == 0 ||
+      !a->available) {
+    /* the call ended, was taken, or the agent left or went away meanwhile */
+    if (won)
+      cd_presence_release_async (
+          self->presence, r->company_id, r->agent_id, r->call_id,
+          a ? agent_resting_state (a) : CD_AGENT_AVAILABLE, 0, FALSE, 0, on_presence_changed,
+          g_strdup_printf ("agent %s: releasing an unused reservation", r->agent_id));
+    if (a && call && a->call == call)
+      a->call = NULL;
+    if (a)
+      agent_maybe_forget (self, a);
+    route (self, r->company_id);
+    reservation_free (r);
+    return;
+  }
+  if (!won) {
+    /* another daemon holds the agent (or Redis cannot say): the call
+     * tries the others now and this agent again a little later */
+    a->call = NULL;
+    a->held_until_us = g_get_monotonic_time () + HELD_RETRY_MS * 1000;
+    if (!g_hash_table_contains (call->held, a->user_id)) {
+      g_hash_table_add (call->held, g_strdup (a->user_id));
+      add_event (call, "agent.held",
+                 detail_new ("agent_id", a->user_id, "reason",
+                             error ? "presence-unavailable" : "reserved-elsewhere", NULL));
+    }
+    retry_later (self, r->company_id);
+    route (self, r->company_id);
+    reservation_free (r);
+    return;
+  }
+  a->reserved = TRUE;
+  if (call->state == CALL_QUEUED && call->agent == NULL)
+    ring (call, a);
+  else
+    ring_also (call, a);
+  reservation_free (r);
+}
+
+/* Reserves @a for @call in Redis: the offer rings once that is won. The
+ * agent is taken here meanwhile, and the call is not routed again. */
+static void
+offer (Call *call, Agent *a)
+{
+  CdSwitchboard *self = call->board;
+  Reservation *r = g_new0 (Reservation, 1);
+
+  r->self = g_object_ref (self);
+  r->company_id = g_strdup (call->company_id);
+  r->call_id = g_strdup (call->id);
+  r->agent_id = g_strdup (a->user_id);
+  a->call = call;
+  a->reserving = TRUE;
+  call->reserving++;
+  cd_presence_reserve_async (self->presence, a->company_id, a->user_id, call->id, on_reserved, r);
 }
 
 typedef struct {
@@ -708,7 +931,7 @@ route_queued (CdSwitchboard *self, Call *call)
   for (guint i = 1; i < chosen->len; i++) {
     Agent *also = g_hash_table_lookup (self->agents, g_ptr_array_index (chosen, i));
     if (also && agent_is_free (also))
-      offer_also (call, also);
+      offer (call, also);
   }
 }
 
@@ -724,7 +947,8 @@ route (CdSwitchboard *self, const char *company_id)
   g_hash_table_iter_init (&iter, self->calls);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     Call *call = value;
-    if (call->state == CALL_QUEUED && call->routable && g_str_equal (call->company_id, company_id))
+    if (call->state == CALL_QUEUED && call->routable && call->reserving == 0 &&
+        g_str_equal (call->company_id, company_id))
       g_ptr_array_add (waiting, call);
   }
   /* highest priority (aged by waiting) first, then the oldest */
@@ -1203,6 +1427,7 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
                    : NULL;
   call->visitor = s;
   call->declined = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  call->held = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   call->also_ringing = g_ptr_array_new ();
   call->created_us = g_get_monotonic_time ();
   call->state = CALL_QUEUED;
@@ -1422,6 +1647,9 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   call->accepted_us = g_get_monotonic_time ();
   call->agent->calls_taken++;
   call->agent->missed = 0;
+  cd_presence_answer_async (self->presence, a->company_id, a->user_id, call->id,
+                            on_presence_changed,
+                            g_strdup_printf ("agent %s: answering call %s", a->user_id, call->id));
   cd_call_store_set_agent (self->api->calls, call->id, call->company_id, a->user_id, now_us ());
   set_state (call, CALL_CONNECTING, NULL);
   send_state (call, s, NULL, NULL);
@@ -1517,6 +1745,10 @@ cd_switchboard_dispose (GObject *object)
   g_clear_pointer (&self->calls, g_hash_table_unref);
   g_clear_pointer (&self->agents, g_hash_table_unref);
   g_clear_pointer (&self->queues, g_hash_table_unref);
+  g_clear_handle_id (&self->renew_id, g_source_remove);
+  g_clear_handle_id (&self->retry_id, g_source_remove);
+  g_clear_pointer (&self->retry_companies, g_hash_table_unref);
+  g_clear_object (&self->presence);
   G_OBJECT_CLASS (cd_switchboard_parent_class)->dispose (object);
 }
 
@@ -1542,6 +1774,7 @@ cd_switchboard_init (CdSwitchboard *self)
   self->calls = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, call_free);
   self->agents = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, agent_free);
   self->queues = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, queue_entry_free);
+  self->retry_companies = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 CdSwitchboard *
@@ -1552,6 +1785,19 @@ cd_switchboard_new (CdApi *api, const CdSwitchboardSettings *settings)
   self->api = api;
   self->settings = *settings;
   self->settings.media.local_addresses = g_strdupv (settings->media.local_addresses);
+  if (self->settings.reservation_lease_ms == 0)
+    self->settings.reservation_lease_ms = 15000;
+  {
+    /* names this daemon in the reservations it holds */
+    g_autofree char *uuid = g_uuid_string_random ();
+    g_autofree char *daemon_id =
+        g_strdup_printf ("%s/%d/%.8s", g_get_host_name (), (int) getpid (), uuid);
+
+    self->presence = cd_presence_new (api->redis, daemon_id, self->settings.reservation_lease_ms);
+  }
+  /* renewed three times per lease: one lost renewal loses nothing */
+  self->renew_id =
+      g_timeout_add (MAX (self->settings.reservation_lease_ms / 3, 100), on_renew_leases, self);
   return self;
 }
 
@@ -1560,6 +1806,17 @@ cd_switchboard_session_authenticated (CdSwitchboard *self, Session *session)
 {
   if (is_agent (session))
     g_ptr_array_add (agent_get (self, session)->sessions, session);
+}
+
+static void
+on_presence_set (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autofree char *what = user_data;
+  g_autoptr (GError) error = NULL;
+
+  /* FALSE: a call holds the agent; its release sets the state */
+  if (!cd_presence_set_finish (CD_PRESENCE (source), result, &error) && error)
+    g_warning ("%s: %s", what, error->message);
 }
 
 void
@@ -1571,9 +1828,13 @@ cd_switchboard_set_presence (CdSwitchboard *self, Session *session, const char *
   if (available && (!a->available || a->wrap_up_id))
     a->idle_since_us = g_get_monotonic_time ();
   a->available = available;
-  /* the agent's own word ends wrap-up and forgives missed offers */
+  /* the agent's own word ends wrap-up and forgives missed offers; while a
+   * call holds the agent, Redis keeps that state (the release applies it) */
   g_clear_handle_id (&a->wrap_up_id, g_source_remove);
   a->missed = 0;
+  cd_presence_set_async (self->presence, a->company_id, a->user_id,
+                         available ? CD_AGENT_AVAILABLE : CD_AGENT_AWAY, NULL, on_presence_set,
+                         g_strdup_printf ("agent %s: storing the presence", a->user_id));
   if (available)
     route (self, a->company_id);
 }

@@ -16,8 +16,9 @@ typedef struct {
   guint resume_grace_s;
   guint max_calls;
   CdMediaSettings media;
-  CdMetrics *metrics;      /* nullable; borrowed */
-  guint max_missed_offers; /* in a row, then away (reason missed); 0: never */
+  CdMetrics *metrics;         /* nullable; borrowed */
+  guint max_missed_offers;    /* in a row, then away (reason missed); 0: never */
+  guint reservation_lease_ms; /* 0: the default, 15 s */
 } CdSwitchboardSettings;
 
 #define CD_TYPE_SWITCHBOARD (cd_switchboard_get_type ())
