@@ -259,8 +259,8 @@ agent_send_presence (Agent *a, const char *status, const char *reason, guint sec
 static gboolean
 agent_is_free (const Agent *a)
 {
-  return a->sessions->len > 0 && a->available && a->call == NULL && a->wrap_up_id == 0 &&
-         a->held_until_us <= g_get_monotonic_time ();
+  return a->sessions->len > 0 && a->available && a->call == NULL && !a->reserving &&
+         a->wrap_up_id == 0 && a->held_until_us <= g_get_monotonic_time ();
 }
 
 static void
@@ -307,8 +307,9 @@ agent_unbind (Agent *a, Call *call, CdAgentState next, guint wrap_up_s, gboolean
     return;
   a->reserved = FALSE;
   cd_presence_release_async (
-      self->presence, a->company_id, a->user_id, call->id, wrap_up_s ? CD_AGENT_WRAP_UP : next,
-      wrap_up_s * 1000, missed, self->settings.max_missed_offers, on_presence_changed,
+      self->presence, a->company_id, a->user_id, call->id,
+      wrap_up_s && next == CD_AGENT_AVAILABLE ? CD_AGENT_WRAP_UP : next, wrap_up_s * 1000, missed,
+      self->settings.max_missed_offers, on_presence_changed,
       g_strdup_printf ("agent %s: releasing the reservation for call %s", a->user_id, call->id));
 }
 
@@ -342,6 +343,8 @@ on_renew_leases (gpointer user_data)
 
 static void route (CdSwitchboard *self, const char *company_id);
 
+static void retry_later (CdSwitchboard *self, const char *company_id);
+
 static gboolean
 on_retry_route (gpointer user_data)
 {
@@ -353,7 +356,19 @@ on_retry_route (gpointer user_data)
   g_hash_table_steal_all (self->retry_companies);
   for (GList *l = companies; l; l = l->next) {
     g_autofree char *company = l->data;
+    GHashTableIter iter;
+    gpointer value;
+
     route (self, company);
+    /* an agent held past this retry is asked at the next one */
+    g_hash_table_iter_init (&iter, self->agents);
+    while (g_hash_table_iter_next (&iter, NULL, &value)) {
+      Agent *a = value;
+      if (g_str_equal (a->company_id, company) && a->held_until_us > g_get_monotonic_time ()) {
+        retry_later (self, company);
+        break;
+      }
+    }
   }
   return G_SOURCE_REMOVE;
 }
@@ -777,6 +792,7 @@ typedef struct {
   char *company_id;
   char *call_id;
   char *agent_id;
+  guint hops; /* the call's when asked: it went on to another queue if they differ */
 } Reservation;
 
 static void
@@ -810,11 +826,12 @@ on_reserved (GObject *source, GAsyncResult *result, gpointer user_data)
     call->reserving--;
   if (a)
     a->reserving = FALSE;
-  if (call == NULL || a == NULL || a->call != call ||
+  if (call == NULL || a == NULL || a->call != call || call->hops != r->hops ||
       (call->state != CALL_QUEUED && call->state != CALL_RINGING) || a->sessions->len == 0 ||
       !a->available) {
-    /* the call ended, was taken, or the agent left or went away meanwhile */
-    if (won)
+    /* the call ended, was taken or went on to another queue, or the agent
+     * left or went away meanwhile */
+    if (won || error)
       cd_presence_release_async (
           self->presence, r->company_id, r->agent_id, r->call_id,
           a ? agent_resting_state (a) : CD_AGENT_AVAILABLE, 0, FALSE, 0, on_presence_changed,
@@ -829,7 +846,15 @@ on_reserved (GObject *source, GAsyncResult *result, gpointer user_data)
   }
   if (!won) {
     /* another daemon holds the agent (or Redis cannot say): the call
-     * tries the others now and this agent again a little later */
+     * tries the others now and this agent again a little later. After an
+     * error the script may still have run: what it may have won is
+     * released (a release changes nothing unless this call holds the agent) */
+    if (error)
+      cd_presence_release_async (
+          self->presence, r->company_id, r->agent_id, r->call_id, agent_resting_state (a), 0, FALSE,
+          0, on_presence_changed,
+          g_strdup_printf ("agent %s: releasing a reservation that may have been won",
+                           r->agent_id));
     a->call = NULL;
     a->held_until_us = g_get_monotonic_time () + HELD_RETRY_MS * 1000;
     if (!g_hash_table_contains (call->held, a->user_id)) {
@@ -863,9 +888,18 @@ offer (Call *call, Agent *a)
   r->company_id = g_strdup (call->company_id);
   r->call_id = g_strdup (call->id);
   r->agent_id = g_strdup (a->user_id);
+  r->hops = call->hops;
   a->call = call;
   a->reserving = TRUE;
   call->reserving++;
+  if (self->presence == NULL) {
+    /* no Redis (a daemon that only lists its routes): nothing to share */
+    call->reserving--;
+    a->reserving = FALSE;
+    reservation_free (r);
+    ring (call, a);
+    return;
+  }
   cd_presence_reserve_async (self->presence, a->company_id, a->user_id, call->id, on_reserved, r);
 }
 
@@ -1647,9 +1681,10 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   call->accepted_us = g_get_monotonic_time ();
   call->agent->calls_taken++;
   call->agent->missed = 0;
-  cd_presence_answer_async (self->presence, a->company_id, a->user_id, call->id,
-                            on_presence_changed,
-                            g_strdup_printf ("agent %s: answering call %s", a->user_id, call->id));
+  if (self->presence)
+    cd_presence_answer_async (
+        self->presence, a->company_id, a->user_id, call->id, on_presence_changed,
+        g_strdup_printf ("agent %s: answering call %s", a->user_id, call->id));
   cd_call_store_set_agent (self->api->calls, call->id, call->company_id, a->user_id, now_us ());
   set_state (call, CALL_CONNECTING, NULL);
   send_state (call, s, NULL, NULL);
@@ -1793,7 +1828,8 @@ cd_switchboard_new (CdApi *api, const CdSwitchboardSettings *settings)
     g_autofree char *daemon_id =
         g_strdup_printf ("%s/%d/%.8s", g_get_host_name (), (int) getpid (), uuid);
 
-    self->presence = cd_presence_new (api->redis, daemon_id, self->settings.reservation_lease_ms);
+    if (api->redis)
+      self->presence = cd_presence_new (api->redis, daemon_id, self->settings.reservation_lease_ms);
   }
   /* renewed three times per lease: one lost renewal loses nothing */
   self->renew_id =
@@ -1832,9 +1868,10 @@ cd_switchboard_set_presence (CdSwitchboard *self, Session *session, const char *
    * call holds the agent, Redis keeps that state (the release applies it) */
   g_clear_handle_id (&a->wrap_up_id, g_source_remove);
   a->missed = 0;
-  cd_presence_set_async (self->presence, a->company_id, a->user_id,
-                         available ? CD_AGENT_AVAILABLE : CD_AGENT_AWAY, NULL, on_presence_set,
-                         g_strdup_printf ("agent %s: storing the presence", a->user_id));
+  if (self->presence)
+    cd_presence_set_async (self->presence, a->company_id, a->user_id,
+                           available ? CD_AGENT_AVAILABLE : CD_AGENT_AWAY, NULL, on_presence_set,
+                           g_strdup_printf ("agent %s: storing the presence", a->user_id));
   if (available)
     route (self, a->company_id);
 }
