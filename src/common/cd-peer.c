@@ -321,6 +321,9 @@ on_incoming_pad (GstElement *webrtc, GstPad *pad, gpointer user_data)
     return;
   }
   appsink = gst_bin_get_by_name (GST_BIN (bin), "heard");
+  /* added to a playing pipeline: an async sink would make the pipeline
+   * lose its state until it prerolls, and the live source stop sending */
+  g_object_set (appsink, "async", FALSE, NULL);
   gst_app_sink_set_callbacks (GST_APP_SINK (appsink), &callbacks, l, NULL);
   gst_object_unref (appsink);
   gst_bin_add (GST_BIN (pipeline), bin);

@@ -153,17 +153,23 @@ explain_silence (JsonObject *call)
   g_autofree char *auth = g_strdup_printf ("Bearer %s", admin_token);
   const char *headers[] = { "Authorization", auth, NULL };
   g_autofree char *body = NULL;
-  const char *log = daemon_proc->err->str;
-  gsize tail = MIN (daemon_proc->err->len, 20000);
+  g_auto (GStrv) lines = g_strsplit (daemon_proc->err->str, "\n", -1);
+  g_autoptr (GPtrArray) kept = g_ptr_array_new ();
 
+  /* the daemon's lines about calls and media (not its HTTP requests), the
+   * last 30: the runner shows only the end of a failing test's output */
+  for (char **l = lines; *l; l++)
+    if (**l != '\0' && strstr (*l, "calldocker-http") == NULL)
+      g_ptr_array_add (kept, *l);
+  g_printerr ("the daemon's log about calls and media, last lines:\n");
+  for (guint i = kept->len > 30 ? kept->len - 30 : 0; i < kept->len; i++)
+    g_printerr ("%s\n", (char *) g_ptr_array_index (kept, i));
   if (call_id) {
     url =
         g_strdup_printf ("%sapi/v1/companies/%s/calls/%s", daemon_proc->base_url, company, call_id);
     cd_test_http_request ("GET", url, NULL, NULL, 0, headers, &body, NULL);
     g_printerr ("the call as stored: %s\n", body ? body : "(nothing)");
   }
-  g_printerr ("the daemon's log, last %" G_GSIZE_FORMAT " bytes:\n%s\n", tail,
-              log + daemon_proc->err->len - tail);
 }
 
 static void
