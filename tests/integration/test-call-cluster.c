@@ -7,6 +7,9 @@
 #include "auth/cd-password.h"
 #include "cd-json.h"
 #include "cd-test-harness.h"
+#include "cd-test-seed.h"
+#include "cd-test-ws.h"
+#include "routing/cd-presence.h"
 #include "store/cd-pg-pool.h"
 
 #include <signal.h>
@@ -100,10 +103,13 @@ daemon_start (const char *name)
   g_autofree char *text = g_strdup_printf ("[postgres]\nconninfo = %s\n[redis]\nurl = unix:%s\n",
                                            stores->pg_conninfo, stores->redis_address->path);
   const char *args[] = { "--config", config, NULL };
-  const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1",
-                        "CALLDOCKER_CALLS_RESERVATION_LEASE_S=2",
-                        "CALLDOCKER_SIGNAL_RESUME_GRACE_S=1",
-                        "CALLDOCKER_WIDGET_SESSION_LIMIT_PER_ADDRESS=1000", NULL };
+  const char *env[] = {
+    "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1", "CALLDOCKER_CALLS_RESERVATION_LEASE_S=2",
+    "CALLDOCKER_SIGNAL_RESUME_GRACE_S=1", "CALLDOCKER_WIDGET_SESSION_LIMIT_PER_ADDRESS=1000",
+    "CALLDOCKER_AUTH_LOGIN_LIMIT_PER_ADDRESS=1000", "CALLDOCKER_CALLS_MAX_WAIT_S=120",
+    /* idle sessions wait while hundreds more are opened */
+    "CALLDOCKER_SIGNAL_KEEPALIVE_S=600", NULL
+  };
   CdTestDaemon *d;
 
   g_assert_true (g_file_set_contents (config, text, -1, NULL));
@@ -302,12 +308,407 @@ test_dead_daemon_releases_agent (void)
   daemon_stop (b, SIGTERM);
 }
 
+/* ---- many calls, many agents, signaling only ---- */
+
+#define DESK_AGENTS 20
+
+/* An agent signed in to both daemons, played by the test: it accepts
+ * every offer, holds the call a moment (or until told), then hangs up. An
+ * offer that reaches it while it holds a call is a violation. */
+typedef struct {
+  char *user_id;
+  CdTestWs *ws[2]; /* its sessions on daemon a and b */
+  guint seen[2];   /* messages handled so far */
+  char *call_id;   /* the call it holds */
+  int call_on;     /* through which session */
+  gint64 hangup_at_us;
+  guint taken[2];
+} DeskAgent;
+
+typedef struct {
+  DeskAgent agents[DESK_AGENTS];
+  guint violations;
+  gboolean hold;        /* keep calls until told */
+  GHashTable *accepted; /* call id -> times accepted */
+  CdTestDaemon *daemons[2];
+} Desk;
+
+static void
+desk_open (Desk *d, CdTestDaemon *a, CdTestDaemon *b, gboolean hold)
+{
+  memset (d, 0, sizeof *d);
+  d->hold = hold;
+  d->accepted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  d->daemons[0] = a;
+  d->daemons[1] = b;
+  for (guint i = 0; i < DESK_AGENTS; i++) {
+    g_autofree char *email = new_agent ();
+    g_autofree char *token_a = cd_test_login (a->base_url, email, PASSWORD);
+    g_autofree char *token_b = cd_test_login (b->base_url, email, PASSWORD);
+
+    d->agents[i].user_id = cd_test_user_id (token_a);
+    d->agents[i].ws[0] = cd_test_ws_agent_online (a->base_url, token_a, "available");
+    d->agents[i].ws[1] = cd_test_ws_agent_online (b->base_url, token_b, "available");
+  }
+}
+
+static void
+desk_close (Desk *d)
+{
+  for (guint i = 0; i < DESK_AGENTS; i++) {
+    for (int side = 0; side < 2; side++)
+      g_clear_pointer (&d->agents[i].ws[side], cd_test_ws_free);
+    g_free (d->agents[i].user_id);
+    g_free (d->agents[i].call_id);
+  }
+  g_hash_table_unref (d->accepted);
+}
+
+/* Handles what reached the agents since the last step. */
+static void
+desk_step (Desk *d)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  for (guint i = 0; i < DESK_AGENTS; i++) {
+    DeskAgent *g = &d->agents[i];
+
+    for (int side = 0; side < 2; side++) {
+      CdTestWs *ws = g->ws[side];
+
+      for (; ws && g->seen[side] < ws->received->len; g->seen[side]++) {
+        JsonObject *m = g_ptr_array_index (ws->received, g->seen[side]);
+        const char *type = json_object_get_string_member_with_default (m, "type", "");
+        const char *call_id = json_object_get_string_member_with_default (m, "call_id", "");
+
+        if (soup_websocket_connection_get_state (ws->ws) != SOUP_WEBSOCKET_STATE_OPEN &&
+            !d->daemons[side]->exited) {
+          /* the daemon is alive: it should not have closed the session */
+          g_auto (GStrv) lines = g_strsplit (d->daemons[side]->err->str, "\n", -1);
+          guint n = g_strv_length (lines);
+
+          for (guint k = n > 40 ? n - 40 : 0; k < n; k++)
+            g_printerr ("%s\n", lines[k]);
+          g_error ("agent %s: daemon %c closed its session (code %u: %s)", g->user_id, 'a' + side,
+                   soup_websocket_connection_get_close_code (ws->ws),
+                   soup_websocket_connection_get_close_data (ws->ws));
+        }
+        if (g_str_equal (type, "call.offer")) {
+          if (g->call_id) {
+            d->violations++;
+            g_printerr ("agent %s was offered call %s while holding call %s\n", g->user_id, call_id,
+                        g->call_id);
+            cd_test_ws_send (ws, "{\"type\":\"call.reject\",\"call_id\":\"%s\"}", call_id);
+            continue;
+          }
+          cd_test_ws_send (ws, "{\"type\":\"call.accept\",\"call_id\":\"%s\"}", call_id);
+          g->call_id = g_strdup (call_id);
+          g->call_on = side;
+          g->hangup_at_us = d->hold ? 0 : now + 100 * 1000;
+          g->taken[side]++;
+          g_hash_table_insert (
+              d->accepted, g_strdup (call_id),
+              GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (d->accepted, call_id)) + 1));
+        } else if (g_str_equal (type, "call.state") && g->call_id &&
+                   g_str_equal (call_id, g->call_id) &&
+                   g_strcmp0 (json_object_get_string_member_with_default (m, "state", ""),
+                              "ended") == 0) {
+          g_clear_pointer (&g->call_id, g_free);
+        }
+      }
+      /* its daemon is gone: so is the call it held there */
+      if (ws && ws->closed && g->call_id && g->call_on == side)
+        g_clear_pointer (&g->call_id, g_free);
+    }
+    if (g->call_id && g->hangup_at_us && now >= g->hangup_at_us) {
+      cd_test_ws_send (g->ws[g->call_on], "{\"type\":\"hangup\",\"call_id\":\"%s\"}", g->call_id);
+      g->hangup_at_us = 0;
+    }
+  }
+}
+
+static guint
+desk_holding (Desk *d)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < DESK_AGENTS; i++)
+    n += d->agents[i].call_id != NULL;
+  return n;
+}
+
+typedef struct {
+  CdTestWs *ws;
+  char *call_id;
+  char *end_reason;
+} Visitor;
+
+static Visitor *
+visitors_call (CdTestDaemon *d, guint n)
+{
+  Visitor *v = g_new0 (Visitor, n);
+
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *token = cd_test_visitor_token (d->base_url, company, ORIGIN);
+    v[i].ws = cd_test_ws_connect (d->base_url, token);
+  }
+  /* all at once */
+  for (guint i = 0; i < n; i++)
+    cd_test_ws_send (v[i].ws, "{\"type\":\"call.start\"}");
+  return v;
+}
+
+/* Whether every visitor's call ended, noting how. */
+static gboolean
+visitors_ended (Visitor *v, guint n)
+{
+  gboolean all = TRUE;
+
+  for (guint i = 0; i < n; i++) {
+    JsonObject *created, *ended;
+
+    if (v[i].end_reason)
+      continue;
+    created = cd_test_ws_find (v[i].ws, 0, "call.created", NULL);
+    if (created && v[i].call_id == NULL)
+      v[i].call_id = g_strdup (json_object_get_string_member (created, "call_id"));
+    ended =
+        v[i].call_id ? cd_test_ws_find_where (v[i].ws, 0, "call.state", "state", "ended") : NULL;
+    if (ended)
+      v[i].end_reason = g_strdup (json_object_get_string_member (ended, "reason"));
+    else
+      all = FALSE;
+  }
+  return all;
+}
+
+static void
+visitors_free (Visitor *v, guint n)
+{
+  for (guint i = 0; i < n; i++) {
+    cd_test_ws_free (v[i].ws);
+    g_free (v[i].call_id);
+    g_free (v[i].end_reason);
+  }
+  g_free (v);
+}
+
+/* The agent's state as Redis has it (a lapsed lease reads as available
+ * with reason lease-expired), and whether a reservation key exists. */
+static CdAgentPresence *
+presence_of (CdPresence *p, CdRedis *redis, const char *agent_id, gboolean *reserved)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GAsyncResult) exists = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *key = g_strdup_printf ("cd:reservation:%s:%s", company, agent_id);
+  const char *argv[] = { "EXISTS", key };
+  g_autoptr (CdRedisReply) reply = NULL;
+  CdAgentPresence *presence;
+
+  cd_presence_get_async (p, company, agent_id, cd_test_capture, &result);
+  cd_test_wait_result (&result, 10000);
+  presence = cd_presence_get_finish (p, result, &error);
+  g_assert_no_error (error);
+  cd_redis_command_async (redis, argv, NULL, 2, NULL, cd_test_capture, &exists);
+  cd_test_wait_result (&exists, 10000);
+  reply = cd_redis_command_finish (redis, exists, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (reply->type, ==, CD_REDIS_REPLY_INTEGER);
+  *reserved = reply->integer == 1;
+  return presence;
+}
+
+static CdRedis *
+redis_client (void)
+{
+  CdRedis *redis = cd_redis_new (stores->redis_address, 2000, 20, 200);
+
+  cd_redis_start (redis);
+  WAIT_UNTIL (cd_redis_is_connected (redis), 10000);
+  return redis;
+}
+
+/* 200 by default; CD_CLUSTER_CALLS (even) for a slow build such as the
+ * sanitizers' */
+static guint cluster_calls = 200;
+
+/* Where things stand, on stderr, when the calls did not all end in time. */
+static void
+desk_explain (Desk *d, Visitor *va, Visitor *vb, guint n)
+{
+  guint created = 0, ended = 0, closed = 0;
+
+  for (guint i = 0; i < 2 * n; i++) {
+    Visitor *v = i < n ? &va[i] : &vb[i - n];
+
+    created += v->call_id != NULL;
+    ended += v->end_reason != NULL;
+    closed += v->ws->closed;
+  }
+  g_printerr ("visitors: %u calls created, %u ended, %u connections closed; "
+              "%u calls accepted, %u agents holding one\n",
+              created, ended, closed, g_hash_table_size (d->accepted), desk_holding (d));
+  for (guint i = 0; i < DESK_AGENTS; i++)
+    g_printerr ("agent %s: took %u + %u, holds %s, sessions %s/%s\n", d->agents[i].user_id,
+                d->agents[i].taken[0], d->agents[i].taken[1],
+                d->agents[i].call_id ? d->agents[i].call_id : "nothing",
+                d->agents[i].ws[0]->closed ? "closed" : "open",
+                d->agents[i].ws[1]->closed ? "closed" : "open");
+}
+
+/* 200 calls at once, 100 through each daemon, for 20 agents signed in to
+ * both: no agent is ever offered a call while it holds one, every call is
+ * taken exactly once, and afterwards no agent is left reserved (each was
+ * released, none merely lapsed). */
+static void
+test_many_calls_many_agents (void)
+{
+  CdTestDaemon *a = daemon_start ("a");
+  CdTestDaemon *b = daemon_start ("b");
+  g_autoptr (CdRedis) redis = redis_client ();
+  g_autoptr (CdPresence) presence = cd_presence_new (redis, "test", 1000);
+  Desk desk;
+  Visitor *va, *vb;
+  gint64 started, deadline;
+  guint taken_a = 0, taken_b = 0, agent_hangups = 0;
+
+  desk_open (&desk, a, b, FALSE);
+  started = g_get_monotonic_time ();
+  va = visitors_call (a, cluster_calls / 2);
+  vb = visitors_call (b, cluster_calls / 2);
+  deadline = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+  while (!(visitors_ended (va, cluster_calls / 2) && visitors_ended (vb, cluster_calls / 2))) {
+    if (g_get_monotonic_time () > deadline)
+      desk_explain (&desk, va, vb, cluster_calls / 2);
+    g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+    desk_step (&desk);
+    g_assert_cmpuint (desk.violations, ==, 0); /* (each is printed on stderr) */
+    cd_test_iterate (10);
+  }
+  g_test_message ("%u calls through two daemons for %u agents in %.1f s", cluster_calls,
+                  DESK_AGENTS, (g_get_monotonic_time () - started) / 1e6);
+  g_assert_cmpuint (desk.violations, ==, 0);
+  for (guint i = 0; i < cluster_calls; i++) {
+    Visitor *v = i < cluster_calls / 2 ? &va[i] : &vb[i - cluster_calls / 2];
+
+    /* every call was taken, once; none waited past its time */
+    g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (desk.accepted, v->call_id)), ==, 1);
+    agent_hangups += g_str_equal (v->end_reason, "agent-hangup");
+  }
+  g_assert_cmpuint (agent_hangups, ==, cluster_calls);
+  for (guint i = 0; i < DESK_AGENTS; i++) {
+    taken_a += desk.agents[i].taken[0];
+    taken_b += desk.agents[i].taken[1];
+  }
+  g_test_message ("taken through a: %u, through b: %u", taken_a, taken_b);
+  g_assert_cmpuint (taken_a, ==, cluster_calls / 2);
+  g_assert_cmpuint (taken_b, ==, cluster_calls / 2);
+
+  /* the releases are on their way when the calls end: give them a moment */
+  cd_test_sleep (500);
+  for (guint i = 0; i < DESK_AGENTS; i++) {
+    gboolean reserved;
+    g_autoptr (CdAgentPresence) p =
+        presence_of (presence, redis, desk.agents[i].user_id, &reserved);
+
+    g_assert_cmpstr (cd_agent_state_to_string (p->state), ==, "available");
+    g_assert_cmpstr (p->reason, !=, "lease-expired");
+    g_assert_false (reserved);
+  }
+  visitors_free (va, cluster_calls / 2);
+  visitors_free (vb, cluster_calls / 2);
+  desk_close (&desk);
+  daemon_stop (a, SIGTERM);
+  daemon_stop (b, SIGTERM);
+}
+
+/* Every agent is on a call through daemon A, and daemon B has as many
+ * calls waiting, when A is killed: within the lease (2 s here) every
+ * agent's reservation for A's calls has lapsed, and B's calls reach the
+ * agents through their sessions on B. */
+static void
+test_killed_daemon_agents_recover (void)
+{
+  CdTestDaemon *a = daemon_start ("a");
+  CdTestDaemon *b = daemon_start ("b");
+  g_autoptr (CdRedis) redis = redis_client ();
+  g_autoptr (CdPresence) presence = cd_presence_new (redis, "test", 1000);
+  g_autoptr (GHashTable) b_calls = g_hash_table_new (g_str_hash, g_str_equal);
+  Desk desk;
+  Visitor *va, *vb;
+  gint64 deadline, killed;
+  guint taken_b = 0;
+  double recovered_s;
+
+  desk_open (&desk, a, b, TRUE);
+  va = visitors_call (a, DESK_AGENTS);
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (desk_holding (&desk) < DESK_AGENTS) {
+    g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+    desk_step (&desk);
+    cd_test_iterate (10);
+  }
+  /* B's calls wait: every agent is held through A */
+  vb = visitors_call (b, DESK_AGENTS);
+  deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time () < deadline) {
+    desk_step (&desk);
+    cd_test_iterate (10);
+  }
+  for (guint i = 0; i < DESK_AGENTS; i++)
+    g_assert_cmpuint (desk.agents[i].taken[1], ==, 0);
+
+  daemon_stop (a, SIGKILL);
+  killed = g_get_monotonic_time ();
+  deadline = killed + 30 * G_USEC_PER_SEC;
+  for (;;) {
+    taken_b = 0;
+    for (guint i = 0; i < DESK_AGENTS; i++)
+      taken_b += desk.agents[i].taken[1];
+    if (taken_b == DESK_AGENTS)
+      break;
+    g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+    desk_step (&desk);
+    cd_test_iterate (10);
+  }
+  recovered_s = (g_get_monotonic_time () - killed) / 1e6;
+  g_test_message ("all %u agents took a call through b %.1f s after a was killed", DESK_AGENTS,
+                  recovered_s);
+  /* the lease (2 s) and one retry (2 s) of the held agents, with room */
+  g_assert_cmpfloat (recovered_s, <, 10);
+  visitors_ended (vb, DESK_AGENTS);
+  for (guint i = 0; i < DESK_AGENTS; i++) {
+    g_assert_nonnull (cd_test_ws_find (vb[i].ws, 0, "call.created", NULL));
+    g_hash_table_add (b_calls, (gpointer) json_object_get_string_member (
+                                   cd_test_ws_find (vb[i].ws, 0, "call.created", NULL), "call_id"));
+  }
+  /* each agent is now on one of B's calls, none still on A's */
+  for (guint i = 0; i < DESK_AGENTS; i++) {
+    gboolean reserved;
+    g_autoptr (CdAgentPresence) p =
+        presence_of (presence, redis, desk.agents[i].user_id, &reserved);
+
+    g_assert_cmpstr (cd_agent_state_to_string (p->state), ==, "on_call");
+    g_assert_true (reserved);
+    g_assert_true (g_hash_table_contains (b_calls, p->call_id));
+  }
+  g_assert_cmpuint (desk.violations, ==, 0);
+  visitors_free (va, DESK_AGENTS);
+  visitors_free (vb, DESK_AGENTS);
+  desk_close (&desk);
+  daemon_stop (b, SIGTERM);
+}
+
 int
 main (int argc, char **argv)
 {
   int status;
 
   g_test_init (&argc, &argv, NULL);
+  if (g_getenv ("CD_CLUSTER_CALLS"))
+    cluster_calls =
+        MAX (2, (guint) g_ascii_strtoull (g_getenv ("CD_CLUSTER_CALLS"), NULL, 10) / 2 * 2);
   stores = cd_test_stores_start ();
   dir = cd_test_make_tmp_dir ("cd-cluster-XXXXXX");
   {
@@ -325,6 +726,8 @@ main (int argc, char **argv)
   g_assert_true (g_file_set_contents (password_file, PASSWORD, -1, NULL));
   g_test_add_func ("/cluster/one-agent-two-daemons", test_one_agent_two_daemons);
   g_test_add_func ("/cluster/dead-daemon-releases-agent", test_dead_daemon_releases_agent);
+  g_test_add_func ("/cluster/200-calls-20-agents", test_many_calls_many_agents);
+  g_test_add_func ("/cluster/killed-daemon-agents-recover", test_killed_daemon_agents_recover);
   status = g_test_run ();
   cd_test_stores_stop (stores);
   cd_test_remove_tree (dir);

@@ -280,7 +280,7 @@ on_presence_changed (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (!cd_presence_change_finish (CD_PRESENCE (source), result, &error)) {
     if (error)
-      g_warning ("%s: %s", what, error->message);
+      g_message ("%s: %s", what, error->message);
     else
       g_info ("%s: the reservation was no longer this daemon's", what);
   }
@@ -320,7 +320,7 @@ on_lease_renewed (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
 
   if (!cd_presence_change_finish (CD_PRESENCE (source), result, &error))
-    g_warning ("%s: %s", what, error ? error->message : "another daemon holds the agent now");
+    g_message ("%s: %s", what, error ? error->message : "another daemon holds the agent now");
 }
 
 static gboolean
@@ -816,7 +816,7 @@ on_reserved (GObject *source, GAsyncResult *result, gpointer user_data)
   Agent *a = self->agents ? g_hash_table_lookup (self->agents, r->agent_id) : NULL;
 
   if (error)
-    g_warning ("agent %s: cannot reserve them for call %s: %s", r->agent_id, r->call_id,
+    g_message ("agent %s: cannot reserve them for call %s: %s", r->agent_id, r->call_id,
                error->message);
   if (self->calls == NULL) {
     reservation_free (r);
@@ -1194,7 +1194,7 @@ on_queue_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   }
   if (res == NULL) {
     /* the call goes on without its queue rather than not at all */
-    g_warning ("call %s: cannot read its queue: %s", call->id, error->message);
+    g_message ("call %s: cannot read its queue: %s", call->id, error->message);
     add_event (call, "routing.fallback",
                detail_new ("reason", "the queue could not be read", NULL));
     become_routable (call);
@@ -1852,7 +1852,7 @@ on_presence_set (GObject *source, GAsyncResult *result, gpointer user_data)
 
   /* FALSE: a call holds the agent; its release sets the state */
   if (!cd_presence_set_finish (CD_PRESENCE (source), result, &error) && error)
-    g_warning ("%s: %s", what, error->message);
+    g_message ("%s: %s", what, error->message);
 }
 
 void
