@@ -4,6 +4,8 @@
 
 #include "cd-test-harness.h"
 
+#include "cd-json.h"
+
 #include "store/cd-pg-pool.h"
 #include "store/cd-redis.h"
 
@@ -705,6 +707,28 @@ cd_test_peer_wait (CdTestPeer *p, guint timeout_ms)
 {
   WAIT_UNTIL (p->done, timeout_ms);
   return g_subprocess_get_if_exited (p->process) && g_subprocess_get_exit_status (p->process) == 0;
+}
+
+/**
+ * cd_test_peer_finish:
+ * @good: (out) (optional): whether the peer exited 0
+ *
+ * Waits for the peer, frees it and returns its JSON report. Its log and
+ * report go to stderr, which the test runner shows when a test fails.
+ */
+JsonObject *
+cd_test_peer_finish (CdTestPeer *p, guint timeout_ms, gboolean *good)
+{
+  gboolean exited_0 = cd_test_peer_wait (p, timeout_ms);
+  JsonObject *report;
+
+  g_printerr ("peer report: %s\n%s", p->out, p->err);
+  report = cd_json_parse_object (p->out, strlen (p->out), NULL, NULL);
+  g_assert_nonnull (report);
+  if (good)
+    *good = exited_0;
+  cd_test_peer_free (p);
+  return report;
 }
 
 void

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 
 #include "cd-config.h"
 #include "store/cd-embedded-stores.h"
@@ -101,6 +102,9 @@ typedef struct {
 CdTestPeer *cd_test_peer_start_va (const char *name, const char *server, const char *g_debug,
                                    va_list args);
 gboolean cd_test_peer_wait (CdTestPeer *peer, guint timeout_ms);
+/* Waits for the peer, shows its log on stderr, frees it; its report, and
+ * in @good whether it exited 0. */
+JsonObject *cd_test_peer_finish (CdTestPeer *peer, guint timeout_ms, gboolean *good);
 void cd_test_peer_free (CdTestPeer *peer);
 
 G_END_DECLS

@@ -141,21 +141,6 @@ peer_start (CdTestDaemon *d, const char *name, ...)
 }
 
 static JsonObject *
-peer_finish (CdTestPeer *p, gboolean *good)
-{
-  gboolean exited_0 = cd_test_peer_wait (p, 90000);
-  JsonObject *report;
-
-  g_printerr ("peer report: %s\n%s", p->out, p->err);
-  report = cd_json_parse_object (p->out, strlen (p->out), NULL, NULL);
-  g_assert_nonnull (report);
-  if (good)
-    *good = exited_0;
-  cd_test_peer_free (p);
-  return report;
-}
-
-static JsonObject *
 only_call (JsonObject *report)
 {
   JsonArray *calls = json_object_get_array_member (report, "calls");
@@ -203,10 +188,10 @@ test_one_agent_two_daemons (void)
                           "--hold", "3", "--expect-hz", "880", "--timeout", "40", NULL);
   visitor_b = peer_start (b, "calldocker-visitor", "--company", company, "--origin", ORIGIN,
                           "--hold", "3", "--expect-hz", "880", "--timeout", "40", NULL);
-  report_a = peer_finish (visitor_a, &good_a);
-  report_b = peer_finish (visitor_b, &good_b);
-  agent_report_a = peer_finish (agent_a, NULL);
-  agent_report_b = peer_finish (agent_b, NULL);
+  report_a = cd_test_peer_finish (visitor_a, 90000, &good_a);
+  report_b = cd_test_peer_finish (visitor_b, 90000, &good_b);
+  agent_report_a = cd_test_peer_finish (agent_a, 90000, NULL);
+  agent_report_b = cd_test_peer_finish (agent_b, 90000, NULL);
   /* both visitors talked to the agent and heard its tone */
   g_assert_true (good_a);
   g_assert_true (good_b);
@@ -297,14 +282,14 @@ test_dead_daemon_releases_agent (void)
 
   /* A dies without a word */
   daemon_stop (a, SIGKILL);
-  report_b = peer_finish (visitor_b, &good_b);
-  agent_report_b = peer_finish (agent_b, NULL);
+  report_b = cd_test_peer_finish (visitor_b, 90000, &good_b);
+  agent_report_b = cd_test_peer_finish (agent_b, 90000, NULL);
   g_assert_true (good_b);
   g_assert_cmpstr (json_object_get_string_member (only_call (report_b), "end_reason"), ==,
                    "visitor-hangup");
   g_assert_cmpstr (call_id_of (agent_report_b), ==, call_id_of (report_b));
-  json_object_unref (peer_finish (visitor_a, NULL));
-  json_object_unref (peer_finish (agent_a, NULL));
+  json_object_unref (cd_test_peer_finish (visitor_a, 90000, NULL));
+  json_object_unref (cd_test_peer_finish (agent_a, 90000, NULL));
   daemon_stop (b, SIGTERM);
 }
 

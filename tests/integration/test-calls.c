@@ -39,23 +39,6 @@ peer_start (const char *name, ...)
   return p;
 }
 
-/* Waits for the peer; its report, and whether it exited 0. */
-static JsonObject *
-peer_finish (Peer *p, gboolean *good)
-{
-  gboolean exited_0 = cd_test_peer_wait (p, 90000);
-  JsonObject *report;
-
-  /* on stderr, which the test runner shows when a test fails */
-  g_printerr ("peer report: %s\n%s", p->out, p->err);
-  report = cd_json_parse_object (p->out, strlen (p->out), NULL, NULL);
-  g_assert_nonnull (report);
-  if (good)
-    *good = exited_0;
-  cd_test_peer_free (p);
-  return report;
-}
-
 static JsonObject *
 first_call (JsonObject *report)
 {
@@ -203,8 +186,8 @@ test_tones_cross_both_ways (void)
       peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN, "--tone", "440",
                   "--expect-hz", "880", "--hold", "4", "--dtmf", "12#", "--dtmf-signaling", "9",
                   "--page", "https://shop.test/basket", "--timeout", "40", NULL);
-  visitor_report = peer_finish (visitor, &visitor_good);
-  agent_report = peer_finish (agent, &agent_good);
+  visitor_report = cd_test_peer_finish (visitor, 90000, &visitor_good);
+  agent_report = cd_test_peer_finish (agent, 90000, &agent_good);
   g_assert_true (visitor_good);
   g_assert_true (agent_good);
   assert_heard (first_call (visitor_report), 880);
@@ -263,8 +246,8 @@ test_agent_hangs_up (void)
   cd_test_sleep (1000);
   visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN, "--timeout",
                         "40", NULL);
-  visitor_report = peer_finish (visitor, NULL);
-  agent_report = peer_finish (agent, NULL);
+  visitor_report = cd_test_peer_finish (visitor, 90000, NULL);
+  agent_report = cd_test_peer_finish (agent, 90000, NULL);
   g_assert_cmpstr (json_object_get_string_member (first_call (visitor_report), "end_reason"), ==,
                    "agent-hangup");
   stored = get_ended_call (json_object_get_string_member (first_call (visitor_report), "call_id"));
@@ -279,7 +262,7 @@ test_ringback_while_waiting (void)
   Peer *visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
                               "--expect-hz", "425", "--keep-listening", "--timeout", "9", NULL);
   gboolean good;
-  g_autoptr (JsonObject) report = peer_finish (visitor, &good);
+  g_autoptr (JsonObject) report = cd_test_peer_finish (visitor, 90000, &good);
   JsonObject *call = first_call (report);
 
   g_assert_true (good);
@@ -295,7 +278,7 @@ test_ice_failure_ends_call (void)
 {
   Peer *visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
                               "--block-ice", "--timeout", "30", NULL);
-  g_autoptr (JsonObject) report = peer_finish (visitor, NULL);
+  g_autoptr (JsonObject) report = cd_test_peer_finish (visitor, 90000, NULL);
   g_autoptr (JsonObject) stored = NULL;
 
   g_assert_cmpstr (json_object_get_string_member (first_call (report), "end_reason"), ==,
@@ -324,8 +307,8 @@ test_agent_ice_failure_tears_down (void)
   cd_test_sleep (1000);
   visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN, "--timeout",
                         "40", NULL);
-  visitor_report = peer_finish (visitor, NULL);
-  agent_report = peer_finish (agent, NULL);
+  visitor_report = cd_test_peer_finish (visitor, 90000, NULL);
+  agent_report = cd_test_peer_finish (agent, 90000, NULL);
   g_assert_cmpstr (json_object_get_string_member (first_call (visitor_report), "end_reason"), ==,
                    "ice-failed");
   deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
@@ -355,8 +338,8 @@ test_signaling_lost_past_grace (void)
   /* the visitor's WebSocket goes 1 s into the call and never comes back */
   visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
                         "--drop-after", "1", "--timeout", "10", NULL);
-  agent_report = peer_finish (agent, NULL);
-  visitor_report = peer_finish (visitor, NULL);
+  agent_report = cd_test_peer_finish (agent, 90000, NULL);
+  visitor_report = cd_test_peer_finish (visitor, 90000, NULL);
   g_assert_cmpstr (json_object_get_string_member (first_call (agent_report), "end_reason"), ==,
                    "signaling-lost");
   stored = get_ended_call (json_object_get_string_member (first_call (agent_report), "call_id"));
@@ -383,8 +366,8 @@ test_resume_within_grace (void)
   visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
                         "--drop-after", "1", "--resume-after", "1", "--hold", "5", "--expect-hz",
                         "880", "--timeout", "30", NULL);
-  visitor_report = peer_finish (visitor, &good);
-  agent_report = peer_finish (agent, NULL);
+  visitor_report = cd_test_peer_finish (visitor, 90000, &good);
+  agent_report = cd_test_peer_finish (agent, 90000, NULL);
   g_assert_true (good);
   g_assert_true (json_object_get_boolean_member (first_call (visitor_report), "resumed"));
   g_assert_cmpstr (json_object_get_string_member (first_call (visitor_report), "end_reason"), ==,
@@ -503,8 +486,8 @@ test_pipeline_and_stats_while_live (void)
   path = g_strdup_printf ("api/v1/companies/%s/calls/%s/stats", company,
                           "00000000-0000-4000-8000-000000000000");
   g_assert_cmpuint (get_as_admin (path, &body, NULL), ==, 404);
-  report = peer_finish (visitor, NULL);
-  json_object_unref (peer_finish (agent, NULL));
+  report = cd_test_peer_finish (visitor, 90000, NULL);
+  json_object_unref (cd_test_peer_finish (agent, 90000, NULL));
   g_clear_pointer (&body, g_free);
   g_clear_pointer (&path, g_free);
   path = g_strdup_printf ("api/v1/companies/%s/calls/%s/pipeline", company, call_id);

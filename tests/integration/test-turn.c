@@ -477,22 +477,6 @@ peer_start (const char *g_debug, const char *name, ...)
   return p;
 }
 
-/* Waits for the peer; its report, and whether it exited 0. */
-static JsonObject *
-peer_finish (Peer *p, gboolean *good)
-{
-  gboolean exited_0 = cd_test_peer_wait (p, 60000);
-  JsonObject *report;
-
-  g_test_message ("%s", p->err);
-  report = cd_json_parse_object (p->out, strlen (p->out), NULL, NULL);
-  g_assert_nonnull (report);
-  if (good)
-    *good = exited_0;
-  cd_test_peer_free (p);
-  return report;
-}
-
 static JsonObject *
 first_call (JsonObject *report)
 {
@@ -650,9 +634,9 @@ test_relay_only_call (void)
   visitor = peer_start ("gc-friendly,fatal-criticals", "calldocker-visitor", "--company", company,
                         "--origin", ORIGIN, "--relay-only", "--tone", "440", "--expect-hz", "880",
                         "--hold", "4", "--timeout", "30", NULL);
-  visitor_report = peer_finish (visitor, &visitor_good);
+  visitor_report = cd_test_peer_finish (visitor, 60000, &visitor_good);
   after = g_get_real_time () / G_USEC_PER_SEC;
-  agent_report = peer_finish (agent, &agent_good);
+  agent_report = cd_test_peer_finish (agent, 60000, &agent_good);
   g_assert_true (visitor_good);
   g_assert_true (agent_good);
   g_assert_cmpstr (json_object_get_string_member (first_call (visitor_report), "end_reason"), ==,
@@ -731,7 +715,7 @@ test_wrong_secret_refused (void)
   daemon_with_secret (wrong);
   visitor = peer_start (NULL, "calldocker-visitor", "--company", company, "--origin", ORIGIN,
                         "--relay-only", "--timeout", "20", NULL);
-  report = peer_finish (visitor, NULL);
+  report = cd_test_peer_finish (visitor, 60000, NULL);
   g_assert_cmpstr (json_object_get_string_member (first_call (report), "end_reason"), ==,
                    "ice-failed");
   g_assert_cmpint (json_object_get_int_member (first_call (report), "connected_us"), ==, 0);
