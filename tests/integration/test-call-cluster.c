@@ -118,14 +118,33 @@ daemon_start (const char *name)
   return d;
 }
 
+/* Sends @sig and waits for the daemon to exit; its log stays readable. */
 static void
-daemon_stop (CdTestDaemon *d, int sig)
+daemon_kill (CdTestDaemon *d, int sig)
 {
   if (!d->exited) {
     kill (g_ascii_strtoll (g_subprocess_get_identifier (d->process), NULL, 10), sig);
     cd_test_daemon_wait_exit (d, 30000);
   }
+}
+
+static void
+daemon_stop (CdTestDaemon *d, int sig)
+{
+  daemon_kill (d, sig);
   cd_test_daemon_free (d);
+}
+
+/* The daemon's log lines that mention @what, on stderr. */
+static void
+daemon_show_lines (CdTestDaemon *d, const char *name, const char *what)
+{
+  g_auto (GStrv) lines = g_strsplit (d->err->str, "\n", -1);
+
+  g_printerr ("daemon %s, its lines about %s:\n", name, what);
+  for (guint k = 0; lines[k]; k++)
+    if (strstr (lines[k], what))
+      g_printerr ("  %s\n", lines[k]);
 }
 
 static CdTestPeer *
@@ -381,8 +400,11 @@ desk_step (Desk *d)
         if (g_str_equal (type, "call.offer")) {
           if (g->call_id) {
             d->violations++;
-            g_printerr ("agent %s was offered call %s while holding call %s\n", g->user_id, call_id,
-                        g->call_id);
+            g_printerr (
+                "agent %s was offered call %s through %c while holding call %s through %c\n",
+                g->user_id, call_id, 'a' + side, g->call_id, 'a' + g->call_on);
+            daemon_show_lines (d->daemons[0], "a", g->user_id);
+            daemon_show_lines (d->daemons[1], "b", g->user_id);
             cd_test_ws_send (ws, "{\"type\":\"call.reject\",\"call_id\":\"%s\"}", call_id);
             continue;
           }
@@ -542,6 +564,63 @@ desk_explain (Desk *d, Visitor *va, Visitor *vb, guint n)
                 d->agents[i].ws[1]->closed ? "closed" : "open");
 }
 
+/* A Redis command's reply, readable (for the explanations below). */
+static char *
+redis_show (CdRedis *redis, const char *const *argv, int argc)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdRedisReply) reply = NULL;
+  GString *s = g_string_new (NULL);
+
+  cd_redis_command_async (redis, argv, NULL, argc, NULL, cd_test_capture, &result);
+  cd_test_wait_result (&result, 10000);
+  reply = cd_redis_command_finish (redis, result, &error);
+  if (reply == NULL)
+    g_string_append_printf (s, "(error: %s)", error->message);
+  else if (reply->type == CD_REDIS_REPLY_ARRAY)
+    for (gsize i = 0; i < reply->n_elements; i++)
+      g_string_append_printf (s, "%s%s", i ? (i % 2 ? "=" : " ") : "",
+                              reply->elements[i]->str ? reply->elements[i]->str : "?");
+  else if (reply->type == CD_REDIS_REPLY_INTEGER)
+    g_string_append_printf (s, "%" G_GINT64_FORMAT, reply->integer);
+  else
+    g_string_append (s, reply->str ? reply->str : "nil");
+  return g_string_free (s, FALSE);
+}
+
+/* Where each agent stands, for the test and in Redis (read without
+ * changing it), and the last of @live's log, on stderr. */
+static void
+desk_explain_agents (Desk *d, CdRedis *redis, CdTestDaemon *live)
+{
+  g_auto (GStrv) lines = g_strsplit (live->err->str, "\n", -1);
+  guint n = g_strv_length (lines);
+
+  for (guint i = 0; i < DESK_AGENTS; i++) {
+    DeskAgent *g = &d->agents[i];
+    g_autofree char *agent_key = g_strdup_printf ("cd:agent:%s:%s", company, g->user_id);
+    g_autofree char *reservation_key =
+        g_strdup_printf ("cd:reservation:%s:%s", company, g->user_id);
+    const char *hgetall[] = { "HGETALL", agent_key };
+    const char *get[] = { "GET", reservation_key };
+    const char *pttl[] = { "PTTL", reservation_key };
+    g_autofree char *hash = redis_show (redis, hgetall, 2);
+    g_autofree char *holder = redis_show (redis, get, 2);
+    g_autofree char *ttl = redis_show (redis, pttl, 2);
+
+    g_printerr ("agent %s: took %u + %u, holds %s, sessions %s/%s; Redis: %s; reservation %s "
+                "(%s ms left)\n",
+                g->user_id, g->taken[0], g->taken[1], g->call_id ? g->call_id : "nothing",
+                g->ws[0]->closed ? "closed" : "open", g->ws[1]->closed ? "closed" : "open", hash,
+                holder, ttl);
+  }
+  g_printerr ("%u offers reached an agent holding a call\n", d->violations);
+  g_printerr ("the last of the live daemon's log:\n");
+  for (guint k = n > 60 ? n - 60 : 0; k < n; k++)
+    g_printerr ("%s\n", lines[k]);
+}
+
 /* 200 calls at once, 100 through each daemon, for 20 agents signed in to
  * both: no agent is ever offered a call while it holds one, every call is
  * taken exactly once, and afterwards no agent is left reserved (each was
@@ -630,6 +709,8 @@ test_killed_daemon_agents_recover (void)
   va = visitors_call (a, DESK_AGENTS);
   deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
   while (desk_holding (&desk) < DESK_AGENTS) {
+    if (g_get_monotonic_time () > deadline)
+      desk_explain_agents (&desk, redis, a);
     g_assert_cmpint (g_get_monotonic_time (), <, deadline);
     desk_step (&desk);
     cd_test_iterate (10);
@@ -639,12 +720,13 @@ test_killed_daemon_agents_recover (void)
   deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
   while (g_get_monotonic_time () < deadline) {
     desk_step (&desk);
+    g_assert_cmpuint (desk.violations, ==, 0);
     cd_test_iterate (10);
   }
   for (guint i = 0; i < DESK_AGENTS; i++)
     g_assert_cmpuint (desk.agents[i].taken[1], ==, 0);
 
-  daemon_stop (a, SIGKILL);
+  daemon_kill (a, SIGKILL);
   killed = g_get_monotonic_time ();
   deadline = killed + 30 * G_USEC_PER_SEC;
   for (;;) {
@@ -653,8 +735,11 @@ test_killed_daemon_agents_recover (void)
       taken_b += desk.agents[i].taken[1];
     if (taken_b == DESK_AGENTS)
       break;
+    if (g_get_monotonic_time () > deadline)
+      desk_explain_agents (&desk, redis, b);
     g_assert_cmpint (g_get_monotonic_time (), <, deadline);
     desk_step (&desk);
+    g_assert_cmpuint (desk.violations, ==, 0); /* (each is printed on stderr) */
     cd_test_iterate (10);
   }
   recovered_s = (g_get_monotonic_time () - killed) / 1e6;
@@ -682,6 +767,75 @@ test_killed_daemon_agents_recover (void)
   visitors_free (va, DESK_AGENTS);
   visitors_free (vb, DESK_AGENTS);
   desk_close (&desk);
+  cd_test_daemon_free (a);
+  daemon_stop (b, SIGTERM);
+}
+
+/* Daemon A stalls (stopped) for longer than the lease while every agent
+ * is on a call through it, and nobody else wants the agents meanwhile:
+ * when A runs again its renewals take the agents back, so the calls that
+ * then wait on B are not offered to agents who are still talking. */
+static void
+test_stalled_daemon_keeps_agents (void)
+{
+  CdTestDaemon *a = daemon_start ("a");
+  CdTestDaemon *b = daemon_start ("b");
+  g_autoptr (CdRedis) redis = redis_client ();
+  g_autoptr (CdPresence) presence = cd_presence_new (redis, "test", 1000);
+  pid_t pid_a;
+  Desk desk;
+  Visitor *va, *vb;
+  gint64 deadline;
+
+  desk_open (&desk, a, b, TRUE);
+  va = visitors_call (a, DESK_AGENTS);
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (desk_holding (&desk) < DESK_AGENTS) {
+    if (g_get_monotonic_time () > deadline)
+      desk_explain_agents (&desk, redis, a);
+    g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+    desk_step (&desk);
+    cd_test_iterate (10);
+  }
+
+  /* A stops for twice the lease (2 s); the leases lapse */
+  pid_a = g_ascii_strtoll (g_subprocess_get_identifier (a->process), NULL, 10);
+  kill (pid_a, SIGSTOP);
+  cd_test_sleep (4000);
+  {
+    g_autofree char *key =
+        g_strdup_printf ("cd:reservation:%s:%s", company, desk.agents[0].user_id);
+    const char *exists[] = { "EXISTS", key };
+    g_autofree char *held = redis_show (redis, exists, 2);
+
+    g_assert_cmpstr (held, ==, "0");
+  }
+  kill (pid_a, SIGCONT);
+  /* its renewals (every lease / 3) run again */
+  cd_test_sleep (1500);
+
+  /* B's calls wait: A holds every agent again */
+  vb = visitors_call (b, DESK_AGENTS);
+  deadline = g_get_monotonic_time () + 4 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time () < deadline) {
+    desk_step (&desk);
+    g_assert_cmpuint (desk.violations, ==, 0); /* (each is printed on stderr) */
+    cd_test_iterate (10);
+  }
+  for (guint i = 0; i < DESK_AGENTS; i++) {
+    gboolean reserved;
+    g_autoptr (CdAgentPresence) p =
+        presence_of (presence, redis, desk.agents[i].user_id, &reserved);
+
+    g_assert_cmpuint (desk.agents[i].taken[1], ==, 0);
+    g_assert_cmpstr (cd_agent_state_to_string (p->state), ==, "on_call");
+    g_assert_true (reserved);
+    g_assert_cmpstr (p->call_id, ==, desk.agents[i].call_id);
+  }
+  visitors_free (va, DESK_AGENTS);
+  visitors_free (vb, DESK_AGENTS);
+  desk_close (&desk);
+  daemon_stop (a, SIGTERM);
   daemon_stop (b, SIGTERM);
 }
 
@@ -713,6 +867,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cluster/dead-daemon-releases-agent", test_dead_daemon_releases_agent);
   g_test_add_func ("/cluster/200-calls-20-agents", test_many_calls_many_agents);
   g_test_add_func ("/cluster/killed-daemon-agents-recover", test_killed_daemon_agents_recover);
+  g_test_add_func ("/cluster/stalled-daemon-keeps-agents", test_stalled_daemon_keeps_agents);
   status = g_test_run ();
   cd_test_stores_stop (stores);
   cd_test_remove_tree (dir);

@@ -64,7 +64,8 @@ reserve (CdPresence *p, const char *agent, const char *call)
   return done;
 }
 
-typedef enum { RENEW, ANSWER } Step;
+/* RENEW: while ringing; RENEW_TALKING: once answered */
+typedef enum { RENEW, RENEW_TALKING, ANSWER } Step;
 
 static gboolean
 step (CdPresence *p, Step what, const char *agent, const char *call)
@@ -73,8 +74,9 @@ step (CdPresence *p, Step what, const char *agent, const char *call)
   g_autoptr (GError) error = NULL;
   gboolean done;
 
-  if (what == RENEW)
-    cd_presence_renew_async (p, COMPANY, agent, call, cd_test_capture, &result);
+  if (what == RENEW || what == RENEW_TALKING)
+    cd_presence_renew_async (p, COMPANY, agent, call, what == RENEW_TALKING, cd_test_capture,
+                             &result);
   else
     cd_presence_answer_async (p, COMPANY, agent, call, cd_test_capture, &result);
   cd_test_wait_result (&result, 10000);
@@ -232,8 +234,46 @@ test_lease_lapses (void)
   ASSERT_PRESENCE (alive, "dee", "available lease-expired - - 0");
   ASSERT_PRESENCE (alive, "eve", "reserved - kept alive 0");
   g_assert_true (reserve (alive, "cid", "next"));
-  /* and a lapsed lease cannot be renewed by its old holder */
-  g_assert_false (step (alive, RENEW, "dee", "talking"));
+  /* a lapsed lease taken by another call is not renewed by its old holder */
+  g_assert_false (step (alive, RENEW, "cid", "ringing"));
+  ASSERT_PRESENCE (alive, "cid", "reserved - next alive 0");
+}
+
+/* A holder that stalled past its lease (its renewals late) and comes back
+ * before anything else happened to the agent takes them back, ringing or
+ * on the call, whether or not someone read the agent meanwhile: otherwise
+ * an agent still talking through it would be offered another call. */
+static void
+test_renew_after_stall (void)
+{
+  g_autoptr (CdPresence) stalled = new_presence ("stalled", 200);
+  g_autoptr (CdPresence) other = new_presence ("other", 10000);
+
+  g_assert_true (set (stalled, "gil", CD_AGENT_AVAILABLE, NULL));
+  g_assert_true (set (stalled, "hal", CD_AGENT_AVAILABLE, NULL));
+  g_assert_true (reserve (stalled, "gil", "talking"));
+  g_assert_true (step (stalled, ANSWER, "gil", "talking"));
+  g_assert_true (reserve (stalled, "hal", "ringing"));
+  cd_test_sleep (400);
+  /* gil was read meanwhile (as available), hal was not */
+  ASSERT_PRESENCE (other, "gil", "available lease-expired - - 0");
+  g_assert_true (step (stalled, RENEW_TALKING, "gil", "talking"));
+  g_assert_true (step (stalled, RENEW, "hal", "ringing"));
+  ASSERT_PRESENCE (other, "gil", "on_call - talking stalled 0");
+  ASSERT_PRESENCE (other, "hal", "reserved - ringing stalled 0");
+  /* taken back, not lent: another daemon cannot reserve them */
+  g_assert_false (reserve (other, "gil", "second"));
+  g_assert_false (reserve (other, "hal", "second"));
+
+  /* once another call took the agent, the stalled holder does not */
+  cd_test_sleep (400);
+  g_assert_true (reserve (other, "gil", "second"));
+  g_assert_false (step (stalled, RENEW_TALKING, "gil", "talking"));
+  ASSERT_PRESENCE (other, "gil", "reserved - second other 0");
+  /* nor once the agent changed their state by hand */
+  g_assert_true (set (other, "hal", CD_AGENT_AWAY, "lunch"));
+  g_assert_false (step (stalled, RENEW, "hal", "ringing"));
+  ASSERT_PRESENCE (other, "hal", "away lunch - - 0");
 }
 
 /* The holder stalled past its lease but comes back before anything else
@@ -378,6 +418,7 @@ main (int argc, char **argv)
   g_test_add_func ("/presence/missed-offers", test_missed_offers);
   g_test_add_func ("/presence/lease-lapses", test_lease_lapses);
   g_test_add_func ("/presence/late-after-lapse", test_late_after_lapse);
+  g_test_add_func ("/presence/renew-after-stall", test_renew_after_stall);
   g_test_add_func ("/presence/two-daemons-race", test_two_daemons_race);
   g_test_add_func ("/presence/redis-down", test_redis_down);
   status = g_test_run ();

@@ -106,10 +106,21 @@ static const char reserve_script[] =
             "           'daemon', ARGV[2], 'lapsed', '')\n"
             "return 1\n";
 
-/* ARGV: call, lease ms */
-static const char renew_script[] = "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end\n"
-                                   "redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
-                                   "return 1\n";
+/* ARGV: call, lease ms, state (reserved, on_call), daemon. A holder that
+ * stalled past its lease takes the agent back if nothing else happened to
+ * them meanwhile: the agent is still ringing or talking here. */
+static const char renew_script[] =
+    LAPSED "if redis.call('GET', KEYS[2]) == ARGV[1] then\n"
+           "  redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
+           "  return 1\n"
+           "end\n"
+           "if not lapsed(KEYS[1], KEYS[2], ARGV[1]) or\n"
+           "   not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+           "  return 0\n"
+           "end\n"
+           "redis.call('HSET', KEYS[1], 'state', ARGV[3], 'reason', '', 'call', ARGV[1],\n"
+           "           'daemon', ARGV[4], 'lapsed', '')\n"
+           "return 1\n";
 
 /* ARGV: call, lease ms, daemon. An answer after the lease lapsed takes
  * the agent back if nothing else did meanwhile. */
@@ -244,12 +255,14 @@ cd_presence_reserve_finish (CdPresence *self, GAsyncResult *result, GError **err
 
 void
 cd_presence_renew_async (CdPresence *self, const char *company_id, const char *agent_id,
-                         const char *call_id, GAsyncReadyCallback callback, gpointer user_data)
+                         const char *call_id, gboolean answered, GAsyncReadyCallback callback,
+                         gpointer user_data)
 {
   g_autofree char *lease = g_strdup_printf ("%u", self->lease_ms);
 
   run (self, renew_script, company_id, agent_id, cd_presence_renew_async, callback, user_data,
-       call_id, lease, NULL);
+       call_id, lease, state_names[answered ? CD_AGENT_ON_CALL : CD_AGENT_RESERVED],
+       self->daemon_id, NULL);
 }
 
 void

@@ -62,11 +62,12 @@ gboolean cd_presence_reserve_finish (CdPresence *self, GAsyncResult *result, GEr
  * after @max_missed in a row (0: never) the agent is set away with reason
  * "missed". FALSE when @call_id does not hold the agent: another call
  * does, or the lease lapsed and something else happened to the agent since.
- * A lapsed lease with nothing since is no reason to lose the answer, the
- * miss or the wrap-up: answer takes the agent back, release applies;
- * renew does not bring it back. */
+ * A lapsed lease with nothing since (its holder stalled) is no reason to
+ * lose the agent, the answer, the miss or the wrap-up: renew and answer
+ * take the agent back (renew as reserved, or on the call once @answered),
+ * release applies. */
 void cd_presence_renew_async (CdPresence *self, const char *company_id, const char *agent_id,
-                              const char *call_id, GAsyncReadyCallback callback,
+                              const char *call_id, gboolean answered, GAsyncReadyCallback callback,
                               gpointer user_data);
 void cd_presence_answer_async (CdPresence *self, const char *company_id, const char *agent_id,
                                const char *call_id, GAsyncReadyCallback callback,

@@ -320,7 +320,10 @@ on_lease_renewed (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
 
   if (!cd_presence_change_finish (CD_PRESENCE (source), result, &error))
-    g_message ("%s: %s", what, error ? error->message : "another daemon holds the agent now");
+    g_message ("%s: %s", what,
+               error ? error->message
+                     : "the agent is no longer this call's (another call took them, or they "
+                       "changed their state, after the lease lapsed)");
 }
 
 static gboolean
@@ -335,7 +338,8 @@ on_renew_leases (gpointer user_data)
     Agent *a = value;
     if (a->reserved && a->call)
       cd_presence_renew_async (
-          self->presence, a->company_id, a->user_id, a->call->id, on_lease_renewed,
+          self->presence, a->company_id, a->user_id, a->call->id,
+          a->call->agent == a && a->call->state >= CALL_CONNECTING, on_lease_renewed,
           g_strdup_printf ("agent %s: renewing the lease for call %s", a->user_id, a->call->id));
   }
   return G_SOURCE_CONTINUE;
