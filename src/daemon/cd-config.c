@@ -112,6 +112,9 @@ static const KeyInfo keys[] = {
     "WebSocket pings every this many seconds" },
   { "signal", "country_header", KEY_STRING, OFF (signal_country_header), 0, 0, "",
     "a header your reverse proxy sets to the visitor's country (e.g. CF-IPCountry); empty: none" },
+  { "signal", "geoip_database", KEY_STRING, OFF (signal_geoip_database), 0, 0, "",
+    "a MaxMind DB file (e.g. GeoLite2-Country.mmdb) giving the visitor's country from its "
+    "address when no header says it; empty: none" },
   { "signal", "resume_grace_s", KEY_UINT, OFF (signal_resume_grace_s), 1, 600, "20",
     "a party on a call whose WebSocket dropped may resume it within this" },
   { "calls", "ring_timeout_s", KEY_UINT, OFF (calls_ring_timeout_s), 1, 600, "20",
@@ -266,6 +269,7 @@ cd_config_free (CdConfig *config)
   g_free (config->turn_secret);
   g_free (config->media_local_addresses);
   g_free (config->signal_country_header);
+  g_free (config->signal_geoip_database);
   g_free (config->source_path);
   g_clear_pointer (&config->redis_address, cd_redis_address_free);
   g_free (config);

@@ -85,6 +85,7 @@ typedef struct {
   guint signal_resume_grace_s;
   /* [calls] */
   char *signal_country_header;
+  char *signal_geoip_database;
   guint calls_ring_timeout_s;
   guint calls_max_missed_offers;
   guint calls_reservation_lease_s;

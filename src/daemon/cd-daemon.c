@@ -64,6 +64,7 @@ struct _CdDaemon {
   CdApi api;
   CdMailer *mailer;
   CdSignalServer *signal;
+  CdGeoip *geoip; /* nullable: no GeoIP database configured */
   gboolean migrated;
   int exit_code;
   char *superadmin_email; /* --create-superadmin: do that, then stop */
@@ -593,6 +594,7 @@ cd_daemon_dispose (GObject *object)
   g_clear_handle_id (&self->flush_timeout_id, g_source_remove);
   g_clear_object (&self->flush_cancellable);
   g_clear_object (&self->signal);
+  g_clear_pointer (&self->geoip, cd_geoip_free);
   g_clear_pointer (&self->health, cd_http_health_free);
   g_clear_pointer (&self->api.keys, cd_jwt_keys_free);
   g_clear_pointer (&self->api.passwords, cd_password_policy_free);
@@ -752,6 +754,17 @@ cd_daemon_start (CdDaemon *self, GError **error)
   self->state = STATE_STARTING;
   self->started_at = g_get_monotonic_time ();
 
+  if (config->signal_geoip_database[0] != '\0') {
+    /* mapped once here, before anything starts or is served */
+    self->geoip = cd_geoip_open (config->signal_geoip_database, error);
+    if (self->geoip == NULL) {
+      g_prefix_error (error, "signal.geoip_database: ");
+      return FALSE;
+    }
+    g_info ("visitors' countries from %s (%s)", config->signal_geoip_database,
+            cd_geoip_describe (self->geoip));
+  }
+
   if (embedded_pg || embedded_redis) {
     self->embedded = cd_embedded_stores_new (config->state_dir, embedded_pg, embedded_redis);
     if (g_getenv ("CALLDOCKER_TEST_FAST_UNSAFE"))
@@ -786,6 +799,7 @@ cd_daemon_start (CdDaemon *self, GError **error)
     g_auto (GStrv) addresses = NULL;
 
     signal_settings.country_header = config->signal_country_header;
+    signal_settings.geoip = self->geoip;
     if (config->media_local_addresses[0] != '\0') {
       addresses = g_strsplit (config->media_local_addresses, ",", -1);
       for (char **a = addresses; *a; a++)

@@ -74,6 +74,32 @@ cd_test_make_tmp_dir (const char *template_name)
 }
 
 void
+cd_test_make_geoip (const char *path, const char *database_type, const char *const *networks)
+{
+  g_autofree char *script = g_test_build_filename (G_TEST_DIST, "harness", "make-geoip.pl", NULL);
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr (GError) error = NULL;
+  int status = 0;
+
+  g_ptr_array_add (argv, (gpointer) "perl");
+  g_ptr_array_add (argv, script);
+  g_ptr_array_add (argv, (gpointer) path);
+  g_ptr_array_add (argv, (gpointer) database_type);
+  for (guint i = 0; networks[i]; i++)
+    g_ptr_array_add (argv, (gpointer) networks[i]);
+  g_ptr_array_add (argv, NULL);
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
+                     &status, &error))
+    g_error ("cannot run perl for the test GeoIP database: %s", error->message);
+  if (!g_spawn_check_wait_status (status, &error))
+    g_error ("%s failed (is libmaxmind-db-writer-perl installed? tools/run-tests installs it): "
+             "%s\n%s",
+             script, error->message, err);
+}
+
+void
 cd_test_remove_tree (const char *path)
 {
   g_autoptr (GError) error = NULL;

@@ -36,6 +36,10 @@ GAsyncResult *cd_test_wait_result (GAsyncResult **slot, guint timeout_ms);
 char *cd_test_make_tmp_dir (const char *template_name);
 void cd_test_remove_tree (const char *path);
 
+/* Writes a MaxMind DB of @database_type at @path (tests/harness/
+ * make-geoip.pl), @networks "NETWORK=CC" (e.g. "127.0.0.0/8=FR"). */
+void cd_test_make_geoip (const char *path, const char *database_type, const char *const *networks);
+
 typedef struct {
   char *dir;
   CdEmbeddedStores *stores;

@@ -323,7 +323,7 @@ test_delete_races_a_new_reference (void)
   g_thread_join (thread);
   g_assert_cmpint (pending.status, ==, 409);
   g_assert_cmpstr (json_object_get_string_member (pending.problem, "detail"), ==,
-                   "the queue still receives calls from a queue changed meanwhile");
+                   "the queue still receives calls from a queue or country changed meanwhile");
   g_assert_cmpuint (api (admin_token, "GET", company, pending.path, NULL, NULL), ==, 200);
   PQfinish (conn);
   g_free (pending.path);
@@ -472,6 +472,138 @@ test_simulate (void)
   }
 }
 
+/* The company's countries (as GET answers them), as "DE=ID AT=ID" in code
+ * order */
+static char *
+countries_now (const char *token, const char *company_id)
+{
+  g_autoptr (JsonObject) got = NULL;
+  g_autoptr (GList) codes = NULL;
+  GString *s = g_string_new (NULL);
+  JsonObject *map;
+
+  g_assert_cmpuint (api (token, "GET", company_id, "country-queues", NULL, &got), ==, 200);
+  map = json_object_get_object_member (got, "countries");
+  codes = g_list_sort (json_object_get_members (map), (GCompareFunc) g_strcmp0);
+  for (GList *l = codes; l; l = l->next)
+    g_string_append_printf (s, "%s%s=%s", s->len ? " " : "", (char *) l->data,
+                            json_object_get_string_member (map, l->data));
+  return g_string_free (s, FALSE);
+}
+
+static void
+assert_countries (const char *token, const char *company_id, const char *expected)
+{
+  g_autofree char *now = countries_now (token, company_id);
+
+  g_assert_cmpstr (now, ==, expected);
+}
+
+/* Countries to queues: replaced whole, codes and ids in one spelling;
+ * every bad map refused with the member and nothing changed; another
+ * company's queue is no queue here; a queue a country sends calls to is
+ * not deleted. */
+static void
+test_country_queues (void)
+{
+  g_autofree char *germany = create ("{\"name\":\"Germany\"}");
+  g_autofree char *france = create ("{\"name\":\"France\"}");
+  g_autofree char *theirs = NULL;
+  g_autofree char *germany_upper = g_ascii_strup (germany, -1);
+  g_autofree char *map =
+      g_strdup_printf ("{\"countries\":{\"de\":\"%s\",\"AT\":\"%s\",\"Fr\":\"%s\"}}", germany_upper,
+                       germany, france);
+  g_autofree char *expected = g_strdup_printf ("AT=%s DE=%s FR=%s", germany, germany, france);
+  g_autofree char *germany_path = g_strdup_printf ("queues/%s", germany);
+  g_autoptr (JsonObject) problem = NULL;
+
+  {
+    g_autoptr (JsonObject) reply = NULL;
+
+    g_assert_cmpuint (api (other_admin_token, "POST", other_company, "queues",
+                           "{\"name\":\"Their country queue\"}", &reply),
+                      ==, 201);
+    theirs = g_strdup (json_object_get_string_member (reply, "id"));
+  }
+  assert_countries (admin_token, company, "");
+  g_assert_cmpuint (api (admin_token, "PUT", company, "country-queues", map, NULL), ==, 204);
+  assert_countries (admin_token, company, expected);
+
+  /* refusals: each names what is wrong, and the map stays */
+  {
+    g_autofree char *foreign = g_strdup_printf ("{\"countries\":{\"IT\":\"%s\"}}", theirs);
+    g_autofree char *foreign_detail =
+        g_strdup_printf ("countries.IT: no queue %s in this company", theirs);
+    g_autofree char *missing = g_strdup_printf (
+        "{\"countries\":{\"ES\":\"%s\",\"IT\":\"00000000-0000-4000-8000-000000000000\"}}", germany);
+    g_autofree char *twice =
+        g_strdup_printf ("{\"countries\":{\"DE\":\"%s\",\"de\":\"%s\"}}", germany, france);
+    const struct {
+      const char *body;
+      const char *detail; /* or a part of it */
+    } cases[] = {
+      { foreign, foreign_detail },
+      { missing, "countries.IT: no queue 00000000-0000-4000-8000-000000000000 in this company" },
+      { twice, "countries.DE: listed twice" },
+      { "{\"countries\":{\"Germany\":\"x\"}}",
+        "countries.Germany: not a two-letter country code (ISO 3166-1 alpha-2, e.g. \"DE\")" },
+      { "{\"countries\":{\"XX\":\"x\"}}",
+        "countries.XX: not a two-letter country code (ISO 3166-1 alpha-2, e.g. \"DE\")" },
+      { "{\"countries\":{\"DE\":\"sales\"}}", "countries.DE: the value is a queue id (UUID)" },
+      { "{\"countries\":[]}", "countries" },
+      { "{}", "countries" },
+      { "{\"countries\":{},\"extra\":1}", "extra" },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+      const char *detail;
+
+      g_test_message ("PUT country-queues %s", cases[i].body);
+      g_assert_cmpuint (
+          api (admin_token, "PUT", company, "country-queues", cases[i].body, &problem), ==, 422);
+      g_assert_nonnull (problem);
+      detail = json_object_get_string_member (problem, "detail");
+      if (g_str_has_prefix (cases[i].detail, "countries."))
+        g_assert_cmpstr (detail, ==, cases[i].detail);
+      else
+        g_assert_nonnull (strstr (detail, cases[i].detail));
+      g_clear_pointer (&problem, json_object_unref);
+      assert_countries (admin_token, company, expected);
+    }
+    g_assert_cmpuint (api (admin_token, "PUT", company, "country-queues", "{\"countries\":", NULL),
+                      ==, 400);
+    assert_countries (admin_token, company, expected);
+  }
+
+  /* one company neither reads nor changes another's (no such company there);
+   * agents do neither */
+  g_assert_cmpuint (api (other_admin_token, "GET", company, "country-queues", NULL, NULL), ==, 404);
+  g_assert_cmpuint (
+      api (other_admin_token, "PUT", company, "country-queues", "{\"countries\":{}}", NULL), ==,
+      404);
+  g_assert_cmpuint (api (agent_token, "GET", company, "country-queues", NULL, NULL), ==, 403);
+  assert_countries (admin_token, company, expected);
+  assert_countries (other_admin_token, other_company, "");
+
+  /* a queue countries send calls to stays */
+  g_assert_cmpuint (api (admin_token, "DELETE", company, germany_path, NULL, &problem), ==, 409);
+  g_assert_cmpstr (json_object_get_string_member (problem, "detail"), ==,
+                   "the queue still receives calls from: visitors from AT, visitors from DE");
+  /* a smaller map replaces the whole; then the queue goes */
+  {
+    g_autofree char *only_france = g_strdup_printf ("{\"countries\":{\"FR\":\"%s\"}}", france);
+    g_autofree char *france_only = g_strdup_printf ("FR=%s", france);
+
+    g_assert_cmpuint (api (admin_token, "PUT", company, "country-queues", only_france, NULL), ==,
+                      204);
+    assert_countries (admin_token, company, france_only);
+  }
+  g_assert_cmpuint (api (admin_token, "DELETE", company, germany_path, NULL, NULL), ==, 204);
+  g_assert_cmpuint (api (admin_token, "PUT", company, "country-queues", "{\"countries\":{}}", NULL),
+                    ==, 204);
+  assert_countries (admin_token, company, "");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -492,6 +624,7 @@ main (int argc, char **argv)
   g_test_add_func ("/api-queues/circles", test_circles);
   g_test_add_func ("/api-queues/simulate", test_simulate);
   g_test_add_func ("/api-queues/delete-races-a-new-reference", test_delete_races_a_new_reference);
+  g_test_add_func ("/api-queues/country-queues", test_country_queues);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);

@@ -779,7 +779,8 @@ test_ring_all (void)
 }
 
 /* The visitor's country comes from the trusted proxy's header: a queue's
- * rule reads it; a value that is no country code is no country. */
+ * rule reads it; a value that is no country code is no country (the GeoIP
+ * database, which places 127.0.0.1 in France, says it then). */
 static void
 test_country_from_proxy (void)
 {
@@ -814,19 +815,76 @@ test_country_from_proxy (void)
   }
 }
 
+/* Countries to queues: a visitor who names no queue enters the queue the
+ * company maps the visitor's country to: from the proxy's header, else from
+ * the GeoIP database (every visitor here comes from 127.0.0.1, which the
+ * test's database places in France); an unmapped country enters the first
+ * queue; a queue the visitor names wins. The timeline says which and why. */
+static void
+test_country_queues (void)
+{
+  g_autofree char *germany = solo_queue ("Deutschland", "");
+  g_autofree char *france = solo_queue ("France", "");
+  g_autofree char *map =
+      g_strdup_printf ("{\"countries\":{\"DE\":\"%s\",\"FR\":\"%s\"}}", germany, france);
+  g_autofree char *named = g_strdup_printf (",\"queue_id\":\"%s\"", france);
+  const struct {
+    const char *header; /* the proxy's country header, or NULL */
+    const char *extra;  /* in call.start */
+    const char *queue;
+    const char *by;
+    const char *country, *source;
+  } cases[] = {
+    { "de", "", germany, "country", "DE", "header" },
+    { NULL, "", france, "country", "FR", "geoip" },
+    { "XX", "", france, "country", "FR", "geoip" }, /* the proxy does not know */
+    { "IT", "", billing, "first", "IT", "header" },
+    { "DE", named, france, "visitor", "DE", "header" },
+  };
+
+  g_assert_cmpuint (desk_api ("PUT", "country-queues", map, NULL), ==, 204);
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *c = NULL;
+    g_autoptr (CdTestWs) v =
+        visitor_start_from (desk, DESK_ORIGIN, cases[i].extra, cases[i].header, &c);
+    g_autoptr (JsonObject) entered =
+        wait_event (desk, desk_admin, c, "queue.entered", "queue_id", cases[i].queue);
+    g_autoptr (JsonObject) country =
+        wait_event (desk, desk_admin, c, "visitor.country", NULL, NULL);
+
+    g_test_message ("header %s, call.start {%s}: %s by %s", cases[i].header, cases[i].extra,
+                    json_object_get_string_member (entered, "name"),
+                    json_object_get_string_member (entered, "by"));
+    g_assert_cmpstr (json_object_get_string_member (entered, "by"), ==, cases[i].by);
+    g_assert_cmpstr (json_object_get_string_member (country, "country"), ==, cases[i].country);
+    g_assert_cmpstr (json_object_get_string_member (country, "source"), ==, cases[i].source);
+    hang_up (v, c);
+  }
+  g_assert_cmpuint (desk_api ("PUT", "country-queues", "{\"countries\":{}}", NULL), ==, 204);
+}
+
 int
 main (int argc, char **argv)
 {
-  const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1",
-                        "CALLDOCKER_CALLS_MAX_MISSED_OFFERS=2",
-                        "CALLDOCKER_SIGNAL_COUNTRY_HEADER=" COUNTRY_HEADER,
-                        /* every visitor here comes from 127.0.0.1 */
-                        "CALLDOCKER_WIDGET_SESSION_LIMIT_PER_ADDRESS=1000", NULL };
+  const char *networks[] = { "127.0.0.0/8=FR", "203.0.113.0/24=DE", NULL };
+  g_autofree char *geoip = NULL;
+  g_autofree char *geoip_env = NULL;
   int status;
 
   g_test_init (&argc, &argv, NULL);
   state = cd_test_make_tmp_dir ("cd-call-routing-XXXXXX");
-  daemon_proc = cd_test_daemon_spawn (state, NULL, env);
+  geoip = g_build_filename (state, "country.mmdb", NULL);
+  cd_test_make_geoip (geoip, "GeoLite2-Country", networks);
+  geoip_env = g_strconcat ("CALLDOCKER_SIGNAL_GEOIP_DATABASE=", geoip, NULL);
+  {
+    const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1",
+                          "CALLDOCKER_CALLS_MAX_MISSED_OFFERS=2",
+                          "CALLDOCKER_SIGNAL_COUNTRY_HEADER=" COUNTRY_HEADER, geoip_env,
+                          /* every visitor here comes from 127.0.0.1 */
+                          "CALLDOCKER_WIDGET_SESSION_LIMIT_PER_ADDRESS=1000", NULL };
+
+    daemon_proc = cd_test_daemon_spawn (state, NULL, env);
+  }
   cd_test_daemon_wait_ready (daemon_proc, 60000);
   company = cd_test_seed_company (state, "shop", ORIGIN, 3, PASSWORD);
   admin_token = cd_test_login (daemon_proc->base_url, "admin@shop.test", PASSWORD);
@@ -844,6 +902,7 @@ main (int argc, char **argv)
   g_test_add_func ("/call-routing/position-and-expected-wait", test_position_and_expected_wait);
   g_test_add_func ("/call-routing/ring-all", test_ring_all);
   g_test_add_func ("/call-routing/country-from-proxy", test_country_from_proxy);
+  g_test_add_func ("/call-routing/country-queues", test_country_queues);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);

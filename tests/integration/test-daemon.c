@@ -143,6 +143,22 @@ test_bad_config_refused (void)
   g_assert_nonnull (strstr (d->err->str, "CALLDOCKER_POSTGRES_POOL_SIZE"));
   cd_test_daemon_free (d);
 
+  /* a GeoIP database it cannot read: it says which and why, starts nothing */
+  {
+    g_autofree char *not_mmdb = g_build_filename (dir, "country.mmdb", NULL);
+    g_autofree char *geoip_env = g_strconcat ("CALLDOCKER_SIGNAL_GEOIP_DATABASE=", not_mmdb, NULL);
+    const char *geoip[] = { geoip_env, NULL };
+
+    g_assert_true (g_file_set_contents (not_mmdb, "no database here\n", -1, NULL));
+    d = cd_test_daemon_spawn (state, NULL, geoip);
+    cd_test_daemon_wait_exit (d, 10000);
+    g_assert_cmpint (d->exit_status, ==, 1);
+    g_assert_nonnull (strstr (d->err->str, "signal.geoip_database: GeoIP database"));
+    g_assert_nonnull (strstr (d->err->str, not_mmdb));
+    g_assert_false (g_file_test (state, G_FILE_TEST_EXISTS));
+    cd_test_daemon_free (d);
+  }
+
   {
     const char *unknown[] = { "--nonsense", NULL };
     d = cd_test_daemon_spawn (state, unknown, NULL);

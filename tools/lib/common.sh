@@ -14,14 +14,16 @@ die () {
 CD_BUILD_PACKAGES="build-essential meson ninja-build pkg-config git python3 gettext
   libglib2.0-dev libsoup-3.0-dev libjson-glib-dev libpq-dev libhiredis-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
-  libsodium-dev libjwt-dev libcurl4-openssl-dev libssl-dev"
+  libsodium-dev libjwt-dev libcurl4-openssl-dev libssl-dev libmaxminddb-dev"
 CD_RUNTIME_PACKAGES="postgresql-15 redis-server gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-nice tzdata"
 # What the test run needs on top: the formatter, clang and its sanitizer and
 # libFuzzer runtimes, and coturn (turnserver, which test-turn runs itself with
 # its own configuration; it needs no coturn service, which Debian starts and
-# enables on systemd hosts: `systemctl disable --now coturn` if unwanted).
-CD_TEST_PACKAGES="clang clang-format libclang-rt-14-dev curl procps coturn"
+# enables on systemd hosts: `systemctl disable --now coturn` if unwanted),
+# and MaxMind::DB::Writer (the tests write a small GeoIP database with it).
+CD_TEST_PACKAGES="clang clang-format libclang-rt-14-dev curl procps coturn
+  libmaxmind-db-writer-perl"
 
 # The browser test: Debian's Chromium (Node.js and npm are expected on the
 # machine: Debian's own nodejs is too old for playwright-core).

@@ -9,6 +9,7 @@
 
 #include "../../common/cd-json.h"
 #include "../routing/cd-business-hours.h"
+#include "../routing/cd-country-queues.h"
 #include "../routing/cd-queue-roster.h"
 #include "../routing/cd-queue-spec.h"
 #include "cd-http-fields.h"
@@ -367,12 +368,19 @@ handle_get (CdHttpRequest *request, gpointer user_data)
 typedef struct {
   CdHttpError code;
   const char *before, *after; /* the detail around the reason */
+  const char *missing;        /* the 404's detail */
+  const char *raced; /* the 409's detail when a foreign key fails: a change raced this one */
 } Refusal;
 
-static const Refusal still_receiving = { CD_HTTP_ERROR_CONFLICT,
-                                         "the queue still receives calls from: ", "" };
+static const Refusal still_receiving = {
+  CD_HTTP_ERROR_CONFLICT, "the queue still receives calls from: ", "", "no such queue",
+  "the queue still receives calls from a queue or country changed meanwhile"
+};
 static const Refusal stranger = { CD_HTTP_ERROR_INVALID_FIELD, "members.",
-                                  ": no user of this company" };
+                                  ": no user of this company", "no such queue",
+                                  "a user was deleted meanwhile" };
+static const Refusal foreign_queue = { CD_HTTP_ERROR_INVALID_FIELD, "countries.", "",
+                                       "no such company", "a queue was deleted meanwhile" };
 
 static void
 on_checked_change (GObject *source, GAsyncResult *result, gpointer user_data)
@@ -383,11 +391,9 @@ on_checked_change (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
 
   if (res == NULL) {
-    if (refusal == &still_receiving && cd_store_error_is_foreign_key (error)) {
-      /* another queue was pointed here while this was deleted */
+    if (cd_store_error_is_foreign_key (error)) {
       g_autoptr (GError) conflict =
-          g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT,
-                               "the queue still receives calls from a queue changed meanwhile");
+          g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT, refusal->raced);
       cd_api_call_respond_error (call, conflict);
       return;
     }
@@ -395,7 +401,7 @@ on_checked_change (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   if (g_str_equal (PQgetvalue (res, 0, 0), "0")) {
-    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such queue");
+    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, refusal->missing);
     cd_api_call_respond_error (call, error);
     return;
   }
@@ -429,7 +435,9 @@ handle_delete (CdHttpRequest *request, gpointer user_data)
         api->pool, &scope,
         "WITH target AS (SELECT id, name FROM queues WHERE company_id = $1 AND id = $2),"
         " senders AS (SELECT o.name FROM queue_links l JOIN queues o ON o.id = l.from_queue"
-        "  WHERE l.company_id = $1 AND l.to_queue = $2),"
+        "  WHERE l.company_id = $1 AND l.to_queue = $2"
+        "  UNION ALL SELECT 'visitors from ' || c.country FROM country_queues c"
+        "  WHERE c.company_id = $1 AND c.queue_id = $2),"
         " d AS (DELETE FROM queues WHERE id IN (SELECT id FROM target)"
         "  AND NOT EXISTS (SELECT 1 FROM senders) RETURNING company_id, name),"
         " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, target, client_address,"
@@ -522,6 +530,100 @@ handle_set_members (CdHttpRequest *request, gpointer user_data)
         "  request_id) SELECT $1, $4::uuid, 'queue.members', q.name, $5, $6 FROM q, ok"
         "  RETURNING 1)"
         " SELECT (SELECT count(*) FROM q), (SELECT user_id::text FROM strangers LIMIT 1),"
+        "  (SELECT count(*) FROM put) + (SELECT count(*) FROM gone) + (SELECT count(*) FROM a)",
+        params, G_N_ELEMENTS (params), NULL, on_checked_change, call);
+  }
+}
+
+/* ---- country queues ---- */
+
+static const CdField countries_fields[] = {
+  { "countries", CD_FIELD_OBJECT, TRUE, 0, CD_COUNTRY_QUEUES_MAX },
+};
+
+static void
+handle_get_countries (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
+  CdApiCall *call;
+  CdPgScope scope;
+
+  if (claims == NULL)
+    return;
+  call = start_call (api, request, g_steal_pointer (&claims));
+  scope = cd_api_scope_of (call->caller);
+  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id") };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "SELECT jsonb_build_object('countries', coalesce((SELECT jsonb_object_agg(c.country,"
+        "  c.queue_id ORDER BY c.country) FROM country_queues c WHERE c.company_id = $1), '{}'))"
+        " FROM companies WHERE id = $1",
+        params, 1, NULL, cd_api_call_on_query, call);
+  }
+}
+
+/* Replaces the whole map; each queue must be the company's. */
+static void
+handle_set_countries (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body = NULL;
+  g_autoptr (JsonObject) canonical = NULL;
+  g_autoptr (JsonNode) map_node = NULL;
+  g_autofree char *map = NULL;
+  g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
+  CdApiCall *call;
+  CdPgScope scope;
+
+  if (claims == NULL)
+    return;
+  body = cd_http_request_read_json (request, countries_fields, G_N_ELEMENTS (countries_fields),
+                                    &error);
+  if (body == NULL) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  canonical = cd_country_queues_parse (json_object_get_object_member (body, "countries"), &error);
+  if (canonical == NULL) {
+    g_autoptr (GError) invalid =
+        g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD, error->message);
+    cd_http_respond_problem (request->msg, request->request_id, invalid);
+    return;
+  }
+  call = start_call (api, request, g_steal_pointer (&claims));
+  call->data = (gpointer) &foreign_queue;
+  map_node = json_node_init_object (json_node_alloc (), canonical);
+  map = cd_json_to_string (map_node);
+  scope = cd_api_scope_of (call->caller);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"), map, call->caller->sub,
+                             call->client_address, call->request_id };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "WITH co AS (SELECT id FROM companies WHERE id = $1),"
+        " wanted AS (SELECT key AS country, value::uuid AS queue_id"
+        "  FROM jsonb_each_text($2::jsonb)),"
+        " strangers AS (SELECT w.country, w.queue_id FROM wanted w WHERE NOT EXISTS"
+        "  (SELECT 1 FROM queues q WHERE q.id = w.queue_id AND q.company_id = $1)),"
+        " ok AS (SELECT 1 WHERE EXISTS (SELECT 1 FROM co) AND NOT EXISTS (SELECT 1 FROM "
+        "strangers)),"
+        " gone AS (DELETE FROM country_queues c WHERE c.company_id = $1"
+        "  AND EXISTS (SELECT 1 FROM ok) AND c.country NOT IN (SELECT country FROM wanted)"
+        "  RETURNING 1),"
+        " put AS (INSERT INTO country_queues (company_id, country, queue_id)"
+        "  SELECT $1, country, queue_id FROM wanted WHERE EXISTS (SELECT 1 FROM ok)"
+        "  ON CONFLICT (company_id, country) DO UPDATE SET queue_id = excluded.queue_id"
+        "  RETURNING 1),"
+        " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, target, client_address,"
+        "  request_id) SELECT $1, $3::uuid, 'company.country_queues',"
+        "  (SELECT count(*) FROM wanted) || ' countries', $4, $5 FROM ok RETURNING 1)"
+        " SELECT (SELECT count(*) FROM co),"
+        "  (SELECT country || ': no queue ' || queue_id || ' in this company' FROM strangers"
+        "   ORDER BY country LIMIT 1),"
         "  (SELECT count(*) FROM put) + (SELECT count(*) FROM gone) + (SELECT count(*) FROM a)",
         params, G_N_ELEMENTS (params), NULL, on_checked_change, call);
   }
@@ -629,7 +731,7 @@ handle_simulate (CdHttpRequest *request, gpointer user_data)
   scope = cd_api_scope_of (call->caller);
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
-                             g_hash_table_lookup (request->params, "queue_id") };
+                             g_hash_table_lookup (request->params, "queue_id"), NULL };
     cd_pg_pool_query_scoped_async (api->pool, &scope, cd_queue_roster_sql, params,
                                    G_N_ELEMENTS (params), NULL, on_roster, call);
   }
@@ -653,5 +755,9 @@ cd_api_queues_register (CdApi *api, CdHttpServer *server, GError **error)
                                    handle_set_members, api, error) &&
          cd_http_server_add_route (server, "POST",
                                    "/api/v1/companies/{id}/queues/{queue_id}/simulate",
-                                   handle_simulate, api, error);
+                                   handle_simulate, api, error) &&
+         cd_http_server_add_route (server, "GET", "/api/v1/companies/{id}/country-queues",
+                                   handle_get_countries, api, error) &&
+         cd_http_server_add_route (server, "PUT", "/api/v1/companies/{id}/country-queues",
+                                   handle_set_countries, api, error);
 }

@@ -10,9 +10,12 @@ const char cd_queue_roster_sql[] =
     " coalesce((SELECT jsonb_agg(jsonb_build_object('id', u.id, 'level', m.level,"
     "  'skills', u.skills, 'languages', to_jsonb(u.languages)) ORDER BY u.id)"
     "  FROM queue_members m JOIN users u ON u.id = m.user_id AND u.company_id = $1"
-    "  WHERE m.queue_id = q.id AND u.active), '[]'::jsonb))::text"
-    " FROM queues q WHERE q.company_id = $1 AND ($2::uuid IS NULL OR q.id = $2::uuid)"
-    " ORDER BY q.created_at, q.id LIMIT 1";
+    "  WHERE m.queue_id = q.id AND u.active), '[]'::jsonb))::text,"
+    " c.queue_id IS NOT NULL"
+    " FROM queues q LEFT JOIN country_queues c ON c.company_id = $1 AND c.country = $3::text"
+    "  AND c.queue_id = q.id"
+    " WHERE q.company_id = $1 AND ($2::uuid IS NULL OR q.id = $2::uuid)"
+    " ORDER BY c.queue_id IS NULL, q.created_at, q.id LIMIT 1";
 
 static void
 member_clear (CdRosterMember *m)

@@ -30,9 +30,11 @@ CdQueueRoster *cd_queue_roster_new (JsonObject *object, GError **error);
 /* The same from the JSON text cd_queue_roster_sql answers. */
 CdQueueRoster *cd_queue_roster_parse (const char *text, gsize length, GError **error);
 
-/* The statement that reads a roster's JSON (one row, one text column) for
- * company $1: queue $2, or with $2 NULL the company's first queue. Members
- * are the company's active users. Run it in the company's scope. */
+/* The statement that reads a roster's JSON (one row: the text, and
+ * whether the company's country queues chose it) for company $1: queue $2,
+ * or with $2 NULL the queue of country $3 (NULL: unknown) if the company
+ * maps it, else its first queue. Members are the company's active users.
+ * Run it in the company's scope. */
 extern const char cd_queue_roster_sql[];
 void cd_queue_roster_free (CdQueueRoster *roster);
 

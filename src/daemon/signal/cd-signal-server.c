@@ -12,6 +12,7 @@
 #include "../../common/cd-json.h"
 #include "../auth/cd-auth-error.h"
 #include "../http/cd-http-fields.h"
+#include "../routing/cd-country-queues.h"
 
 #include <string.h>
 
@@ -332,12 +333,12 @@ on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
         soup_server_message_get_request_headers (msg), self->settings.country_header);
 
     /* two letters or nothing (proxies say "XX" or "T1" for unknown and Tor) */
-    if (country && g_ascii_isalpha (country[0]) && g_ascii_isalpha (country[1]) &&
-        country[2] == '\0' && g_ascii_strcasecmp (country, "XX") != 0) {
-      s->country[0] = g_ascii_toupper (country[0]);
-      s->country[1] = g_ascii_toupper (country[1]);
-    }
+    if (cd_country_code_normalize (country, s->country))
+      s->country_source = "header";
   }
+  if (s->country[0] == '\0' && self->settings.geoip && host &&
+      cd_geoip_country (self->settings.geoip, host, s->country))
+    s->country_source = "geoip";
   s->window_start = g_get_monotonic_time ();
   soup_websocket_connection_set_max_incoming_payload_size (connection,
                                                            self->settings.max_message_bytes);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "../http/cd-api.h"
+#include "../routing/cd-geoip.h"
 #include "cd-switchboard.h"
 
 G_BEGIN_DECLS
@@ -20,6 +21,9 @@ typedef struct {
   /* a header a trusted reverse proxy sets to the visitor's country
    * (ISO 3166-1 alpha-2, e.g. CF-IPCountry); NULL or "": none */
   const char *country_header;
+  /* where the header says nothing: the client address's country; nullable,
+   * borrowed (it outlives the server) */
+  CdGeoip *geoip;
 } CdSignalSettings;
 
 CdSignalServer *cd_signal_server_new (CdApi *api, const CdSignalSettings *settings);

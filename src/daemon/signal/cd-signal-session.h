@@ -17,8 +17,9 @@ typedef struct _Session {
   SoupWebsocketConnection *connection;
   char *id;
   char *client_address;
-  char country[3];     /* from the trusted country header, upper case; "" unknown */
-  CdJwtClaims *claims; /* NULL until authenticated */
+  char country[3];            /* upper case; "" unknown */
+  const char *country_source; /* "header" (the trusted proxy's) or "geoip"; NULL: unknown */
+  CdJwtClaims *claims;        /* NULL until authenticated */
   guint auth_timeout_id;
   gint64 window_start;
   guint window_messages;

@@ -1148,7 +1148,7 @@ on_overflow (gpointer user_data)
 /* The call waits in @e's queue from now on, unless the queue is closed or
  * full: FALSE when it does not wait here (it ended or went on). */
 static gboolean
-enter_queue (Call *call, QueueEntry *e)
+enter_queue (Call *call, QueueEntry *e, const char *by)
 {
   const CdQueueSpec *spec = e->roster->spec;
   g_autoptr (GDateTime) wall = g_date_time_new_now_utc ();
@@ -1159,7 +1159,7 @@ enter_queue (Call *call, QueueEntry *e)
   g_clear_handle_id (&call->wait_id, g_source_remove);
   call->wait_id = g_timeout_add_seconds (spec->max_wait_s, on_wait_timeout, call);
   cd_call_store_set_queue (call->board->api->calls, call->id, call->company_id, call->queue_id,
-                           spec->name, now_us ());
+                           spec->name, by, now_us ());
   if (spec->business_hours && !cd_business_hours_is_open (spec->business_hours, wall))
     return apply_fallback (call, &spec->when_closed, "queue-closed");
   if (spec->max_length > 0 && waiting_in (call->board, call->queue_id, call) >= spec->max_length)
@@ -1234,13 +1234,17 @@ on_queue_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   cd_queue_roster_free (e->roster);
   e->roster = roster;
   e->loaded_us = g_get_monotonic_time ();
-  if (enter_queue (call, e))
+  if (enter_queue (call, e,
+                   load->requested                             ? (call->hops ? "moved" : "visitor")
+                   : g_str_equal (PQgetvalue (res, 0, 1), "t") ? "country"
+                                                               : "first"))
     become_routable (call);
   queue_load_free (load);
 }
 
-/* Finds the call's queue: @requested, or the company's first; none for a
- * company without queues. A queue read less than ROSTER_TTL_US ago is used
+/* Finds the call's queue: @requested, or the one the company maps the
+ * visitor's country to, or the company's first; none for a company
+ * without queues. A queue read less than ROSTER_TTL_US ago is used
  * as it is. */
 static void
 load_queue (CdSwitchboard *self, Call *call, const char *requested)
@@ -1252,7 +1256,7 @@ load_queue (CdSwitchboard *self, Call *call, const char *requested)
   /* (queue ids are unique, but a visitor may name another company's) */
   if (e && g_str_equal (e->company_id, call->company_id) &&
       g_get_monotonic_time () - e->loaded_us < ROSTER_TTL_US) {
-    if (enter_queue (call, e))
+    if (enter_queue (call, e, call->hops ? "moved" : "visitor"))
       become_routable (call);
     return;
   }
@@ -1261,7 +1265,7 @@ load_queue (CdSwitchboard *self, Call *call, const char *requested)
   load->call_id = g_strdup (call->id);
   load->requested = g_strdup (requested);
   {
-    const char *params[] = { call->company_id, requested };
+    const char *params[] = { call->company_id, requested, call->country };
     cd_pg_pool_query_scoped_async (self->api->pool, &scope, cd_queue_roster_sql, params,
                                    G_N_ELEMENTS (params), NULL, on_queue_loaded, load);
   }
@@ -1478,6 +1482,9 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
   cd_call_store_create (self->api->calls, call->id, call->company_id, call->visitor_id,
                         s->client_address, call->page, now_us ());
   cd_call_store_set_state (self->api->calls, call->id, call->company_id, "queued", NULL, now_us ());
+  if (call->country)
+    add_event (call, "visitor.country",
+               detail_new ("country", call->country, "source", s->country_source, NULL));
   call->wait_id = g_timeout_add_seconds (self->settings.max_wait_s, on_wait_timeout, call);
   b = begin ("call.created", call->id);
   send_to (s, g_steal_pointer (&b));

@@ -52,7 +52,8 @@ static const char queue_sql[] =
     "  RETURNING id, company_id)"
     " INSERT INTO call_events (call_id, company_id, at, kind, detail)"
     " SELECT id, company_id, timestamptz 'epoch' + $5::bigint * interval '1 microsecond',"
-    "  'queue.entered', jsonb_build_object('queue_id', $3::uuid, 'name', $4::text) FROM upd";
+    "  'queue.entered', jsonb_build_object('queue_id', $3::uuid, 'name', $4::text, 'by', $6::text)"
+    " FROM upd";
 
 /* the first answer counts (a transfer answers again) */
 static const char answered_sql[] = "UPDATE calls SET answered_at = coalesce(answered_at,"
@@ -582,16 +583,16 @@ cd_call_store_set_agent (CdCallStore *self, const char *call_id, const char *com
  */
 void
 cd_call_store_set_queue (CdCallStore *self, const char *call_id, const char *company_id,
-                         const char *queue_id, const char *name, gint64 at_us)
+                         const char *queue_id, const char *name, const char *by, gint64 at_us)
 {
   g_autofree char *at = NULL;
 
   g_return_if_fail (CD_IS_CALL_STORE (self));
-  g_return_if_fail (call_id != NULL && company_id != NULL && queue_id != NULL);
+  g_return_if_fail (call_id != NULL && company_id != NULL && queue_id != NULL && by != NULL);
   at = g_strdup_printf ("%" G_GINT64_FORMAT, at_us);
   {
-    const char *params[] = { call_id, company_id, queue_id, name, at };
-    enqueue (self, call_id, company_id, "queue", queue_sql, TRUE, params, 5);
+    const char *params[] = { call_id, company_id, queue_id, name, at, by };
+    enqueue (self, call_id, company_id, "queue", queue_sql, TRUE, params, 6);
   }
 }
 

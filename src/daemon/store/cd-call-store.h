@@ -31,8 +31,11 @@ void cd_call_store_set_state (CdCallStore *self, const char *call_id, const char
                               const char *state, JsonObject *detail, gint64 at_us);
 void cd_call_store_set_agent (CdCallStore *self, const char *call_id, const char *company_id,
                               const char *agent_id, gint64 at_us);
+/* @by: why this queue: "visitor" (named in call.start), "country" (the
+ * company's country queues), "first" (the company's first), "moved" (a
+ * queue's fallback or overflow sent it) */
 void cd_call_store_set_queue (CdCallStore *self, const char *call_id, const char *company_id,
-                              const char *queue_id, const char *name, gint64 at_us);
+                              const char *queue_id, const char *name, const char *by, gint64 at_us);
 void cd_call_store_answered (CdCallStore *self, const char *call_id, const char *company_id,
                              gint64 at_us);
 void cd_call_store_add_event (CdCallStore *self, const char *call_id, const char *company_id,
