@@ -121,6 +121,9 @@ static const KeyInfo keys[] = {
     "an agent offered a call has this long to accept it" },
   { "calls", "max_missed_offers", KEY_UINT, OFF (calls_max_missed_offers), 0, 100, "3",
     "an agent who lets this many offers in a row ring out is set away (missed); 0: never" },
+  { "calls", "reoffer_after_s", KEY_UINT, OFF (calls_reoffer_after_s), 1, 3600, "30",
+    "a call an agent rejected or let ring out is offered them again after this, if it still "
+    "waits" },
   { "calls", "reservation_lease_s", KEY_UINT, OFF (calls_reservation_lease_s), 1, 300, "15",
     "an agent reserved by a daemon that stops renewing (it died) is free again after this" },
   { "calls", "max_wait_s", KEY_UINT, OFF (calls_max_wait_s), 1, 86400, "300",

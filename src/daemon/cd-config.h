@@ -88,6 +88,7 @@ typedef struct {
   char *signal_geoip_database;
   guint calls_ring_timeout_s;
   guint calls_max_missed_offers;
+  guint calls_reoffer_after_s;
   guint calls_reservation_lease_s;
   guint calls_max_wait_s;
   guint calls_ice_timeout_s;

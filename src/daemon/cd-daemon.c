@@ -810,6 +810,7 @@ cd_daemon_start (CdDaemon *self, GError **error)
       .max_wait_s = config->calls_max_wait_s,
       .max_missed_offers = config->calls_max_missed_offers,
       .reservation_lease_ms = config->calls_reservation_lease_s * 1000,
+      .reoffer_after_s = config->calls_reoffer_after_s,
       .resume_grace_s = config->signal_resume_grace_s,
       .max_calls = config->calls_max_per_daemon,
       .media = {

@@ -815,6 +815,44 @@ test_country_from_proxy (void)
   }
 }
 
+/* A call its only agent rejected waits: it is offered to nobody else and,
+ * after calls.reoffer_after_s (4 s here), to that agent again; the agent
+ * takes it the second time. */
+static void
+test_declined_offered_again (void)
+{
+  g_autofree char *solo = solo_queue ("Second chance", "");
+  g_autofree char *extra = g_strdup_printf (",\"queue_id\":\"%s\"", solo);
+  g_autoptr (CdTestWs) agent =
+      cd_test_ws_agent_online (daemon_proc->base_url, desk_tokens[2], "available");
+  g_autoptr (CdTestWs) v = NULL;
+  g_autoptr (JsonObject) declined = NULL;
+  g_autofree char *c = NULL;
+  gint64 rejected_us;
+  double again_s;
+  guint before;
+
+  v = visitor_start_in (desk, DESK_ORIGIN, extra, &c);
+  WAIT_UNTIL (offer_of (agent, 0, c) != NULL, 10000);
+  before = agent->received->len;
+  rejected_us = g_get_monotonic_time ();
+  cd_test_ws_send (agent, "{\"type\":\"call.reject\",\"call_id\":\"%s\"}", c);
+  declined = wait_event (desk, desk_admin, c, "agent.declined", "agent_id", desk_ids[2]);
+  g_assert_cmpstr (json_object_get_string_member (declined, "reason"), ==, "rejected");
+  cd_test_sleep (2000);
+  g_assert_null (offer_of (agent, before, c));
+  WAIT_UNTIL (offer_of (agent, before, c) != NULL, 10000);
+  again_s = (g_get_monotonic_time () - rejected_us) / 1e6;
+  g_test_message ("offered again %.1f s after the rejection", again_s);
+  /* not before the daemon's 4 s ran out (measured from before it) */
+  g_assert_cmpfloat (again_s, >=, 4.0);
+  before = agent->received->len;
+  cd_test_ws_send (agent, "{\"type\":\"call.accept\",\"call_id\":\"%s\"}", c);
+  WAIT_UNTIL (cd_test_ws_find_where (agent, before, "call.state", "state", "connecting") != NULL,
+              10000);
+  hang_up (v, c);
+}
+
 /* Countries to queues: a visitor who names no queue enters the queue the
  * company maps the visitor's country to: from the proxy's header, else from
  * the GeoIP database (every visitor here comes from 127.0.0.1, which the
@@ -879,6 +917,7 @@ main (int argc, char **argv)
   {
     const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1",
                           "CALLDOCKER_CALLS_MAX_MISSED_OFFERS=2",
+                          "CALLDOCKER_CALLS_REOFFER_AFTER_S=4",
                           "CALLDOCKER_SIGNAL_COUNTRY_HEADER=" COUNTRY_HEADER, geoip_env,
                           /* every visitor here comes from 127.0.0.1 */
                           "CALLDOCKER_WIDGET_SESSION_LIMIT_PER_ADDRESS=1000", NULL };
@@ -903,6 +942,7 @@ main (int argc, char **argv)
   g_test_add_func ("/call-routing/ring-all", test_ring_all);
   g_test_add_func ("/call-routing/country-from-proxy", test_country_from_proxy);
   g_test_add_func ("/call-routing/country-queues", test_country_queues);
+  g_test_add_func ("/call-routing/declined-offered-again", test_declined_offered_again);
   status = g_test_run ();
   kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
   cd_test_daemon_wait_exit (daemon_proc, 30000);

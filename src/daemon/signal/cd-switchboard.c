@@ -57,8 +57,10 @@ struct _Call {
   Session *visitor; /* nullable while the WebSocket is away */
   Session *agent_session;
   Agent *agent;         /* offered to or talking with; unowned */
-  GHashTable *declined; /* user ids that rejected or missed it */
+  GHashTable *declined; /* user id -> gint64* until when (monotonic µs) it is not
+                           offered to them again: they rejected or missed it */
   guint ring_id, wait_id, visitor_grace_id, agent_grace_id;
+  guint reoffer_id; /* routes it again when a decline runs out */
   CdCallPipeline *pipeline;
   gboolean leg_connected[CD_LEG_COUNT];
   gint64 created_us;
@@ -405,6 +407,7 @@ call_free (gpointer data)
   g_clear_handle_id (&call->announce_id, g_source_remove);
   g_clear_handle_id (&call->visitor_grace_id, g_source_remove);
   g_clear_handle_id (&call->agent_grace_id, g_source_remove);
+  g_clear_handle_id (&call->reoffer_id, g_source_remove);
   if (call->pipeline) {
     g_signal_handlers_disconnect_by_data (call->pipeline, call);
     cd_call_pipeline_stop (call->pipeline);
@@ -682,6 +685,65 @@ on_wait_timeout (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Whether @agent_id declined @call lately (it is not offered to them then). */
+static gboolean
+declined_now (Call *call, const char *agent_id)
+{
+  const gint64 *until = g_hash_table_lookup (call->declined, agent_id);
+
+  return until && *until > g_get_monotonic_time ();
+}
+
+static gboolean on_reoffer (gpointer user_data);
+
+/* Routes @call again when its earliest decline runs out, if it still waits. */
+static void
+arm_reoffer (Call *call)
+{
+  GHashTableIter iter;
+  gpointer value;
+  gint64 now = g_get_monotonic_time (), first = G_MAXINT64;
+
+  g_clear_handle_id (&call->reoffer_id, g_source_remove);
+  g_hash_table_iter_init (&iter, call->declined);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (*(gint64 *) value > now)
+      first = MIN (first, *(gint64 *) value);
+  if (first != G_MAXINT64)
+    call->reoffer_id = g_timeout_add ((guint) ((first - now) / 1000 + 1), on_reoffer, call);
+}
+
+static gboolean
+on_reoffer (gpointer user_data)
+{
+  Call *call = user_data;
+  g_autofree char *company = g_strdup (call->company_id);
+  CdSwitchboard *self = call->board;
+  g_autofree char *id = g_strdup (call->id);
+
+  call->reoffer_id = 0;
+  route (self, company);
+  /* (routing may have ended the call) */
+  call = g_hash_table_lookup (self->calls, id);
+  if (call && call->state == CALL_QUEUED)
+    arm_reoffer (call);
+  return G_SOURCE_REMOVE;
+}
+
+/* @a rejected or missed @call (or left while it rang): not offered it
+ * again for a while. */
+static void
+decline (Call *call, Agent *a, const char *why)
+{
+  gint64 *until = g_new (gint64, 1);
+
+  *until = g_get_monotonic_time () + call->board->settings.reoffer_after_s * G_USEC_PER_SEC;
+  g_hash_table_replace (call->declined, g_strdup (a->user_id), until);
+  add_event (call, "agent.declined", detail_new ("agent_id", a->user_id, "reason", why, NULL));
+  if (call->reoffer_id == 0)
+    arm_reoffer (call);
+}
+
 static void
 unoffer (Call *call, const char *why)
 {
@@ -690,8 +752,7 @@ unoffer (Call *call, const char *why)
   g_clear_handle_id (&call->ring_id, g_source_remove);
   if (a == NULL)
     return;
-  g_hash_table_add (call->declined, g_strdup (a->user_id));
-  add_event (call, "agent.declined", detail_new ("agent_id", a->user_id, "reason", why, NULL));
+  decline (call, a, why);
   agent_send_all (a, ended_message (call, why));
   release_agent (call, 0, g_str_equal (why, "missed"));
   set_state (call, CALL_QUEUED, NULL);
@@ -709,8 +770,7 @@ drop_ringing (Call *call, Agent *a, const char *why)
   }
   if (a != call->agent && !g_ptr_array_remove (call->also_ringing, a))
     return;
-  g_hash_table_add (call->declined, g_strdup (a->user_id));
-  add_event (call, "agent.declined", detail_new ("agent_id", a->user_id, "reason", why, NULL));
+  decline (call, a, why);
   agent_send_all (a, ended_message (call, why));
   if (a == call->agent)
     call->agent = g_ptr_array_steal_index (call->also_ringing, 0);
@@ -920,7 +980,7 @@ lookup_agent (const char *agent_id, CdMemberNow *now, gpointer user_data)
 
   if (!cd_switchboard_member_now (l->self, l->company_id, agent_id, now))
     return FALSE;
-  now->declined = l->call && g_hash_table_contains (l->call->declined, agent_id);
+  now->declined = l->call && declined_now (l->call, agent_id);
   return TRUE;
 }
 
@@ -1013,7 +1073,7 @@ route (CdSwitchboard *self, const char *company_id)
     while (g_hash_table_iter_next (&iter, NULL, &value)) {
       Agent *a = value;
       if (!agent_is_free (a) || !g_str_equal (a->company_id, company_id) ||
-          g_hash_table_contains (call->declined, a->user_id))
+          declined_now (call, a->user_id))
         continue;
       if (best == NULL || a->idle_since_us < best->idle_since_us)
         best = a;
@@ -1468,7 +1528,7 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
                    ? g_strdup (json_object_get_string_member (message, "page"))
                    : NULL;
   call->visitor = s;
-  call->declined = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  call->declined = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   call->held = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   call->also_ringing = g_ptr_array_new ();
   call->created_us = g_get_monotonic_time ();
@@ -1833,6 +1893,8 @@ cd_switchboard_new (CdApi *api, const CdSwitchboardSettings *settings)
   self->settings.media.local_addresses = g_strdupv (settings->media.local_addresses);
   if (self->settings.reservation_lease_ms == 0)
     self->settings.reservation_lease_ms = 15000;
+  if (self->settings.reoffer_after_s == 0)
+    self->settings.reoffer_after_s = 30;
   {
     /* names this daemon in the reservations it holds */
     g_autofree char *uuid = g_uuid_string_random ();

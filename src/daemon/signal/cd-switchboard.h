@@ -19,6 +19,8 @@ typedef struct {
   CdMetrics *metrics;         /* nullable; borrowed */
   guint max_missed_offers;    /* in a row, then away (reason missed); 0: never */
   guint reservation_lease_ms; /* 0: the default, 15 s */
+  guint reoffer_after_s;      /* a call an agent rejected or missed is offered them again
+                                 after this; 0: the default, 30 s */
 } CdSwitchboardSettings;
 
 #define CD_TYPE_SWITCHBOARD (cd_switchboard_get_type ())
