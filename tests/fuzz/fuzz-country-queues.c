@@ -28,6 +28,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (map == NULL) {
     /* a refusal names what is wrong */
     g_assert_true (g_str_has_prefix (error->message, "countries"));
+    g_assert_true (g_utf8_validate (error->message, -1, NULL));
     return 0;
   }
   /* what is accepted is what the table takes: two upper-case letters (not

@@ -839,6 +839,104 @@ test_stalled_daemon_keeps_agents (void)
   daemon_stop (b, SIGTERM);
 }
 
+/* An agent signed in to both daemons who leaves one stays available;
+ * leaving the other too makes them offline. */
+static void
+test_sign_out_of_both (void)
+{
+  CdTestDaemon *a = daemon_start ("a");
+  CdTestDaemon *b = daemon_start ("b");
+  g_autoptr (CdRedis) redis = redis_client ();
+  g_autoptr (CdPresence) presence = cd_presence_new (redis, "test", 1000);
+  g_autofree char *email = new_agent ();
+  g_autofree char *token_a = cd_test_login (a->base_url, email, PASSWORD);
+  g_autofree char *token_b = cd_test_login (b->base_url, email, PASSWORD);
+  g_autofree char *agent_id = cd_test_user_id (token_a);
+  CdTestWs *on_a = cd_test_ws_agent_online (a->base_url, token_a, "available");
+  CdTestWs *on_b = cd_test_ws_agent_online (b->base_url, token_b, "available");
+  gboolean reserved;
+  gint64 deadline;
+
+  cd_test_ws_free (on_a);
+  cd_test_sleep (1000);
+  {
+    g_autoptr (CdAgentPresence) p = presence_of (presence, redis, agent_id, &reserved);
+    g_assert_cmpstr (cd_agent_state_to_string (p->state), ==, "available");
+  }
+  cd_test_ws_free (on_b);
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  for (;;) {
+    g_autoptr (CdAgentPresence) p = presence_of (presence, redis, agent_id, &reserved);
+
+    if (p->state == CD_AGENT_OFFLINE)
+      break;
+    g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+    cd_test_iterate (100);
+  }
+  daemon_stop (a, SIGTERM);
+  daemon_stop (b, SIGTERM);
+}
+
+/* Daemon A rings an agent and stalls (stopped) past the lease; daemon B's
+ * call reserves the agent meanwhile. When A runs again its renewal is
+ * refused and it withdraws its offer (reserved-elsewhere): the agent is
+ * never left ringing for two calls at once. */
+static void
+test_stalled_offer_withdrawn (void)
+{
+  CdTestDaemon *a = daemon_start ("a");
+  CdTestDaemon *b = daemon_start ("b");
+  g_autofree char *email = new_agent ();
+  g_autofree char *token_a = cd_test_login (a->base_url, email, PASSWORD);
+  g_autofree char *token_b = cd_test_login (b->base_url, email, PASSWORD);
+  g_autoptr (CdTestWs) on_a = cd_test_ws_agent_online (a->base_url, token_a, "available");
+  g_autoptr (CdTestWs) on_b = cd_test_ws_agent_online (b->base_url, token_b, "available");
+  Visitor *va, *vb;
+  const char *call_a, *call_b;
+  JsonObject *offer_a, *offer_b, *ended = NULL;
+  pid_t pid_a = g_ascii_strtoll (g_subprocess_get_identifier (a->process), NULL, 10);
+  gint64 deadline;
+
+  va = visitors_call (a, 1);
+  offer_a = cd_test_ws_wait (on_a, 0, "call.offer", NULL);
+  call_a = json_object_get_string_member (offer_a, "call_id");
+  kill (pid_a, SIGSTOP);
+  cd_test_sleep (2500); /* past the lease (2 s) */
+  vb = visitors_call (b, 1);
+  offer_b = cd_test_ws_wait (on_b, 0, "call.offer", NULL);
+  call_b = json_object_get_string_member (offer_b, "call_id");
+  g_assert_cmpstr (call_a, !=, call_b);
+  kill (pid_a, SIGCONT);
+  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  while (ended == NULL) {
+    g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+    cd_test_iterate (50);
+    ended = cd_test_ws_find_where (on_a, 0, "call.state", "state", "ended");
+  }
+  g_assert_cmpstr (json_object_get_string_member (ended, "call_id"), ==, call_a);
+  g_assert_cmpstr (json_object_get_string_member (ended, "reason"), ==, "reserved-elsewhere");
+  /* B's offer still rings, and A's call waits again */
+  g_assert_null (cd_test_ws_find_where (on_b, 0, "call.state", "state", "ended"));
+  {
+    g_autofree char *t = NULL;
+    gint64 until = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+    for (;;) {
+      g_free (t);
+      t = timeline (call_a);
+      if (strstr (t, "agent.declined:reserved-elsewhere"))
+        break;
+      g_assert_cmpint (g_get_monotonic_time (), <, until);
+      cd_test_iterate (200);
+    }
+    g_test_message ("A's call: %s", t);
+  }
+  visitors_free (va, 1);
+  visitors_free (vb, 1);
+  daemon_stop (a, SIGTERM);
+  daemon_stop (b, SIGTERM);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -868,6 +966,8 @@ main (int argc, char **argv)
   g_test_add_func ("/cluster/200-calls-20-agents", test_many_calls_many_agents);
   g_test_add_func ("/cluster/killed-daemon-agents-recover", test_killed_daemon_agents_recover);
   g_test_add_func ("/cluster/stalled-daemon-keeps-agents", test_stalled_daemon_keeps_agents);
+  g_test_add_func ("/cluster/sign-out-of-both", test_sign_out_of_both);
+  g_test_add_func ("/cluster/stalled-offer-withdrawn", test_stalled_offer_withdrawn);
   status = g_test_run ();
   cd_test_stores_stop (stores);
   cd_test_remove_tree (dir);

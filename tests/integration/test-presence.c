@@ -407,6 +407,62 @@ test_redis_down (void)
   cd_redis_close (redis);
 }
 
+static gboolean
+sign (CdPresence *p, gboolean in, const char *agent)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  gboolean done;
+
+  if (in)
+    cd_presence_sign_in_async (p, COMPANY, agent, cd_test_capture, &result);
+  else
+    cd_presence_sign_out_async (p, COMPANY, agent, cd_test_capture, &result);
+  cd_test_wait_result (&result, 10000);
+  done = cd_presence_change_finish (p, result, &error);
+  g_assert_no_error (error);
+  return done;
+}
+
+/* An agent signed in to two daemons stays as they were when one signs
+ * them out, and is offline once the last does; a call holding them keeps
+ * them (its release decides); a dead daemon's word lapses with its lease. */
+static void
+test_sign_out (void)
+{
+  g_autoptr (CdPresence) d1 = new_presence ("d1", 10000);
+  g_autoptr (CdPresence) d2 = new_presence ("d2", 10000);
+  g_autoptr (CdPresence) dead = new_presence ("dead", 200);
+
+  g_assert_true (sign (d1, TRUE, "ida"));
+  g_assert_true (sign (d2, TRUE, "ida"));
+  g_assert_true (set (d1, "ida", CD_AGENT_AWAY, "lunch"));
+  g_assert_false (sign (d1, FALSE, "ida"));
+  ASSERT_PRESENCE (d1, "ida", "away lunch - - 0");
+  g_assert_true (sign (d2, FALSE, "ida"));
+  ASSERT_PRESENCE (d1, "ida", "offline - - - 0");
+  /* once offline, nothing more to do */
+  g_assert_false (sign (d2, FALSE, "ida"));
+
+  /* on a call when the last session closes: the call decides */
+  g_assert_true (sign (d1, TRUE, "jan"));
+  g_assert_true (set (d1, "jan", CD_AGENT_AVAILABLE, NULL));
+  g_assert_true (reserve (d1, "jan", "talking"));
+  g_assert_true (step (d1, ANSWER, "jan", "talking"));
+  g_assert_false (sign (d1, FALSE, "jan"));
+  ASSERT_PRESENCE (d1, "jan", "on_call - talking d1 0");
+  g_assert_true (release (d1, "jan", "talking", CD_AGENT_AVAILABLE, 0, FALSE, 3));
+  ASSERT_PRESENCE (d1, "jan", "available - - - 0");
+
+  /* a daemon that died said the agent was signed in to it, one lease ago */
+  g_assert_true (sign (dead, TRUE, "kim"));
+  g_assert_true (sign (d1, TRUE, "kim"));
+  g_assert_true (set (d1, "kim", CD_AGENT_AVAILABLE, NULL));
+  cd_test_sleep (400);
+  g_assert_true (sign (d1, FALSE, "kim"));
+  ASSERT_PRESENCE (d1, "kim", "offline - - - 0");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -419,6 +475,7 @@ main (int argc, char **argv)
   g_test_add_func ("/presence/lease-lapses", test_lease_lapses);
   g_test_add_func ("/presence/late-after-lapse", test_late_after_lapse);
   g_test_add_func ("/presence/renew-after-stall", test_renew_after_stall);
+  g_test_add_func ("/presence/sign-out", test_sign_out);
   g_test_add_func ("/presence/two-daemons-race", test_two_daemons_race);
   g_test_add_func ("/presence/redis-down", test_redis_down);
   status = g_test_run ();

@@ -58,6 +58,10 @@ test_countries_refused (void)
     { "{\"\":\"" QUEUE_A "\"}", "countries.: not a two-letter country code" },
     { "{\"D1\":\"" QUEUE_A "\"}", "countries.D1: not a two-letter country code" },
     { "{\"xx\":\"" QUEUE_A "\"}", "countries.xx: not a two-letter country code" },
+    /* a long name is cut to 40 bytes where UTF-8 allows */
+    { "{\"aääääääääääääääääääääääääääääääääääää\":1}",
+      "countries.a"
+      "äääääääääääääääääää\xef\xbf\xbd: not a two" /* 19 ä and the half of one, made valid */ },
     { "{\"DE\":\"sales\"}", "countries.DE: the value is a queue id (UUID)" },
     { "{\"DE\":42}", "countries.DE: the value is a queue id (UUID)" },
     { "{\"DE\":null}", "countries.DE: the value is a queue id (UUID)" },
@@ -71,6 +75,7 @@ test_countries_refused (void)
 
     g_assert_null (map);
     g_assert_error (error, CD_COUNTRY_QUEUES_ERROR, CD_COUNTRY_QUEUES_ERROR_INVALID);
+    g_assert_true (g_utf8_validate (error->message, -1, NULL));
     g_assert_true (g_str_has_prefix (error->message, cases[i].message));
   }
   /* at most CD_COUNTRY_QUEUES_MAX */
@@ -158,6 +163,15 @@ test_geoip_refused (void)
   g_assert_true (g_file_set_contents (text, "not a database\n", -1, NULL));
   g_assert_null (cd_geoip_open (text, &error));
   g_assert_nonnull (strstr (error->message, text));
+  g_clear_error (&error);
+
+  /* an empty file, a folder: said as such */
+  g_assert_true (g_file_set_contents (text, "", 0, NULL));
+  g_assert_null (cd_geoip_open (text, &error));
+  g_assert_nonnull (strstr (error->message, "is empty"));
+  g_clear_error (&error);
+  g_assert_null (cd_geoip_open (dir, &error));
+  g_assert_nonnull (strstr (error->message, "is a directory"));
   g_clear_error (&error);
 
   cd_test_make_geoip (asn, "GeoLite2-ASN", networks);

@@ -378,9 +378,10 @@ static const Refusal still_receiving = {
 };
 static const Refusal stranger = { CD_HTTP_ERROR_INVALID_FIELD, "members.",
                                   ": no user of this company", "no such queue",
-                                  "a user was deleted meanwhile" };
+                                  "a user or the queue was deleted meanwhile" };
 static const Refusal foreign_queue = { CD_HTTP_ERROR_INVALID_FIELD, "countries.", "",
-                                       "no such company", "a queue was deleted meanwhile" };
+                                       "no such company",
+                                       "a queue or the company was deleted meanwhile" };
 
 static void
 on_checked_change (GObject *source, GAsyncResult *result, gpointer user_data)

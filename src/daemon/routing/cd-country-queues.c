@@ -4,6 +4,8 @@
 
 #include "cd-country-queues.h"
 
+#include <string.h>
+
 G_DEFINE_QUARK (cd - country - queues - error - quark, cd_country_queues_error)
 
 gboolean
@@ -38,10 +40,13 @@ cd_country_queues_parse (JsonObject *map, GError **error)
     g_autofree char *id = NULL;
 
     if (!cd_country_code_normalize (code, country)) {
+      /* (at most 40 bytes of it, cut where UTF-8 allows) */
+      g_autofree char *shown = g_utf8_make_valid (code, MIN (strlen (code), 40));
+
       g_set_error (error, CD_COUNTRY_QUEUES_ERROR, CD_COUNTRY_QUEUES_ERROR_INVALID,
-                   "countries.%.40s: not a two-letter country code (ISO 3166-1 alpha-2, "
+                   "countries.%s: not a two-letter country code (ISO 3166-1 alpha-2, "
                    "e.g. \"DE\")",
-                   code);
+                   shown);
       return NULL;
     }
     if (!JSON_NODE_HOLDS_VALUE (queue) || json_node_get_value_type (queue) != G_TYPE_STRING ||

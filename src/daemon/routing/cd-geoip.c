@@ -5,6 +5,7 @@
 #include "cd-geoip.h"
 
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <errno.h>
 #include <maxminddb.h>
 #include <string.h>
@@ -17,18 +18,29 @@ struct _CdGeoip {
 CdGeoip *
 cd_geoip_open (const char *path, GError **error)
 {
-  CdGeoip *geoip = g_new0 (CdGeoip, 1);
-  int status = MMDB_open (path, MMDB_MODE_MMAP, &geoip->db);
-  int saved_errno = errno;
+  CdGeoip *geoip;
+  GStatBuf st;
+  int status, saved_errno;
   g_autoptr (GDateTime) built = NULL;
   g_autofree char *built_text = NULL;
 
+  /* what libmaxminddb would only call "Invalid argument" */
+  if (g_stat (path, &st) == 0 && (S_ISDIR (st.st_mode) || st.st_size == 0)) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "GeoIP database %s: %s", path,
+                 S_ISDIR (st.st_mode) ? "is a directory, not a MaxMind DB file"
+                                      : "is empty (a download that failed?)");
+    return NULL;
+  }
+  geoip = g_new0 (CdGeoip, 1);
+  status = MMDB_open (path, MMDB_MODE_MMAP, &geoip->db);
+  saved_errno = errno;
   if (status != MMDB_SUCCESS) {
     /* the system's reason when there is one (no such file, permission) */
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "GeoIP database %s: %s", path,
-                 status == MMDB_IO_ERROR || status == MMDB_FILE_OPEN_ERROR
-                     ? g_strerror (saved_errno)
-                     : MMDB_strerror (status));
+    g_set_error (
+        error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "GeoIP database %s: %s%s%s", path,
+        MMDB_strerror (status),
+        status == MMDB_IO_ERROR || status == MMDB_FILE_OPEN_ERROR ? ": " : "",
+        status == MMDB_IO_ERROR || status == MMDB_FILE_OPEN_ERROR ? g_strerror (saved_errno) : "");
     g_free (geoip);
     return NULL;
   }

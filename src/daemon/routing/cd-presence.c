@@ -54,7 +54,9 @@ cd_agent_presence_free (CdAgentPresence *presence)
   g_free (presence);
 }
 
-/* ---- the scripts: KEYS[1] the agent's hash, KEYS[2] its reservation ---- */
+/* ---- the scripts: KEYS[1] the agent's hash, KEYS[2] its reservation,
+ * KEYS[3] the daemons the agent is signed in to (a sorted set, each
+ * daemon scored with when its word runs out, Redis time in ms) ---- */
 
 /* The state as it stands: a reservation or call whose lease lapsed, and a
  * wrap-up past its end, read (and are stored) as available. */
@@ -158,6 +160,28 @@ static const char release_script[] = LAPSED
     "           'until', untl, 'lapsed', '')\n"
     "return 1\n";
 
+/* ARGV: daemon, lease ms */
+static const char sign_in_script[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])\n"
+    "redis.call('PEXPIRE', KEYS[3], ARGV[2])\n"
+    "return 1\n";
+
+/* ARGV: daemon. The agent's last daemon signs them out: offline, unless a
+ * call holds them (its release decides). */
+static const char sign_out_script[] =
+    CURRENT "local t = redis.call('TIME')\n"
+            "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+            "redis.call('ZREM', KEYS[3], ARGV[1])\n"
+            "redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)\n"
+            "if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end\n"
+            "local st = current(KEYS[1], KEYS[2])\n"
+            "if st == 'reserved' or st == 'on_call' or st == 'offline' then return 0 end\n"
+            "redis.call('HSET', KEYS[1], 'state', 'offline', 'reason', '', 'call', '',\n"
+            "           'daemon', '', 'until', 0, 'lapsed', '')\n"
+            "return 1\n";
+
 static const char get_script[] =
     CURRENT "local st = current(KEYS[1], KEYS[2])\n"
             "local v = redis.call('HMGET', KEYS[1], 'reason', 'call', 'daemon', 'missed')\n"
@@ -186,6 +210,7 @@ run (CdPresence *self, const char *script, const char *company_id, const char *a
   GTask *task = g_task_new (self, NULL, callback, user_data);
   g_autofree char *agent_key = g_strdup_printf ("cd:agent:%s:%s", company_id, agent_id);
   g_autofree char *reservation_key = g_strdup_printf ("cd:reservation:%s:%s", company_id, agent_id);
+  g_autofree char *daemons_key = g_strdup_printf ("cd:agent-daemons:%s:%s", company_id, agent_id);
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   const char *arg;
   va_list args;
@@ -193,9 +218,10 @@ run (CdPresence *self, const char *script, const char *company_id, const char *a
   g_task_set_source_tag (task, source_tag);
   g_ptr_array_add (argv, (gpointer) "EVAL");
   g_ptr_array_add (argv, (gpointer) script);
-  g_ptr_array_add (argv, (gpointer) "2");
+  g_ptr_array_add (argv, (gpointer) "3");
   g_ptr_array_add (argv, agent_key);
   g_ptr_array_add (argv, reservation_key);
+  g_ptr_array_add (argv, daemons_key);
   va_start (args, user_data);
   while ((arg = va_arg (args, const char *)) != NULL)
     g_ptr_array_add (argv, (gpointer) arg);
@@ -294,6 +320,24 @@ gboolean
 cd_presence_change_finish (CdPresence *self, GAsyncResult *result, GError **error)
 {
   return finish_boolean (self, result, error);
+}
+
+void
+cd_presence_sign_in_async (CdPresence *self, const char *company_id, const char *agent_id,
+                           GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autofree char *lease = g_strdup_printf ("%u", self->lease_ms);
+
+  run (self, sign_in_script, company_id, agent_id, cd_presence_sign_in_async, callback, user_data,
+       self->daemon_id, lease, NULL);
+}
+
+void
+cd_presence_sign_out_async (CdPresence *self, const char *company_id, const char *agent_id,
+                            GAsyncReadyCallback callback, gpointer user_data)
+{
+  run (self, sign_out_script, company_id, agent_id, cd_presence_sign_out_async, callback, user_data,
+       self->daemon_id, NULL);
 }
 
 void

@@ -80,6 +80,16 @@ gboolean cd_presence_change_finish (CdPresence *self, GAsyncResult *result, GErr
 
 /* The agent's state now; a reservation or call whose lease lapsed (its
  * daemon is gone) reads, and is stored, as available. */
+/* The agent has a session on this daemon: said when the first opens and
+ * again with every renewal, so a daemon's word lasts one lease. When the
+ * last closes, sign out: once no daemon's word is left, the agent is
+ * offline (TRUE), unless a call holds them. Finish with
+ * cd_presence_change_finish. */
+void cd_presence_sign_in_async (CdPresence *self, const char *company_id, const char *agent_id,
+                                GAsyncReadyCallback callback, gpointer user_data);
+void cd_presence_sign_out_async (CdPresence *self, const char *company_id, const char *agent_id,
+                                 GAsyncReadyCallback callback, gpointer user_data);
+
 void cd_presence_get_async (CdPresence *self, const char *company_id, const char *agent_id,
                             GAsyncReadyCallback callback, gpointer user_data);
 CdAgentPresence *cd_presence_get_finish (CdPresence *self, GAsyncResult *result, GError **error);

@@ -323,20 +323,22 @@ on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
   CdSignalServer *self = user_data;
   Session *s = g_new0 (Session, 1);
   const char *host = soup_server_message_get_remote_host (msg);
+  const char *country = NULL;
 
   s->server = self;
   s->connection = g_object_ref (connection);
   s->id = g_strdup_printf ("s%" G_GUINT64_FORMAT, ++self->next_id);
   s->client_address = g_strdup (host ? host : "unknown");
   if (self->settings.country_header && self->settings.country_header[0]) {
-    const char *country = soup_message_headers_get_one (
-        soup_server_message_get_request_headers (msg), self->settings.country_header);
-
+    country = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                            self->settings.country_header);
     /* two letters or nothing (proxies say "XX" or "T1" for unknown and Tor) */
     if (cd_country_code_normalize (country, s->country))
       s->country_source = "header";
   }
-  if (s->country[0] == '\0' && self->settings.geoip && host &&
+  /* GeoIP only where no proxy spoke: behind one, the address is the
+   * proxy's, and its "unknown" stays unknown */
+  if (country == NULL && self->settings.geoip && host &&
       cd_geoip_country (self->settings.geoip, host, s->country))
     s->country_source = "geoip";
   s->window_start = g_get_monotonic_time ();

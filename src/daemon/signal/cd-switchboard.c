@@ -284,7 +284,7 @@ on_presence_changed (GObject *source, GAsyncResult *result, gpointer user_data)
     if (error)
       g_message ("%s: %s", what, error->message);
     else
-      g_info ("%s: the reservation was no longer this daemon's", what);
+      g_message ("%s: the reservation was no longer this daemon's", what);
   }
 }
 
@@ -315,17 +315,53 @@ agent_unbind (Agent *a, Call *call, CdAgentState next, guint wrap_up_s, gboolean
       g_strdup_printf ("agent %s: releasing the reservation for call %s", a->user_id, call->id));
 }
 
+typedef struct {
+  CdSwitchboard *self; /* a reference */
+  char *agent_id, *call_id;
+} Renewal;
+
+static void drop_ringing (Call *call, Agent *a, const char *why);
+static void route (CdSwitchboard *self, const char *company_id);
+
+/* A renewal refused: the lease lapsed (this daemon stalled) and another
+ * call took the agent meanwhile, or the agent changed their state. An
+ * offer still ringing is withdrawn; a call in progress goes on. */
 static void
 on_lease_renewed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autofree char *what = user_data;
+  Renewal *r = user_data;
+  CdSwitchboard *self = r->self;
   g_autoptr (GError) error = NULL;
+  Agent *a;
+  Call *call;
 
-  if (!cd_presence_change_finish (CD_PRESENCE (source), result, &error))
-    g_message ("%s: %s", what,
-               error ? error->message
-                     : "the agent is no longer this call's (another call took them, or they "
-                       "changed their state, after the lease lapsed)");
+  if (cd_presence_change_finish (CD_PRESENCE (source), result, &error) || error) {
+    if (error)
+      g_message ("agent %s: cannot renew the lease for call %s: %s", r->agent_id, r->call_id,
+                 error->message);
+    goto out;
+  }
+  a = self->agents ? g_hash_table_lookup (self->agents, r->agent_id) : NULL;
+  call = self->calls ? g_hash_table_lookup (self->calls, r->call_id) : NULL;
+  if (a && call && a->call == call && a->reserved && call->state == CALL_RINGING) {
+    g_autofree char *company = g_strdup (call->company_id);
+
+    g_message ("agent %s: the lease for call %s was lost after it lapsed (another call took "
+               "them meanwhile): the offer is withdrawn",
+               r->agent_id, r->call_id);
+    a->reserved = FALSE; /* no longer this daemon's to release */
+    drop_ringing (call, a, "reserved-elsewhere");
+    route (self, company);
+  } else {
+    g_message ("agent %s: the lease for call %s was lost after it lapsed (another call took "
+               "them, or they changed their state, meanwhile)",
+               r->agent_id, r->call_id);
+  }
+out:
+  g_object_unref (r->self);
+  g_free (r->agent_id);
+  g_free (r->call_id);
+  g_free (r);
 }
 
 static gboolean
@@ -338,11 +374,21 @@ on_renew_leases (gpointer user_data)
   g_hash_table_iter_init (&iter, self->agents);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     Agent *a = value;
-    if (a->reserved && a->call)
-      cd_presence_renew_async (
-          self->presence, a->company_id, a->user_id, a->call->id,
-          a->call->agent == a && a->call->state >= CALL_CONNECTING, on_lease_renewed,
-          g_strdup_printf ("agent %s: renewing the lease for call %s", a->user_id, a->call->id));
+    /* this daemon's word that the agent is signed in to it */
+    if (a->sessions->len > 0)
+      cd_presence_sign_in_async (
+          self->presence, a->company_id, a->user_id, on_presence_changed,
+          g_strdup_printf ("agent %s: renewing this daemon's sign-in", a->user_id));
+    if (a->reserved && a->call) {
+      Renewal *r = g_new0 (Renewal, 1);
+
+      r->self = g_object_ref (self);
+      r->agent_id = g_strdup (a->user_id);
+      r->call_id = g_strdup (a->call->id);
+      cd_presence_renew_async (self->presence, a->company_id, a->user_id, a->call->id,
+                               a->call->agent == a && a->call->state >= CALL_CONNECTING,
+                               on_lease_renewed, r);
+    }
   }
   return G_SOURCE_CONTINUE;
 }
@@ -1748,6 +1794,7 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   g_clear_handle_id (&call->wait_id, g_source_remove);
   g_clear_handle_id (&call->overflow_id, g_source_remove);
   g_clear_handle_id (&call->announce_id, g_source_remove);
+  g_clear_handle_id (&call->reoffer_id, g_source_remove);
   call->agent_session = s;
   call->accepted_us = g_get_monotonic_time ();
   call->agent->calls_taken++;
@@ -1913,8 +1960,27 @@ cd_switchboard_new (CdApi *api, const CdSwitchboardSettings *settings)
 void
 cd_switchboard_session_authenticated (CdSwitchboard *self, Session *session)
 {
-  if (is_agent (session))
-    g_ptr_array_add (agent_get (self, session)->sessions, session);
+  Agent *a;
+
+  if (!is_agent (session))
+    return;
+  a = agent_get (self, session);
+  g_ptr_array_add (a->sessions, session);
+  if (a->sessions->len == 1 && self->presence)
+    cd_presence_sign_in_async (self->presence, a->company_id, a->user_id, on_presence_changed,
+                               g_strdup_printf ("agent %s: signing in", a->user_id));
+}
+
+static void
+on_signed_out (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autofree char *agent_id = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (cd_presence_change_finish (CD_PRESENCE (source), result, &error))
+    g_info ("agent %s: signed out of every daemon: offline", agent_id);
+  else if (error)
+    g_message ("agent %s: cannot sign them out: %s", agent_id, error->message);
 }
 
 static void
@@ -1969,6 +2035,10 @@ cd_switchboard_session_closed (CdSwitchboard *self, Session *session)
     if (a) {
       g_ptr_array_remove (a->sessions, session);
       agent_id = g_strdup (a->user_id);
+      /* its last session here: offline, if no other daemon has one */
+      if (a->sessions->len == 0 && self->presence)
+        cd_presence_sign_out_async (self->presence, a->company_id, a->user_id, on_signed_out,
+                                    g_strdup (a->user_id));
       /* its last session gone: the call ringing it goes back to the queue */
       if (a->sessions->len == 0 && a->call && a->call->state == CALL_RINGING &&
           (a->call->agent == a || g_ptr_array_find (a->call->also_ringing, a, NULL)))
