@@ -754,7 +754,8 @@ cd_daemon_start (CdDaemon *self, GError **error)
   self->state = STATE_STARTING;
   self->started_at = g_get_monotonic_time ();
 
-  if (config->signal_geoip_database[0] != '\0') {
+  /* (a one-shot --create-superadmin serves no visitor) */
+  if (config->signal_geoip_database[0] != '\0' && self->superadmin_email == NULL) {
     /* mapped once here, before anything starts or is served */
     self->geoip = cd_geoip_open (config->signal_geoip_database, error);
     if (self->geoip == NULL) {

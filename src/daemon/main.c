@@ -9,6 +9,7 @@
 #include "cd-log.h"
 #include "cd-process.h"
 #include "http/cd-http-fields.h"
+#include "routing/cd-geoip.h"
 
 #include <glib-unix.h>
 #include <glib/gi18n.h>
@@ -160,6 +161,16 @@ main (int argc, char **argv)
   }
   if (check_config) {
     g_autofree char *summary = cd_config_describe (config);
+
+    /* the files the daemon reads at start, beside the values */
+    if (config->signal_geoip_database[0] != '\0') {
+      g_autoptr (CdGeoip) geoip = cd_geoip_open (config->signal_geoip_database, &error);
+
+      if (geoip == NULL) {
+        g_printerr ("calldockerd: signal.geoip_database: %s\n", error->message);
+        return 1;
+      }
+    }
     g_print ("%sconfiguration OK\n", summary);
     return 0;
   }

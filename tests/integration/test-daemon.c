@@ -117,6 +117,19 @@ test_check_config (void)
   g_assert_nonnull (strstr (d->out->str, "server.listen = 127.0.0.1:0\n"));
   g_assert_nonnull (strstr (d->out->str, "configuration OK\n"));
   cd_test_daemon_free (d);
+
+  /* the GeoIP database it names is opened too */
+  {
+    const char *missing[] = { "CALLDOCKER_SIGNAL_GEOIP_DATABASE=/nonexistent/country.mmdb", NULL };
+
+    d = cd_test_daemon_spawn (NULL, args, missing);
+    cd_test_daemon_wait_exit (d, 10000);
+    g_assert_cmpint (d->exit_status, ==, 1);
+    g_assert_nonnull (strstr (d->err->str, "signal.geoip_database: GeoIP database "
+                                           "/nonexistent/country.mmdb"));
+    g_assert_null (strstr (d->out->str, "configuration OK"));
+    cd_test_daemon_free (d);
+  }
 }
 
 static void

@@ -265,6 +265,14 @@ test_renew_after_stall (void)
   g_assert_false (reserve (other, "gil", "second"));
   g_assert_false (reserve (other, "hal", "second"));
 
+  /* an answer that never reached Redis: the next renewal stores it */
+  g_assert_true (set (other, "ivy", CD_AGENT_AVAILABLE, NULL));
+  g_assert_true (reserve (other, "ivy", "answered"));
+  g_assert_true (step (other, RENEW, "ivy", "answered"));
+  ASSERT_PRESENCE (other, "ivy", "reserved - answered other 0");
+  g_assert_true (step (other, RENEW_TALKING, "ivy", "answered"));
+  ASSERT_PRESENCE (other, "ivy", "on_call - answered other 0");
+
   /* once another call took the agent, the stalled holder does not */
   cd_test_sleep (400);
   g_assert_true (reserve (other, "gil", "second"));

@@ -110,10 +110,15 @@ static const char reserve_script[] =
 
 /* ARGV: call, lease ms, state (reserved, on_call), daemon. A holder that
  * stalled past its lease takes the agent back if nothing else happened to
- * them meanwhile: the agent is still ringing or talking here. */
+ * them meanwhile: the agent is still ringing or talking here. A holder
+ * whose answer was lost (Redis unreachable for that moment) stores it. */
 static const char renew_script[] =
     LAPSED "if redis.call('GET', KEYS[2]) == ARGV[1] then\n"
            "  redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
+           "  if ARGV[3] == 'on_call' and redis.call('HGET', KEYS[1], 'state') ~= 'on_call' then\n"
+           "    redis.call('HSET', KEYS[1], 'state', 'on_call', 'missed', 0, 'reason', '',\n"
+           "               'call', ARGV[1], 'daemon', ARGV[4], 'lapsed', '')\n"
+           "  end\n"
            "  return 1\n"
            "end\n"
            "if not lapsed(KEYS[1], KEYS[2], ARGV[1]) or\n"
