@@ -621,6 +621,38 @@ desk_explain_agents (Desk *d, CdRedis *redis, CdTestDaemon *live)
     g_printerr ("%s\n", lines[k]);
 }
 
+/* Every agent takes one of as many calls made through @via and holds it;
+ * the visitors. */
+static Visitor *
+desk_hold_all (Desk *d, CdTestDaemon *via, CdRedis *redis)
+{
+  Visitor *v = visitors_call (via, DESK_AGENTS);
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+
+  while (desk_holding (d) < DESK_AGENTS) {
+    if (g_get_monotonic_time () > deadline)
+      desk_explain_agents (d, redis, via);
+    g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+    desk_step (d);
+    cd_test_iterate (10);
+  }
+  return v;
+}
+
+/* The agents go on handling what reaches them for @ms; none is offered a
+ * call while holding one (each such offer is printed on stderr). */
+static void
+desk_run (Desk *d, guint ms)
+{
+  gint64 deadline = g_get_monotonic_time () + ms * 1000;
+
+  while (g_get_monotonic_time () < deadline) {
+    desk_step (d);
+    g_assert_cmpuint (d->violations, ==, 0);
+    cd_test_iterate (10);
+  }
+}
+
 /* 200 calls at once, 100 through each daemon, for 20 agents signed in to
  * both: no agent is ever offered a call while it holds one, every call is
  * taken exactly once, and afterwards no agent is left reserved (each was
@@ -706,23 +738,10 @@ test_killed_daemon_agents_recover (void)
   double recovered_s;
 
   desk_open (&desk, a, b, TRUE);
-  va = visitors_call (a, DESK_AGENTS);
-  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
-  while (desk_holding (&desk) < DESK_AGENTS) {
-    if (g_get_monotonic_time () > deadline)
-      desk_explain_agents (&desk, redis, a);
-    g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-    desk_step (&desk);
-    cd_test_iterate (10);
-  }
+  va = desk_hold_all (&desk, a, redis);
   /* B's calls wait: every agent is held through A */
   vb = visitors_call (b, DESK_AGENTS);
-  deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
-  while (g_get_monotonic_time () < deadline) {
-    desk_step (&desk);
-    g_assert_cmpuint (desk.violations, ==, 0);
-    cd_test_iterate (10);
-  }
+  desk_run (&desk, 3000);
   for (guint i = 0; i < DESK_AGENTS; i++)
     g_assert_cmpuint (desk.agents[i].taken[1], ==, 0);
 
@@ -794,18 +813,9 @@ test_stalled_daemon_keeps_agents (void)
   pid_t pid_a;
   Desk desk;
   Visitor *va, *vb;
-  gint64 deadline;
 
   desk_open (&desk, a, b, TRUE);
-  va = visitors_call (a, DESK_AGENTS);
-  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
-  while (desk_holding (&desk) < DESK_AGENTS) {
-    if (g_get_monotonic_time () > deadline)
-      desk_explain_agents (&desk, redis, a);
-    g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-    desk_step (&desk);
-    cd_test_iterate (10);
-  }
+  va = desk_hold_all (&desk, a, redis);
 
   /* A stops for twice the lease (2 s); the leases lapse */
   pid_a = g_ascii_strtoll (g_subprocess_get_identifier (a->process), NULL, 10);
@@ -825,12 +835,7 @@ test_stalled_daemon_keeps_agents (void)
 
   /* B's calls wait: A holds every agent again */
   vb = visitors_call (b, DESK_AGENTS);
-  deadline = g_get_monotonic_time () + 4 * G_USEC_PER_SEC;
-  while (g_get_monotonic_time () < deadline) {
-    desk_step (&desk);
-    g_assert_cmpuint (desk.violations, ==, 0); /* (each is printed on stderr) */
-    cd_test_iterate (10);
-  }
+  desk_run (&desk, 4000);
   for (guint i = 0; i < DESK_AGENTS; i++) {
     gboolean reserved;
     g_autoptr (CdAgentPresence) p =

@@ -56,47 +56,61 @@ offered (CdTestWs *agent, guint from, const char *call_id)
   return cd_test_ws_find_where (agent, from, "call.offer", "call_id", call_id) != NULL;
 }
 
-/* The call's stored timeline holds an agent.declined by @agent_id for
- * @reason (the store writes behind: waits for it). */
+/* The detail of the call's first @kind event whose @key is @value (any,
+ * with @key NULL) as stored now, or NULL; @stored: whether the call is
+ * stored yet (the store writes behind). */
+static JsonObject *
+find_event_where (const char *company_id, const char *token, const char *call_id, const char *kind,
+                  const char *key, const char *value, gboolean *stored)
+{
+  g_autofree char *url = g_strdup_printf ("%sapi/v1/companies/%s/calls/%s", daemon_proc->base_url,
+                                          company_id, call_id);
+  g_autofree char *auth = g_strdup_printf ("Bearer %s", token);
+  const char *headers[] = { "Authorization", auth, NULL };
+  g_autofree char *body = NULL;
+  g_autoptr (JsonObject) call = NULL;
+  JsonArray *events;
+  guint status = cd_test_http_request ("GET", url, NULL, NULL, 0, headers, &body, NULL);
+
+  *stored = status != 404;
+  if (!*stored)
+    return NULL;
+  g_assert_cmpuint (status, ==, 200);
+  call = cd_json_parse_object (body, strlen (body), NULL, NULL);
+  events = json_object_get_array_member (call, "events");
+  for (guint i = 0; i < json_array_get_length (events); i++) {
+    JsonObject *e = json_array_get_object_element (events, i);
+    JsonObject *detail = json_object_get_object_member (e, "detail");
+
+    if (g_str_equal (json_object_get_string_member (e, "kind"), kind) &&
+        (key == NULL ||
+         g_strcmp0 (json_object_get_string_member_with_default (detail, key, NULL), value) == 0))
+      return json_object_ref (detail);
+  }
+  return NULL;
+}
+
 /* The detail of the first event of @kind on the call's timeline whose
  * @key is @value (any, with @key NULL), waiting for the store to write it. */
 static JsonObject *
 wait_event (const char *company_id, const char *token, const char *call_id, const char *kind,
             const char *key, const char *value)
 {
-  g_autofree char *url = g_strdup_printf ("%sapi/v1/companies/%s/calls/%s", daemon_proc->base_url,
-                                          company_id, call_id);
-  g_autofree char *auth = g_strdup_printf ("Bearer %s", token);
-  const char *headers[] = { "Authorization", auth, NULL };
   gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
 
   while (g_get_monotonic_time () < deadline) {
-    g_autofree char *body = NULL;
-    g_autoptr (JsonObject) call = NULL;
-    JsonArray *events;
-    guint status = cd_test_http_request ("GET", url, NULL, NULL, 0, headers, &body, NULL);
+    gboolean stored;
+    JsonObject *detail = find_event_where (company_id, token, call_id, kind, key, value, &stored);
 
-    /* the store writes behind: a new call may not be there yet */
-    if (status == 404) {
-      cd_test_sleep (100);
-      continue;
-    }
-    g_assert_cmpuint (status, ==, 200);
-    call = cd_json_parse_object (body, strlen (body), NULL, NULL);
-    events = json_object_get_array_member (call, "events");
-    for (guint i = 0; i < json_array_get_length (events); i++) {
-      JsonObject *e = json_array_get_object_element (events, i);
-      JsonObject *detail = json_object_get_object_member (e, "detail");
-      if (g_str_equal (json_object_get_string_member (e, "kind"), kind) &&
-          (key == NULL ||
-           g_strcmp0 (json_object_get_string_member_with_default (detail, key, NULL), value) == 0))
-        return json_object_ref (detail);
-    }
+    if (detail)
+      return detail;
     cd_test_sleep (100);
   }
   g_error ("call %s: no %s (%s %s) on its timeline", call_id, kind, key, value);
 }
 
+/* The call's stored timeline holds an agent.declined by @agent_id for
+ * @reason (the store writes behind: waits for it). */
 static void
 assert_declined (const char *call_id, const char *agent_id, const char *reason)
 {
@@ -116,29 +130,15 @@ assert_daemon_serves (void)
   g_assert_nonnull (g_subprocess_get_identifier (daemon_proc->process));
 }
 
-/* The call's first @kind event as stored now, or NULL. */
+/* The call's first @kind event as stored now, or NULL (the call is). */
 static JsonObject *
 find_event (const char *company_id, const char *token, const char *call_id, const char *kind)
 {
-  g_autofree char *url = g_strdup_printf ("%sapi/v1/companies/%s/calls/%s", daemon_proc->base_url,
-                                          company_id, call_id);
-  g_autofree char *auth = g_strdup_printf ("Bearer %s", token);
-  const char *headers[] = { "Authorization", auth, NULL };
-  g_autofree char *body = NULL;
-  g_autoptr (JsonObject) call = NULL;
-  JsonArray *events;
+  gboolean stored;
+  JsonObject *detail = find_event_where (company_id, token, call_id, kind, NULL, NULL, &stored);
 
-  g_assert_cmpuint (cd_test_http_request ("GET", url, NULL, NULL, 0, headers, &body, NULL), ==,
-                    200);
-  call = cd_json_parse_object (body, strlen (body), NULL, NULL);
-  events = json_object_get_array_member (call, "events");
-  for (guint i = 0; i < json_array_get_length (events); i++) {
-    JsonObject *e = json_array_get_object_element (events, i);
-
-    if (g_str_equal (json_object_get_string_member (e, "kind"), kind))
-      return json_object_ref (json_object_get_object_member (e, "detail"));
-  }
-  return NULL;
+  g_assert_true (stored);
+  return detail;
 }
 
 static void
