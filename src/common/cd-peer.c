@@ -37,11 +37,24 @@ typedef struct {
 } DtmfSender;
 
 /* What the appsink thread and the main thread share. */
+/* Frequencies listened for (--listen-for), and how long a report keeps
+ * their windows, second by second from the call's start. */
+#define MAX_TONES    8
+#define TONE_SECONDS 240
+#define TONE_WINDOW  2400 /* 50 ms at 48 kHz */
+
 typedef struct {
   GMutex lock;
   CdToneDetector *detector;
   gint64 first_audio_us;
   guint64 samples;
+  /* --listen-for */
+  guint n_tones;
+  double tone_hz[MAX_TONES];
+  guint16 tone_counts[MAX_TONES][TONE_SECONDS];
+  gint64 base_us; /* the call's start */
+  gint16 window[TONE_WINDOW];
+  gsize window_fill;
 } Listener;
 
 typedef struct {
@@ -54,7 +67,16 @@ typedef struct {
   guint windows, matching;
   guint dtmf_sent;
   gboolean resumed;
+  guint n_tones;
+  double tone_hz[MAX_TONES];
+  guint16 tone_counts[MAX_TONES][TONE_SECONDS];
+  GArray *modes; /* Mode: a supervisor's, as set */
 } CallRecord;
+
+typedef struct {
+  char *mode;
+  gint64 at_us;
+} Mode;
 
 struct _CdPeer {
   GObject parent_instance;
@@ -73,10 +95,14 @@ struct _CdPeer {
   guint bus_watch_id;
   Listener *listener; /* one per call; freed after the pipeline stops */
   DtmfSender *dtmf;
-  CallRecord *call; /* the current call */
-  GPtrArray *calls; /* CallRecord* done */
+  CallRecord *call;  /* the current call */
+  GPtrArray *calls;  /* CallRecord* done */
+  GPtrArray *errors; /* "code: detail" of each error the server sent */
   guint answered, rejected;
   guint timeout_id, hangup_id, dtmf_id, drop_id, resume_id;
+  guint transfer_id; /* the transfer, or its completion or cancellation, is due */
+  guint mode_id;     /* a supervisor's next mode is due */
+  guint next_mode;   /* its index in --monitor-modes */
   gboolean finished;
   gint64 run_started_us;
   char *failure;
@@ -93,6 +119,11 @@ call_record_free (gpointer data)
 
   g_free (c->call_id);
   g_free (c->end_reason);
+  if (c->modes) {
+    for (guint i = 0; i < c->modes->len; i++)
+      g_free (g_array_index (c->modes, Mode, i).mode);
+    g_array_unref (c->modes);
+  }
   g_free (c);
 }
 
@@ -279,6 +310,38 @@ on_offer_created (GstPromise *promise, gpointer user_data)
   gst_object_unref (webrtc);
 }
 
+/* Each full 50 ms window: which of the listened-for frequencies it holds
+ * (a mix holds several). A tone counts when it carries at least a tenth
+ * of the window's power: Goertzel gives A^2 for a sine of amplitude A,
+ * whose mean square is A^2 / 2. */
+static void
+count_tones (Listener *l, const gint16 *samples, gsize n)
+{
+  while (n > 0) {
+    gsize take = MIN (n, TONE_WINDOW - l->window_fill);
+    double energy = 0;
+    gint64 second;
+
+    memcpy (l->window + l->window_fill, samples, take * sizeof (gint16));
+    l->window_fill += take;
+    samples += take;
+    n -= take;
+    if (l->window_fill < TONE_WINDOW)
+      break;
+    l->window_fill = 0;
+    for (gsize i = 0; i < TONE_WINDOW; i++)
+      energy += (l->window[i] / 32768.0) * (l->window[i] / 32768.0);
+    energy /= TONE_WINDOW;
+    second = (g_get_real_time () - l->base_us) / G_USEC_PER_SEC;
+    if (energy < 1e-6 || second < 0 || second >= TONE_SECONDS)
+      continue;
+    for (guint t = 0; t < l->n_tones; t++)
+      if (cd_audio_goertzel (l->window, TONE_WINDOW, 48000, l->tone_hz[t]) / (2 * energy) > 0.1 &&
+          l->tone_counts[t][second] < G_MAXUINT16)
+        l->tone_counts[t][second]++;
+  }
+}
+
 static GstFlowReturn
 on_new_sample (GstAppSink *sink, gpointer user_data)
 {
@@ -294,6 +357,8 @@ on_new_sample (GstAppSink *sink, gpointer user_data)
     l->first_audio_us = g_get_real_time ();
   cd_tone_detector_feed (l->detector, (const gint16 *) map.data, map.size / 2);
   l->samples += map.size / 2;
+  if (l->n_tones > 0)
+    count_tones (l, (const gint16 *) map.data, map.size / 2);
   g_mutex_unlock (&l->lock);
   gst_buffer_unmap (buffer, &map);
   return GST_FLOW_OK;
@@ -350,6 +415,9 @@ stop_media (CdPeer *self)
     g_mutex_lock (&self->listener->lock);
     self->call->first_audio_us = self->listener->first_audio_us;
     self->call->windows = cd_tone_detector_get_windows (self->listener->detector);
+    self->call->n_tones = self->listener->n_tones;
+    memcpy (self->call->tone_hz, self->listener->tone_hz, sizeof self->call->tone_hz);
+    memcpy (self->call->tone_counts, self->listener->tone_counts, sizeof self->call->tone_counts);
     self->call->dominant_hz =
         cd_tone_detector_get_dominant_frequency (self->listener->detector, 0.01);
     if (self->options.expect_hz > 0)
@@ -496,6 +564,14 @@ start_media (CdPeer *self, GError **error)
   self->listener = g_new0 (Listener, 1);
   g_mutex_init (&self->listener->lock);
   self->listener->detector = cd_tone_detector_new (48000, 50, 100, 4000, 10);
+  self->listener->base_us = self->call ? self->call->started_us : g_get_real_time ();
+  if (self->options.listen_for) {
+    g_auto (GStrv) hz = g_strsplit (self->options.listen_for, ",", -1);
+
+    for (guint i = 0; hz[i] && self->listener->n_tones < MAX_TONES; i++)
+      if (g_ascii_strtod (hz[i], NULL) > 0)
+        self->listener->tone_hz[self->listener->n_tones++] = g_ascii_strtod (hz[i], NULL);
+  }
   self->dtmf = g_new0 (DtmfSender, 1);
   g_mutex_init (&self->dtmf->lock);
   self->dtmf->pending = g_string_new (NULL);
@@ -605,12 +681,109 @@ send_call_start (CdPeer *self)
   send_message (self, b);
 }
 
+/* ---- transfers and supervision ---- */
+
+static gboolean
+on_transfer_time (gpointer user_data)
+{
+  CdPeer *self = user_data;
+  const char *to = self->options.transfer_to;
+  g_autoptr (JsonBuilder) b = NULL;
+
+  self->transfer_id = 0;
+  if (self->call == NULL)
+    return G_SOURCE_REMOVE;
+  b = message_new ("call.transfer", self->call->call_id);
+  json_builder_set_member_name (b, "mode");
+  json_builder_add_string_value (b, self->options.transfer_mode ? self->options.transfer_mode
+                                                                : "blind");
+  json_builder_set_member_name (b, g_str_has_prefix (to, "queue:") ? "queue_id" : "agent_id");
+  json_builder_add_string_value (b, strchr (to, ':') ? strchr (to, ':') + 1 : to);
+  say (self, "call %s: transferring it to %s", self->call->call_id, to);
+  send_message (self, b);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_transfer_end_time (gpointer user_data)
+{
+  CdPeer *self = user_data;
+  const char *type =
+      self->options.complete_after_s > 0 ? "call.transfer.complete" : "call.transfer.cancel";
+
+  self->transfer_id = 0;
+  if (self->call == NULL)
+    return G_SOURCE_REMOVE;
+  say (self, "call %s: %s", self->call->call_id, type);
+  send_simple (self, type, self->call->call_id, NULL, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+/* The item of --monitor-modes at @index ("MODE[:SECONDS]"), or NULL. */
+static char **
+monitor_mode_at (CdPeer *self, guint index)
+{
+  g_auto (GStrv) modes =
+      g_strsplit (self->options.monitor_modes ? self->options.monitor_modes : "listen", ",", -1);
+
+  if (index >= g_strv_length (modes))
+    return NULL;
+  return g_strsplit (modes[index], ":", 2);
+}
+
+static void send_monitor (CdPeer *self);
+
+static gboolean
+on_mode_time (gpointer user_data)
+{
+  CdPeer *self = user_data;
+  g_auto (GStrv) next = monitor_mode_at (self, self->next_mode);
+
+  self->mode_id = 0;
+  if (next)
+    send_monitor (self);
+  else if (self->call)
+    send_simple (self, "hangup", self->call->call_id, NULL, NULL); /* the supervisor leaves */
+  return G_SOURCE_REMOVE;
+}
+
+/* The next mode: asked for now, and the one after it once this one's
+ * time is over (counted from the media's connection for the first). */
+static void
+send_monitor (CdPeer *self)
+{
+  g_auto (GStrv) item = monitor_mode_at (self, self->next_mode);
+
+  if (item == NULL)
+    return;
+  self->next_mode++;
+  say (self, "call %s: supervising (%s)", self->options.monitor, item[0]);
+  {
+    g_autoptr (JsonBuilder) b = message_new ("call.monitor", self->options.monitor);
+    json_builder_set_member_name (b, "mode");
+    json_builder_add_string_value (b, item[0]);
+    send_message (self, b);
+  }
+}
+
+static void
+schedule_next_mode (CdPeer *self)
+{
+  g_auto (GStrv) item = self->next_mode > 0 ? monitor_mode_at (self, self->next_mode - 1) : NULL;
+
+  g_clear_handle_id (&self->mode_id, g_source_remove);
+  if (item && item[1])
+    self->mode_id = g_timeout_add (g_ascii_strtod (item[1], NULL) * 1000, on_mode_time, self);
+}
+
 static void
 call_ended (CdPeer *self, const char *reason)
 {
   g_clear_handle_id (&self->hangup_id, g_source_remove);
   g_clear_handle_id (&self->dtmf_id, g_source_remove);
   g_clear_handle_id (&self->drop_id, g_source_remove);
+  g_clear_handle_id (&self->transfer_id, g_source_remove);
+  g_clear_handle_id (&self->mode_id, g_source_remove);
   if (self->call == NULL)
     return;
   self->call->end_reason = g_strdup (reason);
@@ -622,7 +795,8 @@ call_ended (CdPeer *self, const char *reason)
       send_call_start (self);
     else if (!self->options.keep_listening)
       finish (self, NULL);
-  } else if (self->options.calls > 0 && self->answered >= self->options.calls) {
+  } else if (self->options.monitor ||
+             (self->options.calls > 0 && self->answered >= self->options.calls)) {
     finish (self, NULL);
   }
 }
@@ -640,6 +814,11 @@ on_connected (CdPeer *self)
     self->dtmf_id = g_timeout_add (500, on_dtmf_time, self);
   if (self->options.drop_after_s > 0)
     self->drop_id = g_timeout_add (self->options.drop_after_s * 1000, on_drop_time, self);
+  if (self->options.transfer_to)
+    self->transfer_id =
+        g_timeout_add (self->options.transfer_after_s * 1000, on_transfer_time, self);
+  if (self->options.monitor)
+    schedule_next_mode (self);
 }
 
 static void
@@ -669,11 +848,41 @@ handle_message (CdPeer *self, JsonObject *m)
       send_simple (self, "call.resume", self->call->call_id, NULL, NULL);
     } else if (self->options.role == CD_PEER_VISITOR) {
       send_call_start (self);
+    } else if (self->options.monitor) {
+      send_monitor (self); /* a supervisor takes no calls */
     } else {
       send_simple (self, "presence.set", NULL, "status", "available");
     }
   } else if (g_str_equal (type, "call.created")) {
     new_call (self, call_id);
+  } else if (g_str_equal (type, "call.monitoring")) {
+    Mode mode = { g_strdup (json_object_get_string_member_with_default (m, "mode", "")),
+                  g_get_real_time () };
+
+    if (self->call == NULL)
+      new_call (self, call_id);
+    else if (self->call->connected_us)
+      schedule_next_mode (self);
+    if (self->call) {
+      if (self->call->modes == NULL)
+        self->call->modes = g_array_new (FALSE, FALSE, sizeof (Mode));
+      g_array_append_val (self->call->modes, mode);
+    } else {
+      g_free (mode.mode);
+    }
+  } else if (g_str_equal (type, "call.transfer.state") && ours) {
+    const char *state = json_object_get_string_member_with_default (m, "state", "");
+
+    say (self, "call %s: the transfer is %s%s%s", call_id, state,
+         json_object_has_member (m, "reason") ? ": " : "",
+         json_object_get_string_member_with_default (m, "reason", ""));
+    if (g_str_equal (state, "connected") &&
+        (self->options.complete_after_s > 0 || self->options.cancel_after_s > 0))
+      self->transfer_id =
+          g_timeout_add ((self->options.complete_after_s > 0 ? self->options.complete_after_s
+                                                             : self->options.cancel_after_s) *
+                             1000,
+                         on_transfer_end_time, self);
   } else if (g_str_equal (type, "call.resumed") && ours) {
     self->call->resumed = TRUE;
     say (self, "call %s resumed", call_id);
@@ -717,6 +926,10 @@ handle_message (CdPeer *self, JsonObject *m)
     say (self, "error from the server: %s (%s)",
          json_object_get_string_member_with_default (m, "code", "?"),
          json_object_get_string_member_with_default (m, "detail", ""));
+    g_ptr_array_add (
+        self->errors,
+        g_strdup_printf ("%s: %s", json_object_get_string_member_with_default (m, "code", "?"),
+                         json_object_get_string_member_with_default (m, "detail", "")));
   }
 }
 
@@ -938,6 +1151,11 @@ build_report (CdPeer *self)
     json_builder_set_member_name (b, "failure");
     json_builder_add_string_value (b, self->failure);
   }
+  json_builder_set_member_name (b, "errors");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < self->errors->len; i++)
+    json_builder_add_string_value (b, g_ptr_array_index (self->errors, i));
+  json_builder_end_array (b);
   json_builder_set_member_name (b, "calls");
   json_builder_begin_array (b);
   for (guint i = 0; i < self->calls->len; i++) {
@@ -964,6 +1182,46 @@ build_report (CdPeer *self)
     json_builder_add_int_value (b, c->dtmf_sent);
     json_builder_set_member_name (b, "resumed");
     json_builder_add_boolean_value (b, c->resumed);
+    if (c->n_tones > 0) {
+      /* each listened-for frequency: its windows in each second of the call */
+      json_builder_set_member_name (b, "tones");
+      json_builder_begin_array (b);
+      for (guint t = 0; t < c->n_tones; t++) {
+        guint last = 0, total = 0;
+
+        for (guint k = 0; k < TONE_SECONDS; k++)
+          if (c->tone_counts[t][k]) {
+            last = k + 1;
+            total += c->tone_counts[t][k];
+          }
+        json_builder_begin_object (b);
+        json_builder_set_member_name (b, "hz");
+        json_builder_add_double_value (b, c->tone_hz[t]);
+        json_builder_set_member_name (b, "windows");
+        json_builder_add_int_value (b, total);
+        json_builder_set_member_name (b, "per_second");
+        json_builder_begin_array (b);
+        for (guint k = 0; k < last; k++)
+          json_builder_add_int_value (b, c->tone_counts[t][k]);
+        json_builder_end_array (b);
+        json_builder_end_object (b);
+      }
+      json_builder_end_array (b);
+    }
+    if (c->modes) {
+      json_builder_set_member_name (b, "modes");
+      json_builder_begin_array (b);
+      for (guint k = 0; k < c->modes->len; k++) {
+        Mode *m = &g_array_index (c->modes, Mode, k);
+        json_builder_begin_object (b);
+        json_builder_set_member_name (b, "mode");
+        json_builder_add_string_value (b, m->mode);
+        json_builder_set_member_name (b, "at_us");
+        json_builder_add_int_value (b, m->at_us);
+        json_builder_end_object (b);
+      }
+      json_builder_end_array (b);
+    }
     json_builder_end_object (b);
   }
   json_builder_end_array (b);
@@ -988,6 +1246,8 @@ finish (CdPeer *self, const char *failure)
   g_clear_handle_id (&self->dtmf_id, g_source_remove);
   g_clear_handle_id (&self->drop_id, g_source_remove);
   g_clear_handle_id (&self->resume_id, g_source_remove);
+  g_clear_handle_id (&self->transfer_id, g_source_remove);
+  g_clear_handle_id (&self->mode_id, g_source_remove);
   if (self->call)
     call_ended (self, failure ? "peer-gave-up" : "peer-stopped");
   stop_media (self);
@@ -1026,6 +1286,7 @@ cd_peer_finalize (GObject *object)
   stop_media (self);
   g_clear_object (&self->http);
   g_clear_pointer (&self->calls, g_ptr_array_unref);
+  g_clear_pointer (&self->errors, g_ptr_array_unref);
   g_clear_pointer (&self->call, call_record_free);
   g_free (self->token);
   g_free (self->ws_url);
@@ -1047,6 +1308,7 @@ static void
 cd_peer_init (CdPeer *self)
 {
   self->calls = g_ptr_array_new_with_free_func (call_record_free);
+  self->errors = g_ptr_array_new_with_free_func (g_free);
   self->turn_servers = g_ptr_array_new_with_free_func (g_free);
   self->http = soup_session_new_with_options ("timeout", 30, NULL);
 }
@@ -1070,6 +1332,11 @@ cd_peer_new (const CdPeerOptions *options)
   self->options.dtmf = g_strdup (options->dtmf);
   self->options.dtmf_signaling = g_strdup (options->dtmf_signaling);
   self->options.local_addresses = g_strdupv (options->local_addresses);
+  self->options.listen_for = g_strdup (options->listen_for);
+  self->options.transfer_to = g_strdup (options->transfer_to);
+  self->options.transfer_mode = g_strdup (options->transfer_mode);
+  self->options.monitor = g_strdup (options->monitor);
+  self->options.monitor_modes = g_strdup (options->monitor_modes);
   uri = g_uri_parse (self->options.server, G_URI_FLAGS_NONE, NULL);
   if (uri) {
     if (self->options.origin == NULL && options->role == CD_PEER_VISITOR)
@@ -1097,6 +1364,11 @@ cd_peer_options_clear (CdPeerOptions *o)
   g_clear_pointer (&o->dtmf, g_free);
   g_clear_pointer (&o->dtmf_signaling, g_free);
   g_clear_pointer (&o->local_addresses, g_strfreev);
+  g_clear_pointer (&o->listen_for, g_free);
+  g_clear_pointer (&o->transfer_to, g_free);
+  g_clear_pointer (&o->transfer_mode, g_free);
+  g_clear_pointer (&o->monitor, g_free);
+  g_clear_pointer (&o->monitor_modes, g_free);
 }
 
 void
@@ -1217,6 +1489,9 @@ cd_peer_main (CdPeerRole role, int argc, char **argv)
     { "resume-after", 0, 0, G_OPTION_ARG_DOUBLE, &o.resume_after_s,
       "reconnect and resume the call this long after the drop", "SECONDS" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet, "no progress on stderr", NULL },
+    { "listen-for", 0, 0, G_OPTION_ARG_STRING, &o.listen_for,
+      "report, second by second, the 50 ms windows holding each of these frequencies",
+      "HZ,HZ,..." },
     G_OPTION_ENTRY_NULL,
   };
   const GOptionEntry visitor[] = {
@@ -1241,6 +1516,21 @@ cd_peer_main (CdPeerRole role, int argc, char **argv)
       "FILE" },
     { "calls", 'n', 0, G_OPTION_ARG_INT, &o.calls, "leave after answering this many calls", "N" },
     { "reject", 0, 0, G_OPTION_ARG_INT, &o.reject, "reject this many offers first", "N" },
+    { "transfer-to", 0, 0, G_OPTION_ARG_STRING, &o.transfer_to,
+      "transfer each call to agent:ID or queue:ID once connected", "TARGET" },
+    { "transfer-mode", 0, 0, G_OPTION_ARG_STRING, &o.transfer_mode, "blind (the default) or warm",
+      "MODE" },
+    { "transfer-after", 0, 0, G_OPTION_ARG_DOUBLE, &o.transfer_after_s,
+      "transfer this long after connecting", "SECONDS" },
+    { "complete-after", 0, 0, G_OPTION_ARG_DOUBLE, &o.complete_after_s,
+      "warm: complete the transfer this long after the target connected", "SECONDS" },
+    { "cancel-after", 0, 0, G_OPTION_ARG_DOUBLE, &o.cancel_after_s,
+      "warm: cancel the transfer this long after the target connected", "SECONDS" },
+    { "monitor", 0, 0, G_OPTION_ARG_STRING, &o.monitor,
+      "supervise this call (a company admin) instead of taking calls", "CALL_ID" },
+    { "monitor-modes", 0, 0, G_OPTION_ARG_STRING, &o.monitor_modes,
+      "listen, whisper or barge, each for SECONDS, then leave (default listen)",
+      "MODE[:SECONDS],..." },
     G_OPTION_ENTRY_NULL,
   };
 

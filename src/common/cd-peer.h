@@ -37,6 +37,14 @@ typedef struct {
   gboolean keep_listening; /* visitor: stay after the call ended until timeout */
   gboolean relay_only;     /* visitor: ICE through the TURN servers only */
   GStrv local_addresses;   /* ICE host addresses, nullable */
+  char *listen_for;        /* "HZ,HZ,...": each one's windows counted second by second */
+  char *transfer_to;       /* agent: "agent:ID" or "queue:ID", transfer_after_s after connecting */
+  char *transfer_mode;     /* blind (default) or warm */
+  double transfer_after_s;
+  double complete_after_s; /* warm: complete this long after the target connected */
+  double cancel_after_s;   /* warm: cancel instead, this long after */
+  char *monitor;           /* a company admin: the call to supervise (no offers taken) */
+  char *monitor_modes;     /* "MODE[:SECONDS],...": listen, whisper, barge, each that long */
   gboolean quiet;
 } CdPeerOptions;
 

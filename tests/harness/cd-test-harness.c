@@ -703,21 +703,39 @@ on_peer_done (GObject *source, GAsyncResult *result, gpointer user_data)
 CdTestPeer *
 cd_test_peer_start_va (const char *name, const char *server, const char *g_debug, va_list args)
 {
+  g_autoptr (GPtrArray) more = g_ptr_array_new ();
+  const char *arg;
+
+  while ((arg = va_arg (args, const char *)) != NULL)
+    g_ptr_array_add (more, (char *) arg);
+  g_ptr_array_add (more, NULL);
+  return cd_test_peer_start_argv (name, server, g_debug, (const char *const *) more->pdata);
+}
+
+/**
+ * cd_test_peer_start_argv:
+ * @args: more arguments, NULL-terminated
+ *
+ * cd_test_peer_start_va() for arguments gathered in an array.
+ */
+CdTestPeer *
+cd_test_peer_start_argv (const char *name, const char *server, const char *g_debug,
+                         const char *const *args)
+{
   g_autoptr (GSubprocessLauncher) launcher =
       g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
   g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *dir = g_path_get_dirname (cd_test_daemon_binary ());
   g_autoptr (GError) error = NULL;
   CdTestPeer *p = g_new0 (CdTestPeer, 1);
-  const char *arg;
 
   g_ptr_array_add (argv, g_build_filename (dir, name, NULL));
   g_ptr_array_add (argv, g_strdup ("--server"));
   g_ptr_array_add (argv, g_strdup (server));
   g_ptr_array_add (argv, g_strdup ("--local-address"));
   g_ptr_array_add (argv, g_strdup ("127.0.0.1"));
-  while ((arg = va_arg (args, const char *)) != NULL)
-    g_ptr_array_add (argv, g_strdup (arg));
+  for (const char *const *a = args; *a; a++)
+    g_ptr_array_add (argv, g_strdup (*a));
   g_ptr_array_add (argv, NULL);
   if (g_debug)
     g_subprocess_launcher_setenv (launcher, "G_DEBUG", g_debug, TRUE);

@@ -105,6 +105,8 @@ typedef struct {
 
 CdTestPeer *cd_test_peer_start_va (const char *name, const char *server, const char *g_debug,
                                    va_list args);
+CdTestPeer *cd_test_peer_start_argv (const char *name, const char *server, const char *g_debug,
+                                     const char *const *args);
 gboolean cd_test_peer_wait (CdTestPeer *peer, guint timeout_ms);
 /* Waits for the peer, shows its log on stderr, frees it; its report, and
  * in @good whether it exited 0. */

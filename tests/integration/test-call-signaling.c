@@ -522,7 +522,7 @@ static const BadMessage catalogue[] = {
   { "type/number", FROM_VISITOR, "{\"type\":7,\"call_id\":\"@CALL@\"}", "invalid-field", NULL },
   { "type/object", FROM_VISITOR, "{\"type\":{\"name\":\"hangup\"},\"call_id\":\"@CALL@\"}",
     "invalid-field", NULL },
-  { "type/unknown", FROM_VISITOR, "{\"type\":\"call.transfer\",\"call_id\":\"@CALL@\"}",
+  { "type/unknown", FROM_VISITOR, "{\"type\":\"call.teleport\",\"call_id\":\"@CALL@\"}",
     "unknown-type", NULL },
   { "type/server-only", FROM_VISITOR, "{\"type\":\"call.state\",\"call_id\":\"@CALL@\"}",
     "unknown-type", NULL },
@@ -696,6 +696,44 @@ static const BadMessage catalogue[] = {
   /* call.accept, call.reject */
   AGENT_MESSAGE_FIELDS ("call.accept"),
   AGENT_MESSAGE_FIELDS ("call.reject"),
+
+/* call.transfer, call.transfer.complete, call.transfer.cancel: only the
+ * call's agent, on a connected call (the rest: test-call-transfer) */
+#define TRANSFER_TO ",\"mode\":\"blind\",\"agent_id\":\"00000000-0000-4000-8000-000000000001\""
+  CALL_MESSAGE_FIELDS ("call.transfer", TRANSFER_TO, "call.transfer"),
+  { "call.transfer/from-visitor", FROM_VISITOR,
+    "{\"type\":\"call.transfer\",\"call_id\":\"@CALL@\"" TRANSFER_TO "}", "forbidden",
+    "call.transfer" },
+  { "call.transfer/agent-not-on-call", FROM_AGENT,
+    "{\"type\":\"call.transfer\",\"call_id\":\"@CALL@\"" TRANSFER_TO "}", "not-found",
+    "call.transfer" },
+  { "call.transfer/mode-missing", FROM_AGENT,
+    "{\"type\":\"call.transfer\",\"call_id\":\"@CALL@\",\"queue_id\":\"@UNKNOWN@\"}",
+    "invalid-field", "call.transfer" },
+  { "call.transfer/agent-id-not-uuid", FROM_AGENT,
+    "{\"type\":\"call.transfer\",\"call_id\":\"@CALL@\",\"mode\":\"warm\",\"agent_id\":\"bob\"}",
+    "invalid-field", "call.transfer" },
+  CALL_MESSAGE_FIELDS ("call.transfer.complete", "", "call.transfer.complete"),
+  { "call.transfer.complete/from-visitor", FROM_VISITOR,
+    "{\"type\":\"call.transfer.complete\",\"call_id\":\"@CALL@\"}", "forbidden",
+    "call.transfer.complete" },
+  CALL_MESSAGE_FIELDS ("call.transfer.cancel", "", "call.transfer.cancel"),
+  { "call.transfer.cancel/agent-not-on-call", FROM_AGENT,
+    "{\"type\":\"call.transfer.cancel\",\"call_id\":\"@CALL@\"}", "not-found",
+    "call.transfer.cancel" },
+
+  /* call.monitor: company admins only */
+  { "call.monitor/from-visitor", FROM_VISITOR,
+    "{\"type\":\"call.monitor\",\"call_id\":\"@CALL@\",\"mode\":\"listen\"}", "forbidden",
+    "call.monitor" },
+  { "call.monitor/from-agent", FROM_AGENT,
+    "{\"type\":\"call.monitor\",\"call_id\":\"@CALL@\",\"mode\":\"listen\"}", "forbidden",
+    "call.monitor" },
+  { "call.monitor/mode-missing", FROM_AGENT, "{\"type\":\"call.monitor\",\"call_id\":\"@CALL@\"}",
+    "invalid-field", "call.monitor" },
+  { "call.monitor/call-id-not-uuid", FROM_AGENT,
+    "{\"type\":\"call.monitor\",\"call_id\":\"x\",\"mode\":\"listen\"}", "invalid-field",
+    "call.monitor" },
 
   /* presence.set */
   { "presence.set/from-visitor", FROM_VISITOR,

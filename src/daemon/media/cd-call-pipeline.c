@@ -26,6 +26,7 @@ enum {
   SIGNAL_LEG_CONNECTED,
   SIGNAL_DTMF,
   SIGNAL_FAILED,
+  SIGNAL_LEG_FAILED,
   N_SIGNALS
 };
 
@@ -41,7 +42,7 @@ typedef struct {
   guint32 last_dtmf_ts; /* the probe's thread only */
   gboolean dtmf_seen;   /* the probe's thread only */
   GstElement *webrtc;   /* unowned: the pipeline outlives its probes */
-  int role;
+  int tag;              /* LEG_TAG () */
 } LegShared;
 
 typedef enum {
@@ -51,18 +52,40 @@ typedef enum {
   NEGOTIATION_LOCAL,  /* setting it */
 } Negotiation;
 
+/* A way audio reaches a leg's selector: another leg's Opus as it came (a
+ * bridge), several legs decoded and mixed (a mix), a tone, or a leg's
+ * decoder. Its elements and request pads go together. */
+typedef struct {
+  CdLegRole to;
+  guint from; /* CD_LEG_BIT()s heard through it */
+  gboolean mix;
+  GstPad *selector_pad; /* on @to's selector; nullable */
+  GPtrArray *elements;  /* GstElement*, references */
+  GPtrArray *tee_pads;  /* request pads on the tees that feed it */
+} Branch;
+
 typedef struct {
   CdLegRole role;
-  GstElement *webrtc; /* all elements: owned by the pipeline */
+  guint gen;          /* parties the slot has had: names and tags the elements */
+  char *name;         /* the elements' prefix: the slot's name, then "agent.2"... */
+  GstElement *webrtc; /* all elements: owned by the pipeline; NULL: no party */
   GstElement *depay, *tee, *pay;
-  GstElement *source;   /* visitor with ringback: input-selector before pay */
-  GstElement *ringback; /* the ringback tone's bin, until the parties join */
+  GstElement *source; /* input-selector before pay: what the leg hears */
+  GstPad *mute_pad;   /* a selector pad nothing feeds: silence */
+  guint hears;        /* CD_LEG_BIT()s of the legs it should hear */
+  Branch *tone;       /* the visitor's ringing or hold tone, while selected */
+  GstElement *cadence;
+  guint cadence_period; /* seconds: the tone sounds one in that many */
+  Branch *decoder;      /* its audio decoded for mixes, once needed */
+  GstElement *pcm;      /* the decoder's tee */
   LegShared *shared;    /* atomic rc box */
   int opus_pt, dtmf_pt;
   guint dtmf_rate;
   Negotiation negotiation;
   gboolean has_sink; /* the send pad has been requested */
   gboolean ice_connected, dtls_connected, audio_seen, connected_told;
+  gboolean failed_told;
+  gboolean stats_pending; /* a get-stats of this leg counts in stats_expected */
   gint64 created_us;
   gint64 connected_us; /* when the leg was told connected */
   char *answer_sdp;
@@ -82,8 +105,11 @@ struct _CdCallPipeline {
   guint bus_watch_id;
   guint watchdog_id;
   Leg legs[CD_LEG_COUNT];
-  gboolean bridged;
-  gboolean joined;
+  GPtrArray *branches; /* Branch*: bridges and mixes into the legs */
+  guint mixes;         /* mixes made, for their names */
+  guint tones;         /* tones made, likewise */
+  GPtrArray *removals; /* GThread*: removals under way, joined by the teardown */
+  gboolean joined;     /* the visitor heard someone: the tone is for holding now */
   gboolean failed;
   gboolean stopped;
   GList *stats_waiters; /* GTask* */
@@ -93,7 +119,7 @@ struct _CdCallPipeline {
 
 G_DEFINE_FINAL_TYPE (CdCallPipeline, cd_call_pipeline, G_TYPE_OBJECT)
 
-static const char *leg_names[CD_LEG_COUNT] = { "visitor", "agent" };
+static const char *leg_names[CD_LEG_COUNT] = { "visitor", "agent", "agent-2", "supervisor" };
 
 const char *
 cd_leg_role_to_string (CdLegRole role)
@@ -354,7 +380,7 @@ on_rtp_packet (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
       shared->dtmf_seen = TRUE;
       shared->last_dtmf_ts = ts;
       post (pipeline_of (shared->webrtc),
-            gst_structure_new ("cd-dtmf", "leg", G_TYPE_INT, shared->role, "digit", G_TYPE_STRING,
+            gst_structure_new ("cd-dtmf", "leg", G_TYPE_INT, shared->tag, "digit", G_TYPE_STRING,
                                digit, "duration_ms", G_TYPE_UINT,
                                duration * 1000 / MAX (shared->dtmf_rate, 1), NULL));
     }
@@ -512,6 +538,18 @@ fail (CdCallPipeline *self, const char *reason, const char *detail)
   g_signal_emit (self, signals[SIGNAL_FAILED], 0, reason, detail);
 }
 
+/* One party's media failed: told once per party, the switchboard says
+ * whether the call ends or only that party leaves. */
+static void
+leg_fail (CdCallPipeline *self, Leg *leg, const char *reason, const char *detail)
+{
+  if (self->failed || self->stopped || leg->failed_told)
+    return;
+  leg->failed_told = TRUE;
+  g_message ("call %s: the %s's media failed (%s): %s", self->call_id, leg->name, reason, detail);
+  g_signal_emit (self, signals[SIGNAL_LEG_FAILED], 0, leg->role, reason, detail);
+}
+
 static void
 promise_step (CdCallPipeline *self, Leg *leg, const char *step, GstPromise **promise)
 {
@@ -531,86 +569,472 @@ make (const char *factory, const char *name)
   return e;
 }
 
+/* A leg's tag, given to its webrtcbin's callbacks and put on every message
+ * they post: the slot and its generation, so that what a removed party's
+ * elements still post is not taken for the slot's next party. */
+#define LEG_TAG(leg)  GINT_TO_POINTER ((int) ((leg)->role | ((leg)->gen << 4)))
+#define TAG_ROLE(tag) ((tag) &0xf)
+#define TAG_GEN(tag)  ((guint) (tag) >> 4)
+
 static void
-bridge (CdCallPipeline *self)
+branch_free (Branch *b)
 {
-  Leg *v = &self->legs[CD_LEG_VISITOR];
-  Leg *a = &self->legs[CD_LEG_AGENT];
-
-  if (self->bridged || v->webrtc == NULL || a->webrtc == NULL)
-    return;
-  self->bridged = TRUE;
-  for (int i = 0; i < 2; i++) {
-    Leg *from = i == 0 ? v : a;
-    Leg *to = i == 0 ? a : v;
-    g_autofree char *name =
-        g_strdup_printf ("%s-to-%s", leg_names[from->role], leg_names[to->role]);
-    GstElement *queue = make ("queue", name);
-
-    /* Full, it drops what arrives (leaky upstream). Dropping the oldest
-     * instead (leaky downstream) races the queue's own thread: a sticky
-     * event leaked from the head is stored on the source pad while the
-     * thread is still pushing the one before it, and GStreamer 1.22 warns
-     * "Sticky event misordering" (caps before stream-start). */
-    g_object_set (queue, "max-size-time", (guint64) 200 * GST_MSECOND, "max-size-bytes", 0,
-                  "max-size-buffers", 0, "leaky", 1 /* upstream: drop the newest */, NULL);
-    gst_bin_add (GST_BIN (self->pipeline), queue);
-    if (!gst_element_link_many (from->tee, queue, to->source ? to->source : to->pay, NULL))
-      g_error ("call %s: cannot bridge the legs", self->call_id);
-    gst_element_sync_state_with_parent (queue);
-  }
+  g_clear_object (&b->selector_pad);
+  g_ptr_array_unref (b->elements);
+  g_ptr_array_unref (b->tee_pads);
+  g_free (b);
 }
 
-/* Until an agent is connected the visitor hears a ringing tone (425 Hz,
- * one second in four), encoded with the configured Opus settings and
- * chosen by an input-selector in front of the visitor's payloader; once the
- * parties are joined the selector takes the agent's audio instead. */
-static void
-add_ringback (CdCallPipeline *self, Leg *leg)
+static Branch *
+branch_new (CdLegRole to, guint from, gboolean mix)
 {
-  g_autofree char *description = g_strdup_printf (
-      "audiotestsrc is-live=true wave=sine freq=425 volume=0.25 samplesperbuffer=960 ! "
-      "volume name=cadence ! audioconvert ! audioresample ! "
-      "audio/x-raw,rate=48000,channels=1 ! "
-      "opusenc bitrate=%u complexity=%u inband-fec=%s dtx=%s frame-size=20",
-      self->settings.opus_bitrate, self->settings.opus_complexity,
-      self->settings.opus_fec ? "true" : "false", self->settings.opus_dtx ? "true" : "false");
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GstPad) selected = NULL;
-  GstElement *bin = gst_parse_bin_from_description (description, TRUE, &error);
+  Branch *b = g_new0 (Branch, 1);
 
-  if (bin == NULL) {
-    g_message ("call %s: no ringback tone: %s", self->call_id, error->message);
+  b->to = to;
+  b->from = from;
+  b->mix = mix;
+  b->elements = g_ptr_array_new_with_free_func (gst_object_unref);
+  b->tee_pads = g_ptr_array_new_with_free_func (gst_object_unref);
+  return b;
+}
+
+static GstElement *
+add_element (CdCallPipeline *self, Branch *b, const char *factory, const char *name)
+{
+  GstElement *e = make (factory, name);
+
+  gst_bin_add (GST_BIN (self->pipeline), e);
+  if (b)
+    g_ptr_array_add (b->elements, gst_object_ref (e));
+  return e;
+}
+
+/* A queue that holds at most 200 ms and, full, drops what arrives (leaky
+ * upstream), so one party's stalled network never blocks another's.
+ * Dropping the oldest instead (leaky downstream) races the queue's own
+ * thread: a sticky event leaked from the head is stored on the source pad
+ * while the thread is still pushing the one before it, and GStreamer 1.22
+ * warns "Sticky event misordering" (caps before stream-start). Queues
+ * that carry audio from one leg to another are marked: the teardown
+ * removes them first, since a bin with a loop cannot order its states. */
+static GstElement *
+add_crossing_queue (CdCallPipeline *self, Branch *b, const char *name)
+{
+  GstElement *queue = add_element (self, b, "queue", name);
+
+  g_object_set (queue, "max-size-time", (guint64) 200 * GST_MSECOND, "max-size-bytes", 0,
+                "max-size-buffers", 0, "leaky", 1, NULL);
+  g_object_set_data (G_OBJECT (queue), "cd-crossing", GINT_TO_POINTER (1));
+  return queue;
+}
+
+/* Links a new request pad of @tee to @sink, keeping the pad in @b. */
+static gboolean
+link_from_tee (Branch *b, GstElement *tee, GstElement *sink)
+{
+  GstPad *src = gst_element_request_pad_simple (tee, "src_%u");
+  g_autoptr (GstPad) sinkpad = gst_element_get_static_pad (sink, "sink");
+
+  g_ptr_array_add (b->tee_pads, src);
+  return gst_pad_link (src, sinkpad) == GST_PAD_LINK_OK;
+}
+
+/* Links @src to a new input of @leg's selector, kept in @b. */
+static gboolean
+link_to_selector (Branch *b, GstElement *src, Leg *leg)
+{
+  g_autoptr (GstPad) srcpad = gst_element_get_static_pad (src, "src");
+
+  b->selector_pad = gst_element_request_pad_simple (leg->source, "sink_%u");
+  return gst_pad_link (srcpad, b->selector_pad) == GST_PAD_LINK_OK;
+}
+
+static void
+sync_elements (Branch *b)
+{
+  /* downstream first: nothing flows into an element not yet playing */
+  for (guint i = b->elements->len; i > 0; i--)
+    gst_element_sync_state_with_parent (g_ptr_array_index (b->elements, i - 1));
+}
+
+/* @from's Opus as it came, payloaded again for @to: no decoding. */
+static Branch *
+bridge_new (CdCallPipeline *self, Leg *from, Leg *to)
+{
+  Branch *b = branch_new (to->role, 1u << from->role, FALSE);
+  g_autofree char *name = g_strdup_printf ("%s-to-%s", from->name, to->name);
+  GstElement *queue = add_crossing_queue (self, b, name);
+
+  if (!link_to_selector (b, queue, to))
+    g_error ("call %s: cannot bridge %s to %s", self->call_id, from->name, to->name);
+  sync_elements (b);
+  /* last: a tee pushing into an element not yet playing gets flushing,
+   * which would stop the leg's stream for every branch */
+  if (!link_from_tee (b, from->tee, queue))
+    g_error ("call %s: cannot bridge %s to %s", self->call_id, from->name, to->name);
+  return b;
+}
+
+/* The leg's audio decoded once, for every mix that hears it. The elements
+ * belong to the leg and go with it. */
+static void
+ensure_decoded (CdCallPipeline *self, Leg *leg)
+{
+  g_autofree char *qname = g_strdup_printf ("%s-decode", leg->name);
+  g_autofree char *pname = g_strdup_printf ("%s-pcm", leg->name);
+  g_autoptr (GstCaps) caps = NULL;
+  GstElement *queue, *dec, *convert, *resample, *filter;
+  Branch *b;
+
+  if (leg->pcm)
     return;
+  b = branch_new (leg->role, 0, FALSE);
+  queue = add_element (self, b, "queue", qname);
+  g_object_set (queue, "max-size-time", (guint64) 200 * GST_MSECOND, "max-size-bytes", 0,
+                "max-size-buffers", 0, "leaky", 1, NULL);
+  dec = add_element (self, b, "opusdec", NULL);
+  g_object_set (dec, "plc", TRUE, NULL);
+  convert = add_element (self, b, "audioconvert", NULL);
+  resample = add_element (self, b, "audioresample", NULL);
+  filter = add_element (self, b, "capsfilter", NULL);
+  caps = gst_caps_from_string ("audio/x-raw,format=S16LE,rate=48000,channels=1");
+  g_object_set (filter, "caps", caps, NULL);
+  leg->pcm = add_element (self, b, "tee", pname);
+  g_object_set (leg->pcm, "allow-not-linked", TRUE, NULL);
+  if (!gst_element_link_many (queue, dec, convert, resample, filter, leg->pcm, NULL))
+    g_error ("call %s: cannot decode the %s's audio", self->call_id, leg->name);
+  sync_elements (b);
+  if (!link_from_tee (b, leg->tee, queue))
+    g_error ("call %s: cannot decode the %s's audio", self->call_id, leg->name);
+  /* the leg's own: removed with it, tee and all */
+  leg->decoder = b;
+}
+
+static GstElement *
+make_encoder (CdCallPipeline *self, Branch *b)
+{
+  GstElement *enc = add_element (self, b, "opusenc", NULL);
+
+  g_object_set (enc, "bitrate", (int) self->settings.opus_bitrate, "complexity",
+                (int) self->settings.opus_complexity, "inband-fec", self->settings.opus_fec, "dtx",
+                self->settings.opus_dtx, NULL);
+  gst_util_set_object_arg (G_OBJECT (enc), "frame-size", "20");
+  return enc;
+}
+
+/* What the talkers in @from say, decoded, mixed and encoded for @to alone
+ * (mix-minus: a leg never hears itself). */
+static Branch *
+mix_new (CdCallPipeline *self, Leg *to, guint from)
+{
+  Branch *b = branch_new (to->role, from, TRUE);
+  g_autofree char *mname = g_strdup_printf ("%s-mix-%u", to->name, ++self->mixes);
+  g_autoptr (GstCaps) caps =
+      gst_caps_from_string ("audio/x-raw,format=S16LE,rate=48000,channels=1");
+  GstElement *mixer, *filter, *enc;
+
+  mixer = add_element (self, b, "audiomixer", mname);
+  /* live: it mixes what has come after its latency, and starts at the
+   * first buffer's time, not at zero (which it would then catch up on) */
+  g_object_set (mixer, "latency", (guint64) 40 * GST_MSECOND, NULL);
+  gst_util_set_object_arg (G_OBJECT (mixer), "start-time-selection", "first");
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (mixer), "ignore-inactive-pads"))
+    g_object_set (mixer, "ignore-inactive-pads", TRUE, NULL);
+  filter = add_element (self, b, "capsfilter", NULL);
+  g_object_set (filter, "caps", caps, NULL);
+  enc = make_encoder (self, b);
+  if (!gst_element_link_many (mixer, filter, enc, NULL) || !link_to_selector (b, enc, to))
+    g_error ("call %s: cannot build the %s's mix", self->call_id, to->name);
+  for (int t = 0; t < CD_LEG_COUNT; t++) {
+    Leg *talker = &self->legs[t];
+    g_autofree char *qname = NULL;
+    GstElement *queue;
+    g_autoptr (GstPad) qsrc = NULL;
+    g_autoptr (GstPad) msink = NULL;
+
+    if (!(from & (1u << t)))
+      continue;
+    ensure_decoded (self, talker);
+    qname = g_strdup_printf ("%s-to-%s", talker->name, mname);
+    queue = add_crossing_queue (self, b, qname);
+    g_object_set_data (G_OBJECT (queue), "cd-talker", talker->pcm);
+    qsrc = gst_element_get_static_pad (queue, "src");
+    msink = gst_element_request_pad_simple (mixer, "sink_%u");
+    if (gst_pad_link (qsrc, msink) != GST_PAD_LINK_OK)
+      g_error ("call %s: cannot mix the %s's audio", self->call_id, talker->name);
   }
-  gst_object_set_name (GST_OBJECT (bin), "visitor-ringback");
-  leg->source = make ("input-selector", "visitor-source");
-  g_object_set (leg->source, "sync-streams", FALSE, NULL);
-  gst_bin_add_many (GST_BIN (self->pipeline), leg->source, bin, NULL);
-  if (!gst_element_link (leg->source, leg->pay) || !gst_element_link (bin, leg->source))
-    g_error ("call %s: cannot link the ringback tone", self->call_id);
-  {
-    g_autoptr (GstPad) src = gst_element_get_static_pad (bin, "src");
-    selected = gst_pad_get_peer (src);
+  sync_elements (b);
+  /* the talkers' tees last, once everything they feed is playing */
+  for (guint i = 0; i < b->elements->len; i++) {
+    GstElement *e = g_ptr_array_index (b->elements, i);
+    GstElement *tee = g_object_get_data (G_OBJECT (e), "cd-talker");
+
+    if (tee && !link_from_tee (b, tee, e))
+      g_error ("call %s: cannot mix into the %s's audio", self->call_id, to->name);
   }
-  g_object_set (leg->source, "active-pad", selected, NULL);
-  leg->ringback = bin;
-  gst_element_sync_state_with_parent (leg->source);
-  /* the tone starts once the payloader has somewhere to send it */
+  return b;
+}
+
+/* The ringing tone (425 Hz, one second in four) before an agent first
+ * answers, the hold tone (350 Hz, one second in two) after: made here and
+ * encoded with the configured Opus settings, chosen by the visitor's
+ * selector while the visitor hears nobody. */
+static void
+add_tone (CdCallPipeline *self, Leg *leg)
+{
+  Branch *b = branch_new (leg->role, 0, FALSE);
+  /* numbered: the previous tone may still be stopping */
+  g_autofree char *name =
+      g_strdup_printf ("%s-%s-%u", leg->name, self->joined ? "hold" : "ringback", ++self->tones);
+  g_autoptr (GstCaps) caps = gst_caps_from_string ("audio/x-raw,rate=48000,channels=1");
+  GstElement *src, *cadence, *convert, *resample, *filter, *enc;
+
+  src = add_element (self, b, "audiotestsrc", name);
+  g_object_set (src, "is-live", TRUE, "freq", self->joined ? 350.0 : 425.0, "volume", 0.25,
+                "samplesperbuffer", 960, NULL);
+  cadence = add_element (self, b, "volume", NULL);
+  convert = add_element (self, b, "audioconvert", NULL);
+  resample = add_element (self, b, "audioresample", NULL);
+  filter = add_element (self, b, "capsfilter", NULL);
+  g_object_set (filter, "caps", caps, NULL);
+  enc = make_encoder (self, b);
+  if (!gst_element_link_many (src, cadence, convert, resample, filter, enc, NULL) ||
+      !link_to_selector (b, enc, leg))
+    g_error ("call %s: cannot link the tone", self->call_id);
+  leg->tone = b;
+  leg->cadence = cadence;
+  leg->cadence_period = self->joined ? 2 : 4;
+  g_object_set (leg->source, "active-pad", b->selector_pad, NULL);
+  sync_elements (b);
+}
+
+typedef struct {
+  GstElement *pipeline;
+  GstElement *webrtc; /* nullable: a leg's, stopped first */
+  GPtrArray *tee_pads;
+  GPtrArray *selector_pads;
+  GPtrArray *elements;
+} Removal;
+
+/* Shared by the probe and the thread waiting for it: the probe may run
+ * after the wait gave up. */
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  gboolean done;
+} Idle;
+
+static void
+idle_clear (gpointer data)
+{
+  Idle *idle = data;
+
+  g_mutex_clear (&idle->lock);
+  g_cond_clear (&idle->cond);
+}
+
+static void
+idle_release (gpointer data)
+{
+  g_atomic_rc_box_release_full (data, idle_clear);
+}
+
+static GstPadProbeReturn
+on_tee_pad_idle (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  Idle *idle = user_data;
+  g_autoptr (GstPad) peer = gst_pad_get_peer (pad);
+
+  if (peer)
+    gst_pad_unlink (pad, peer);
+  g_mutex_lock (&idle->lock);
+  idle->done = TRUE;
+  g_cond_signal (&idle->cond);
+  g_mutex_unlock (&idle->lock);
+  return GST_PAD_PROBE_REMOVE;
+}
+
+/* Unlinks a tee's request pad between two buffers, then releases it: the
+ * tee goes on feeding its other branches. */
+static void
+detach_tee_pad (GstPad *pad)
+{
+  g_autoptr (GstElement) tee = gst_pad_get_parent_element (pad);
+  Idle *idle = g_atomic_rc_box_new0 (Idle);
+  gint64 until = g_get_monotonic_time () + G_USEC_PER_SEC;
+  gboolean done;
+  gulong id;
+
+  g_mutex_init (&idle->lock);
+  g_cond_init (&idle->cond);
+  id = gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_IDLE, on_tee_pad_idle,
+                          g_atomic_rc_box_acquire (idle), idle_release);
+  g_mutex_lock (&idle->lock);
+  while (!idle->done)
+    if (!g_cond_wait_until (&idle->cond, &idle->lock, until))
+      break;
+  done = idle->done;
+  g_mutex_unlock (&idle->lock);
+  if (!done) {
+    /* the tee's thread is stuck downstream; the release below unlinks */
+    g_message ("a branch was removed without waiting for its tee");
+    if (id)
+      gst_pad_remove_probe (pad, id);
+  }
+  idle_release (idle);
+  if (tee)
+    gst_element_release_request_pad (tee, pad);
 }
 
 static gpointer
-remove_ringback_thread (gpointer data)
+removal_thread (gpointer data)
 {
-  GstElement *bin = data;
-  g_autoptr (GstObject) parent = gst_object_get_parent (GST_OBJECT (bin));
+  Removal *r = data;
 
-  gst_element_set_locked_state (bin, TRUE);
-  gst_element_set_state (bin, GST_STATE_NULL);
-  if (parent)
-    gst_bin_remove (GST_BIN (parent), bin);
-  gst_object_unref (bin);
+  for (guint i = 0; i < r->tee_pads->len; i++)
+    detach_tee_pad (g_ptr_array_index (r->tee_pads, i));
+  if (r->webrtc) {
+    cd_srtp_gate_close (GST_BIN (r->webrtc));
+    gst_element_set_locked_state (r->webrtc, TRUE);
+    gst_element_set_state (r->webrtc, GST_STATE_NULL);
+  }
+  for (guint i = 0; i < r->elements->len; i++) {
+    GstElement *e = g_ptr_array_index (r->elements, i);
+    gst_element_set_locked_state (e, TRUE);
+    gst_element_set_state (e, GST_STATE_NULL);
+  }
+  for (guint i = 0; i < r->selector_pads->len; i++) {
+    GstPad *pad = g_ptr_array_index (r->selector_pads, i);
+    g_autoptr (GstElement) selector = gst_pad_get_parent_element (pad);
+    if (selector)
+      gst_element_release_request_pad (selector, pad);
+  }
+  if (r->webrtc)
+    gst_bin_remove (GST_BIN (r->pipeline), r->webrtc);
+  for (guint i = 0; i < r->elements->len; i++)
+    gst_bin_remove (GST_BIN (r->pipeline), g_ptr_array_index (r->elements, i));
+  g_clear_object (&r->webrtc);
+  g_ptr_array_unref (r->tee_pads);
+  g_ptr_array_unref (r->selector_pads);
+  g_ptr_array_unref (r->elements);
+  gst_object_unref (r->pipeline);
+  g_free (r);
+  g_atomic_int_dec_and_test (&live_pipelines);
   return NULL;
+}
+
+static Removal *
+removal_new (CdCallPipeline *self)
+{
+  Removal *r = g_new0 (Removal, 1);
+
+  r->pipeline = gst_object_ref (self->pipeline);
+  r->tee_pads = g_ptr_array_new_with_free_func (gst_object_unref);
+  r->selector_pads = g_ptr_array_new_with_free_func (gst_object_unref);
+  r->elements = g_ptr_array_new_with_free_func (gst_object_unref);
+  return r;
+}
+
+/* @b goes into @r: its elements are stopped and removed; @detach_tees is
+ * false when the tees feeding it go too. */
+static void
+removal_take_branch (Removal *r, Branch *b, gboolean detach_tees, gboolean release_selector)
+{
+  if (detach_tees)
+    g_ptr_array_extend (r->tee_pads, b->tee_pads, (GCopyFunc) (void (*) (void)) gst_object_ref,
+                        NULL);
+  if (release_selector && b->selector_pad)
+    g_ptr_array_add (r->selector_pads, gst_object_ref (b->selector_pad));
+  g_ptr_array_extend (r->elements, b->elements, (GCopyFunc) (void (*) (void)) gst_object_ref, NULL);
+  branch_free (b);
+}
+
+/* Stopping elements joins their threads: never on the main loop. */
+static void
+removal_start (CdCallPipeline *self, Removal *r)
+{
+  if (r->webrtc == NULL && r->elements->len == 0 && r->tee_pads->len == 0) {
+    g_ptr_array_unref (r->tee_pads);
+    g_ptr_array_unref (r->selector_pads);
+    g_ptr_array_unref (r->elements);
+    gst_object_unref (r->pipeline);
+    g_free (r);
+    return;
+  }
+  g_atomic_int_inc (&live_pipelines);
+  /* the teardown joins it first: both remove elements from the bin */
+  g_ptr_array_add (self->removals, g_thread_new ("call-removal", removal_thread, r));
+}
+
+static void
+drop_tone (CdCallPipeline *self, Leg *leg)
+{
+  Removal *r;
+
+  if (leg->tone == NULL)
+    return;
+  r = removal_new (self);
+  removal_take_branch (r, g_steal_pointer (&leg->tone), FALSE, TRUE);
+  leg->cadence = NULL;
+  removal_start (self, r);
+}
+
+static Branch *
+find_branch (CdCallPipeline *self, CdLegRole to, guint from)
+{
+  for (guint i = 0; i < self->branches->len; i++) {
+    Branch *b = g_ptr_array_index (self->branches, i);
+    if (b->to == to && b->from == from)
+      return b;
+  }
+  return NULL;
+}
+
+static gboolean
+leg_present (Leg *leg)
+{
+  return leg->webrtc != NULL;
+}
+
+/* Selects what @leg hears now: its talkers that are present, directly
+ * (one), mixed (several), or nobody: the tone for the visitor, silence
+ * for the others. Audio goes into a payloader only once it is linked
+ * (else not-linked stops the source). */
+static void
+apply_hearing (CdCallPipeline *self, Leg *leg)
+{
+  guint talkers = 0, n = 0;
+  Branch *b = NULL;
+
+  if (self->pipeline == NULL || !leg->has_sink || leg->source == NULL)
+    return;
+  for (int t = 0; t < CD_LEG_COUNT; t++)
+    if ((leg->hears & (1u << t)) && t != (int) leg->role && leg_present (&self->legs[t])) {
+      talkers |= 1u << t;
+      n++;
+    }
+  if (n == 0) {
+    if (leg->role == CD_LEG_VISITOR && self->settings.ringback) {
+      if (leg->tone == NULL)
+        add_tone (self, leg);
+      return;
+    }
+    g_object_set (leg->source, "active-pad", leg->mute_pad, NULL);
+    return;
+  }
+  b = find_branch (self, leg->role, talkers);
+  if (b == NULL) {
+    for (int t = 0; n == 1 && t < CD_LEG_COUNT; t++)
+      if (talkers == 1u << t)
+        b = bridge_new (self, &self->legs[t], leg);
+    if (b == NULL)
+      b = mix_new (self, leg, talkers);
+    g_ptr_array_add (self->branches, b);
+  }
+  g_object_set (leg->source, "active-pad", b->selector_pad, NULL);
+  drop_tone (self, leg);
+  if (leg->role == CD_LEG_VISITOR)
+    self->joined = TRUE;
 }
 
 static void
@@ -642,50 +1066,67 @@ configure_ice (CdCallPipeline *self, GstElement *webrtc)
 static void
 create_leg (CdCallPipeline *self, Leg *leg)
 {
-  g_autofree char *wname = g_strdup_printf ("%s", leg_names[leg->role]);
-  g_autofree char *dname = g_strdup_printf ("%s-depay", leg_names[leg->role]);
-  g_autofree char *tname = g_strdup_printf ("%s-received", leg_names[leg->role]);
-  g_autofree char *pname = g_strdup_printf ("%s-pay", leg_names[leg->role]);
-  gpointer role = GINT_TO_POINTER (leg->role);
+  g_autofree char *dname = NULL;
+  g_autofree char *tname = NULL;
+  g_autofree char *sname = NULL;
+  g_autofree char *pname = NULL;
+  gpointer tag;
   g_autoptr (GstPad) depay_sink = NULL;
 
-  leg->webrtc = make ("webrtcbin", wname);
+  leg->gen++;
+  tag = LEG_TAG (leg);
+  g_free (leg->name);
+  leg->name = leg->gen == 1 ? g_strdup (leg_names[leg->role])
+                            : g_strdup_printf ("%s.%u", leg_names[leg->role], leg->gen);
+  dname = g_strdup_printf ("%s-depay", leg->name);
+  tname = g_strdup_printf ("%s-received", leg->name);
+  sname = g_strdup_printf ("%s-source", leg->name);
+  pname = g_strdup_printf ("%s-pay", leg->name);
+  leg->webrtc = make ("webrtcbin", leg->name);
   g_object_set (leg->webrtc, "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, "latency",
                 self->settings.jitter_latency_ms, NULL);
+  /* the leg's own gate: it may leave before the call ends */
+  cd_srtp_gate_install (GST_BIN (leg->webrtc));
   configure_ice (self, leg->webrtc);
   leg->depay = make ("rtpopusdepay", dname);
   leg->tee = make ("tee", tname);
   g_object_set (leg->tee, "allow-not-linked", TRUE, NULL);
+  leg->source = make ("input-selector", sname);
+  g_object_set (leg->source, "sync-streams", FALSE, NULL);
   leg->pay = make ("rtpopuspay", pname);
   g_object_set (leg->pay, "pt", leg->opus_pt, NULL);
+  g_clear_pointer (&leg->shared, g_atomic_rc_box_release);
   leg->shared = g_atomic_rc_box_new0 (LegShared);
   leg->shared->dtmf_pt = leg->dtmf_pt;
   leg->shared->dtmf_rate = leg->dtmf_rate;
   leg->shared->webrtc = leg->webrtc;
-  leg->shared->role = leg->role;
+  leg->shared->tag = GPOINTER_TO_INT (tag);
   leg->created_us = g_get_monotonic_time ();
 
   g_object_set_data (G_OBJECT (leg->webrtc), "cd-pipeline", self->pipeline);
-  g_object_set_data (G_OBJECT (leg->webrtc), "cd-leg", role);
+  g_object_set_data (G_OBJECT (leg->webrtc), "cd-leg", tag);
   g_object_set_data (G_OBJECT (leg->webrtc), "cd-depay", leg->depay);
-  g_signal_connect (leg->webrtc, "on-ice-candidate", G_CALLBACK (on_webrtc_ice_candidate), role);
+  g_signal_connect (leg->webrtc, "on-ice-candidate", G_CALLBACK (on_webrtc_ice_candidate), tag);
   g_signal_connect (leg->webrtc, "notify::ice-connection-state",
-                    G_CALLBACK (on_webrtc_state_notify), role);
+                    G_CALLBACK (on_webrtc_state_notify), tag);
   g_signal_connect (leg->webrtc, "notify::connection-state", G_CALLBACK (on_webrtc_state_notify),
-                    role);
-  g_signal_connect (leg->webrtc, "pad-added", G_CALLBACK (on_webrtc_pad_added), role);
+                    tag);
+  g_signal_connect (leg->webrtc, "pad-added", G_CALLBACK (on_webrtc_pad_added), tag);
 
   depay_sink = gst_element_get_static_pad (leg->depay, "sink");
   gst_pad_add_probe (depay_sink, GST_PAD_PROBE_TYPE_BUFFER, on_audio_buffer,
                      g_atomic_rc_box_acquire (leg->shared),
                      (GDestroyNotify) g_atomic_rc_box_release);
 
-  gst_bin_add_many (GST_BIN (self->pipeline), leg->webrtc, leg->depay, leg->tee, leg->pay, NULL);
-  if (!gst_element_link (leg->depay, leg->tee))
-    g_error ("cannot link rtpopusdepay to tee");
-  if (leg->role == CD_LEG_VISITOR && self->settings.ringback)
-    add_ringback (self, leg);
+  gst_bin_add_many (GST_BIN (self->pipeline), leg->webrtc, leg->depay, leg->tee, leg->source,
+                    leg->pay, NULL);
+  if (!gst_element_link (leg->depay, leg->tee) || !gst_element_link (leg->source, leg->pay))
+    g_error ("cannot link a leg's depayloader or payloader");
+  /* a selector pad nothing feeds: selected, the leg hears silence */
+  leg->mute_pad = gst_element_request_pad_simple (leg->source, "sink_%u");
+  g_object_set (leg->source, "active-pad", leg->mute_pad, NULL);
   gst_element_sync_state_with_parent (leg->pay);
+  gst_element_sync_state_with_parent (leg->source);
   gst_element_sync_state_with_parent (leg->tee);
   gst_element_sync_state_with_parent (leg->depay);
   gst_element_sync_state_with_parent (leg->webrtc);
@@ -715,12 +1156,9 @@ attach_sender (CdCallPipeline *self, Leg *leg)
     fail (self, "pipeline-error", "cannot link the sender");
     return;
   }
-  /* audio goes into a payloader only once it is linked (else not-linked
-   * stops the source): the tone now, the other party once both can send */
-  if (leg->ringback)
-    gst_element_sync_state_with_parent (leg->ringback);
-  if (self->legs[CD_LEG_VISITOR].has_sink && self->legs[CD_LEG_AGENT].has_sink)
-    bridge (self);
+  /* this leg can hear now, and be heard by those waiting for it */
+  for (int i = 0; i < CD_LEG_COUNT; i++)
+    apply_hearing (self, &self->legs[i]);
 }
 
 static void
@@ -838,7 +1276,7 @@ handle_state (CdCallPipeline *self, Leg *leg, const GstStructure *s)
       leg->ice_connected = TRUE;
     else if (value == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED) {
       g_autofree char *detail = g_strdup_printf ("the %s's ICE failed", leg_names[leg->role]);
-      fail (self, "ice-failed", detail);
+      leg_fail (self, leg, "ice-failed", detail);
     }
   } else if (g_strcmp0 (property, "connection-state") == 0) {
     if (value == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED)
@@ -847,7 +1285,7 @@ handle_state (CdCallPipeline *self, Leg *leg, const GstStructure *s)
       g_autofree char *detail =
           g_strdup_printf ("the %s's connection failed (%s)", leg_names[leg->role],
                            leg->ice_connected ? "DTLS" : "ICE");
-      fail (self, leg->ice_connected ? "dtls-failed" : "ice-failed", detail);
+      leg_fail (self, leg, leg->ice_connected ? "dtls-failed" : "ice-failed", detail);
     }
   }
   maybe_connected (self, leg);
@@ -911,8 +1349,11 @@ handle_stats (CdCallPipeline *self, Leg *leg, const GstStructure *s)
   leg->stats_at_us = now;
   g_clear_pointer (&leg->stats, json_object_unref);
   leg->stats = json_object_ref (o);
-  if (self->stats_expected > 0 && --self->stats_expected == 0)
-    complete_stats (self);
+  if (leg->stats_pending) {
+    leg->stats_pending = FALSE;
+    if (self->stats_expected > 0 && --self->stats_expected == 0)
+      complete_stats (self);
+  }
 }
 
 static gboolean
@@ -949,8 +1390,12 @@ on_bus_message (GstBus *bus, GstMessage *message, gpointer user_data)
   s = gst_message_get_structure (message);
   if (self->stopped)
     return G_SOURCE_CONTINUE;
-  if (gst_structure_get_int (s, "leg", &role) && role >= 0 && role < CD_LEG_COUNT)
-    leg = &self->legs[role];
+  if (gst_structure_get_int (s, "leg", &role) && role >= 0 && TAG_ROLE (role) < CD_LEG_COUNT) {
+    leg = &self->legs[TAG_ROLE (role)];
+    /* from a party that left the slot */
+    if (leg->webrtc == NULL || TAG_GEN (role) != leg->gen)
+      leg = NULL;
+  }
   if (gst_structure_has_name (s, "cd-error")) {
     fail (self, "pipeline-error", gst_structure_get_string (s, "detail"));
   } else if (leg == NULL) {
@@ -989,16 +1434,16 @@ on_watchdog (gpointer user_data)
   CdCallPipeline *self = user_data;
   gint64 now = g_get_monotonic_time ();
 
-  Leg *visitor = &self->legs[CD_LEG_VISITOR];
+  gboolean any_connected = FALSE;
 
   self->ticks++;
-  if (visitor->ringback) {
-    g_autoptr (GstElement) cadence = gst_bin_get_by_name (GST_BIN (visitor->ringback), "cadence");
-    if (cadence)
-      g_object_set (cadence, "mute", (self->ticks % 4) != 0, NULL);
+  for (int i = 0; i < CD_LEG_COUNT; i++) {
+    Leg *leg = &self->legs[i];
+    if (leg->cadence)
+      g_object_set (leg->cadence, "mute", (self->ticks % leg->cadence_period) != 0, NULL);
+    any_connected |= leg->webrtc != NULL && leg->connected_told;
   }
-  if (self->ticks % 2 == 0 && self->stats_expected == 0 &&
-      (self->legs[0].connected_told || self->legs[1].connected_told))
+  if (self->ticks % 2 == 0 && self->stats_expected == 0 && any_connected)
     request_stats (self);
 
   for (int i = 0; i < CD_LEG_COUNT; i++) {
@@ -1016,7 +1461,7 @@ on_watchdog (gpointer user_data)
         now - leg->created_us > (gint64) self->settings.ice_timeout_s * G_USEC_PER_SEC) {
       g_autofree char *detail = g_strdup_printf ("the %s's ICE did not connect within %u s",
                                                  leg_names[i], self->settings.ice_timeout_s);
-      fail (self, "ice-failed", detail);
+      leg_fail (self, leg, "ice-failed", detail);
       break;
     }
     /* the stream's pad appears before its first packet reaches the probe:
@@ -1025,40 +1470,77 @@ on_watchdog (gpointer user_data)
                                    (gint64) self->settings.media_timeout_s * G_USEC_PER_SEC) {
       g_autofree char *detail = g_strdup_printf ("no audio from the %s for %u s", leg_names[i],
                                                  self->settings.media_timeout_s);
-      fail (self, "media-timeout", detail);
+      leg_fail (self, leg, "media-timeout", detail);
       break;
     }
   }
   return G_SOURCE_CONTINUE;
 }
 
+static gboolean
+is_webrtcbin (GstElement *e)
+{
+  GstElementFactory *f = gst_element_get_factory (e);
+
+  return f && g_str_equal (GST_OBJECT_NAME (f), "webrtcbin");
+}
+
+typedef struct {
+  GstElement *pipeline;
+  GPtrArray *removals; /* GThread* */
+} Teardown;
+
 static gpointer
 teardown_thread (gpointer data)
 {
-  GstElement *pipeline = data;
+  Teardown *t = data;
+  GstElement *pipeline = t->pipeline;
+  g_autoptr (GPtrArray) legs = g_ptr_array_new_with_free_func (gst_object_unref);
+  g_autoptr (GPtrArray) crossing = g_ptr_array_new_with_free_func (gst_object_unref);
+  GstIterator *it;
+  GValue item = G_VALUE_INIT;
+  GstIteratorResult res;
 
+  /* parties that left first: their threads remove elements too */
+  for (guint i = 0; i < t->removals->len; i++)
+    g_thread_join (g_ptr_array_index (t->removals, i));
+  g_ptr_array_unref (t->removals);
+  g_free (t);
+  it = gst_bin_iterate_elements (GST_BIN (pipeline));
+  while ((res = gst_iterator_next (it, &item)) != GST_ITERATOR_DONE) {
+    GstElement *e;
+
+    if (res == GST_ITERATOR_RESYNC) {
+      gst_iterator_resync (it);
+      g_ptr_array_set_size (legs, 0);
+      g_ptr_array_set_size (crossing, 0);
+      continue;
+    }
+    if (res != GST_ITERATOR_OK)
+      break;
+    e = g_value_get_object (&item);
+    if (is_webrtcbin (e))
+      g_ptr_array_add (legs, gst_object_ref (e));
+    else if (g_object_get_data (G_OBJECT (e), "cd-crossing"))
+      g_ptr_array_add (crossing, gst_object_ref (e));
+    g_value_reset (&item);
+  }
+  g_value_unset (&item);
+  gst_iterator_free (it);
   cd_srtp_gate_close (GST_BIN (pipeline));
   /* A leg whose DTLS never finished blocks its sender inside webrtcbin
    * until the element leaves PLAYING: stop the legs first (their senders
-   * then see flushing), so the bridge queues' threads can be joined. */
-  for (int i = 0; i < CD_LEG_COUNT; i++) {
-    GstElement *webrtc = gst_bin_get_by_name (GST_BIN (pipeline), leg_names[i]);
-    if (webrtc) {
-      gst_element_set_locked_state (webrtc, TRUE);
-      gst_element_set_state (webrtc, GST_STATE_NULL);
-      gst_object_unref (webrtc);
-    }
+   * then see flushing), so the queues' threads can be joined. */
+  for (guint i = 0; i < legs->len; i++) {
+    gst_element_set_locked_state (g_ptr_array_index (legs, i), TRUE);
+    gst_element_set_state (g_ptr_array_index (legs, i), GST_STATE_NULL);
   }
   /* the legs feed each other: unlink them, or the bin sees a loop */
-  for (int i = 0; i < 2; i++) {
-    GstElement *queue =
-        gst_bin_get_by_name (GST_BIN (pipeline), i ? "agent-to-visitor" : "visitor-to-agent");
-    if (queue) {
-      gst_element_set_locked_state (queue, TRUE);
-      gst_element_set_state (queue, GST_STATE_NULL);
-      gst_bin_remove (GST_BIN (pipeline), queue);
-      gst_object_unref (queue);
-    }
+  for (guint i = 0; i < crossing->len; i++) {
+    GstElement *queue = g_ptr_array_index (crossing, i);
+    gst_element_set_locked_state (queue, TRUE);
+    gst_element_set_state (queue, GST_STATE_NULL);
+    gst_bin_remove (GST_BIN (pipeline), queue);
   }
   gst_element_set_state (pipeline, GST_STATE_NULL);
   gst_object_unref (pipeline);
@@ -1089,9 +1571,15 @@ cd_call_pipeline_stop (CdCallPipeline *self)
     return;
   for (int i = 0; i < CD_LEG_COUNT; i++)
     if (self->legs[i].webrtc)
-      g_signal_handlers_disconnect_by_data (self->legs[i].webrtc,
-                                            GINT_TO_POINTER (self->legs[i].role));
-  g_thread_unref (g_thread_new ("call-teardown", teardown_thread, pipeline));
+      g_signal_handlers_disconnect_by_data (self->legs[i].webrtc, LEG_TAG (&self->legs[i]));
+  {
+    Teardown *t = g_new0 (Teardown, 1);
+
+    t->pipeline = pipeline;
+    t->removals = g_steal_pointer (&self->removals);
+    self->removals = g_ptr_array_new ();
+    g_thread_unref (g_thread_new ("call-teardown", teardown_thread, t));
+  }
 }
 
 static void
@@ -1112,7 +1600,14 @@ cd_call_pipeline_finalize (GObject *object)
     g_clear_pointer (&self->legs[i].shared, g_atomic_rc_box_release);
     g_clear_pointer (&self->legs[i].answer_sdp, g_free);
     g_clear_pointer (&self->legs[i].stats, json_object_unref);
+    g_clear_pointer (&self->legs[i].name, g_free);
+    g_clear_pointer (&self->legs[i].tone, branch_free);
+    g_clear_pointer (&self->legs[i].decoder, branch_free);
+    g_clear_object (&self->legs[i].mute_pad);
   }
+  g_ptr_array_unref (self->branches);
+  /* (stop handed them to the teardown) */
+  g_ptr_array_unref (self->removals);
   g_strfreev (self->settings.local_addresses);
   g_free (self->call_id);
   G_OBJECT_CLASS (cd_call_pipeline_parent_class)->finalize (object);
@@ -1140,6 +1635,9 @@ cd_call_pipeline_class_init (CdCallPipelineClass *klass)
   signals[SIGNAL_FAILED] =
       g_signal_new ("failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                     G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  signals[SIGNAL_LEG_FAILED] =
+      g_signal_new ("leg-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                    G_TYPE_NONE, 3, G_TYPE_INT, G_TYPE_STRING, G_TYPE_STRING);
 }
 
 static void
@@ -1150,6 +1648,8 @@ cd_call_pipeline_init (CdCallPipeline *self)
     self->legs[i].opus_pt = -1;
     self->legs[i].dtmf_pt = -1;
   }
+  self->branches = g_ptr_array_new_with_free_func ((GDestroyNotify) branch_free);
+  self->removals = g_ptr_array_new ();
 }
 
 CdCallPipeline *
@@ -1256,33 +1756,83 @@ cd_call_pipeline_add_candidate (CdCallPipeline *self, CdLegRole role, guint mlin
 }
 
 /**
- * cd_call_pipeline_join_parties:
+ * cd_call_pipeline_set_hearing:
+ * @talkers: a mask of CD_LEG_BIT()s
  *
- * The agent is connected: the visitor hears them instead of the ringing.
+ * What @role hears from now on: nobody (the visitor then hears the ringing
+ * tone, or the hold tone once it has heard an agent), one other leg as it
+ * sent it, or several mixed for it alone. Legs not present yet are heard
+ * once they are.
  */
 void
-cd_call_pipeline_join_parties (CdCallPipeline *self)
+cd_call_pipeline_set_hearing (CdCallPipeline *self, CdLegRole role, guint talkers)
 {
-  Leg *v = &self->legs[CD_LEG_VISITOR];
-  g_autoptr (GstElement) queue = NULL;
-  g_autoptr (GstPad) queue_src = NULL;
-  g_autoptr (GstPad) selector_pad = NULL;
+  g_return_if_fail (role < CD_LEG_COUNT);
+  self->legs[role].hears = talkers & ~CD_LEG_BIT (role);
+  if (!self->stopped)
+    apply_hearing (self, &self->legs[role]);
+}
 
-  if (self->joined || self->pipeline == NULL || v->source == NULL)
+/**
+ * cd_call_pipeline_remove_leg:
+ *
+ * The party on @role leaves while the call goes on: the others stop
+ * hearing it at once, its elements are stopped and removed off the main
+ * context, and the slot can take a new party (a new offer).
+ */
+void
+cd_call_pipeline_remove_leg (CdCallPipeline *self, CdLegRole role)
+{
+  Leg *leg;
+  Removal *r;
+
+  g_return_if_fail (role < CD_LEG_COUNT);
+  leg = &self->legs[role];
+  leg->hears = 0;
+  if (self->stopped || self->pipeline == NULL || leg->webrtc == NULL)
     return;
-  queue = gst_bin_get_by_name (GST_BIN (self->pipeline), "agent-to-visitor");
-  if (queue == NULL)
-    return;
-  self->joined = TRUE;
-  queue_src = gst_element_get_static_pad (queue, "src");
-  selector_pad = gst_pad_get_peer (queue_src);
-  g_object_set (v->source, "active-pad", selector_pad, NULL);
-  if (v->ringback) {
-    /* stopping a source joins its thread: not on the main loop */
-    g_thread_unref (
-        g_thread_new ("ringback-stop", remove_ringback_thread, gst_object_ref (v->ringback)));
-    v->ringback = NULL;
+  g_signal_handlers_disconnect_by_data (leg->webrtc, LEG_TAG (leg));
+  r = removal_new (self);
+  r->webrtc = gst_object_ref (g_steal_pointer (&leg->webrtc));
+  /* the others stop hearing it: their selectors leave its branches */
+  for (int i = 0; i < CD_LEG_COUNT; i++)
+    if (i != (int) role)
+      apply_hearing (self, &self->legs[i]);
+  for (guint i = self->branches->len; i > 0; i--) {
+    Branch *b = g_ptr_array_index (self->branches, i - 1);
+
+    if (b->to != role && !(b->from & CD_LEG_BIT (role)))
+      continue;
+    g_ptr_array_steal_index (self->branches, i - 1);
+    /* a branch into this leg's selector goes with the selector */
+    removal_take_branch (r, b, TRUE, b->to != role);
   }
+  if (leg->tone)
+    removal_take_branch (r, g_steal_pointer (&leg->tone), FALSE, FALSE);
+  if (leg->decoder)
+    removal_take_branch (r, g_steal_pointer (&leg->decoder), FALSE, FALSE);
+  g_ptr_array_add (r->elements, gst_object_ref (leg->depay));
+  g_ptr_array_add (r->elements, gst_object_ref (leg->tee));
+  g_ptr_array_add (r->elements, gst_object_ref (leg->source));
+  g_ptr_array_add (r->elements, gst_object_ref (leg->pay));
+  leg->depay = leg->tee = leg->source = leg->pay = NULL;
+  leg->pcm = leg->cadence = NULL;
+  g_clear_object (&leg->mute_pad);
+  leg->opus_pt = leg->dtmf_pt = -1;
+  leg->negotiation = NEGOTIATION_IDLE;
+  leg->has_sink = leg->ice_connected = leg->dtls_connected = FALSE;
+  leg->audio_seen = leg->connected_told = leg->failed_told = FALSE;
+  leg->connected_us = leg->stats_at_us = 0;
+  leg->bytes_in = leg->bytes_out = 0;
+  g_clear_pointer (&leg->answer_sdp, g_free);
+  g_clear_pointer (&leg->stats, json_object_unref);
+  /* its statistics, asked for, will not come: the others' are not kept waiting */
+  if (leg->stats_pending) {
+    leg->stats_pending = FALSE;
+    if (self->stats_expected > 0 && --self->stats_expected == 0)
+      complete_stats (self);
+  }
+  removal_start (self, r);
 }
 
 gboolean
@@ -1328,6 +1878,7 @@ request_stats (CdCallPipeline *self)
     if (leg->webrtc == NULL)
       continue;
     self->stats_expected++;
+    leg->stats_pending = TRUE;
     promise =
         gst_promise_new_with_change_func (on_stats_replied, gst_object_ref (leg->webrtc), NULL);
     g_signal_emit_by_name (leg->webrtc, "get-stats", NULL, promise);

@@ -19,11 +19,18 @@ typedef enum {
 
 GQuark cd_media_error_quark (void);
 
+/* A call's slots for parties: the visitor; two agents (the second is
+ * for a warm transfer's target, who may then stay as the call's agent);
+ * a supervisor listening in. */
 typedef enum {
   CD_LEG_VISITOR,
   CD_LEG_AGENT,
+  CD_LEG_AGENT_2,
+  CD_LEG_SUPERVISOR,
   CD_LEG_COUNT,
 } CdLegRole;
+
+#define CD_LEG_BIT(role) (1u << (role))
 
 const char *cd_leg_role_to_string (CdLegRole role);
 
@@ -50,15 +57,19 @@ G_DECLARE_FINAL_TYPE (CdCallPipeline, cd_call_pipeline, CD, CALL_PIPELINE, GObje
  *   "local-candidate" (CdLegRole leg, guint mline, const char *candidate)
  *   "leg-connected" (CdLegRole leg): ICE and DTLS up, audio arriving
  *   "dtmf" (CdLegRole leg, const char *digit, guint duration_ms): RFC 4733
- *   "failed" (const char *reason, const char *detail): the call cannot go on;
- *     reason is ice-failed, dtls-failed, media-timeout or pipeline-error */
+ *   "failed" (const char *reason, const char *detail): the call cannot go on
+ *     (reason pipeline-error)
+ *   "leg-failed" (CdLegRole leg, const char *reason, const char *detail): that
+ *     party's media failed (ice-failed, dtls-failed, media-timeout); told once
+ *     per party, the caller ends the call or removes the leg */
 CdCallPipeline *cd_call_pipeline_new (const char *call_id, const CdMediaSettings *settings);
 gboolean cd_call_pipeline_handle_offer (CdCallPipeline *self, CdLegRole leg, const char *sdp,
                                         GError **error);
 gboolean cd_call_pipeline_add_candidate (CdCallPipeline *self, CdLegRole leg, guint mline,
                                          const char *candidate, GError **error);
 gboolean cd_call_pipeline_has_leg (CdCallPipeline *self, CdLegRole leg);
-void cd_call_pipeline_join_parties (CdCallPipeline *self);
+void cd_call_pipeline_set_hearing (CdCallPipeline *self, CdLegRole role, guint talkers);
+void cd_call_pipeline_remove_leg (CdCallPipeline *self, CdLegRole role);
 char *cd_call_pipeline_get_dot (CdCallPipeline *self);
 void cd_call_pipeline_get_stats_async (CdCallPipeline *self, GCancellable *cancellable,
                                        GAsyncReadyCallback callback, gpointer user_data);

@@ -27,6 +27,15 @@ typedef enum {
 
 static const char *state_names[] = { "queued", "ringing", "connecting", "connected", "ended" };
 
+typedef enum {
+  MONITOR_NONE,
+  MONITOR_LISTEN,  /* the supervisor hears both parties; nobody hears them */
+  MONITOR_WHISPER, /* and the agent hears the supervisor */
+  MONITOR_BARGE,   /* everyone hears everyone */
+} CdMonitorMode;
+
+static const char *monitor_names[] = { "none", "listen", "whisper", "barge" };
+
 typedef struct _Agent Agent;
 typedef struct _Call Call;
 
@@ -80,8 +89,21 @@ struct _Call {
   guint hops;        /* queues it was sent on to */
   /* ring-all: the other agents it rings besides @agent (Agent*, unowned) */
   GPtrArray *also_ringing;
-  guint reserving;  /* reservations asked for it and not answered yet */
-  GHashTable *held; /* agent ids another daemon held while it waited */
+  guint reserving;     /* reservations asked for it and not answered yet */
+  GHashTable *held;    /* agent ids another daemon held while it waited */
+  gboolean answered;   /* both parties were connected once */
+  CdLegRole agent_leg; /* the media slot of the call's agent */
+  /* a blind transfer to an agent: offered to them alone, first */
+  char *transfer_to;
+  gboolean transfer_checking; /* a transfer to a queue: the queue is being looked up */
+  /* a warm transfer: the agent consults @consult while the visitor holds */
+  Agent *consult;           /* unowned */
+  Session *consult_session; /* once they accepted */
+  guint consult_ring_id;
+  /* a supervisor listening in */
+  Session *supervisor;
+  char *supervisor_id;
+  CdMonitorMode monitor;
 };
 
 /* A call sent on from queue to queue more often than this ends. */
@@ -115,6 +137,7 @@ struct _CdSwitchboard {
   CdPresence *presence;
   guint renew_id;              /* renews the reservations this daemon holds */
   guint retry_id;              /* routes again once held agents may be free */
+  GHashTable *supervising;     /* user id -> calls they supervise here (GUINT) */
   GHashTable *retry_companies; /* company ids to route then */
 };
 
@@ -262,7 +285,20 @@ static gboolean
 agent_is_free (const Agent *a)
 {
   return a->sessions->len > 0 && a->available && a->call == NULL && !a->reserving &&
-         a->wrap_up_id == 0 && a->held_until_us <= g_get_monotonic_time ();
+         a->wrap_up_id == 0 && a->held_until_us <= g_get_monotonic_time () &&
+         !g_hash_table_contains (a->board->supervising, a->user_id);
+}
+
+/* A company admin listening in takes no calls meanwhile. */
+static void
+supervising_changed (CdSwitchboard *self, const char *user_id, int by)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->supervising, user_id));
+
+  if (by < 0 && n <= 1)
+    g_hash_table_remove (self->supervising, user_id);
+  else
+    g_hash_table_insert (self->supervising, g_strdup (user_id), GUINT_TO_POINTER (n + by));
 }
 
 static void
@@ -386,7 +422,8 @@ on_renew_leases (gpointer user_data)
       r->agent_id = g_strdup (a->user_id);
       r->call_id = g_strdup (a->call->id);
       cd_presence_renew_async (self->presence, a->company_id, a->user_id, a->call->id,
-                               a->call->agent == a && a->call->state >= CALL_CONNECTING,
+                               (a->call->agent == a && a->call->state >= CALL_CONNECTING) ||
+                                   (a->call->consult == a && a->call->consult_session),
                                on_lease_renewed, r);
     }
   }
@@ -442,6 +479,9 @@ retry_later (CdSwitchboard *self, const char *company_id)
 static void route (CdSwitchboard *self, const char *company_id);
 static void end_call (Call *call, const char *reason, const char *detail);
 
+static void ring_consult (Call *call, Agent *a);
+static void consult_ends (Call *call, const char *why, const char *state);
+
 static void
 call_free (gpointer data)
 {
@@ -454,6 +494,9 @@ call_free (gpointer data)
   g_clear_handle_id (&call->visitor_grace_id, g_source_remove);
   g_clear_handle_id (&call->agent_grace_id, g_source_remove);
   g_clear_handle_id (&call->reoffer_id, g_source_remove);
+  g_clear_handle_id (&call->consult_ring_id, g_source_remove);
+  g_free (call->transfer_to);
+  g_free (call->supervisor_id);
   if (call->pipeline) {
     g_signal_handlers_disconnect_by_data (call->pipeline, call);
     cd_call_pipeline_stop (call->pipeline);
@@ -673,6 +716,22 @@ end_call (Call *call, const char *reason, const char *detail)
   else if (call->agent && call->agent->call == call)
     /* offered only: every session of the agent heard of it */
     agent_send_all (call->agent, ended_message (call, reason));
+  if (call->supervisor) {
+    send_state (call, call->supervisor, reason, detail);
+    call->supervisor = NULL;
+    supervising_changed (self, call->supervisor_id, -1);
+  }
+  if (call->consult) {
+    Agent *t = call->consult;
+
+    if (call->consult_session)
+      send_state (call, call->consult_session, reason, detail);
+    else
+      agent_send_all (t, ended_message (call, reason));
+    call->consult = NULL;
+    agent_unbind (t, call, agent_resting_state (t), 0, FALSE);
+    t->idle_since_us = g_get_monotonic_time ();
+  }
   release_also_ringing (call, reason);
   company = g_strdup (call->company_id);
   if (call->accepted_us && call->queue_id) {
@@ -786,6 +845,11 @@ decline (Call *call, Agent *a, const char *why)
   *until = g_get_monotonic_time () + call->board->settings.reoffer_after_s * G_USEC_PER_SEC;
   g_hash_table_replace (call->declined, g_strdup (a->user_id), until);
   add_event (call, "agent.declined", detail_new ("agent_id", a->user_id, "reason", why, NULL));
+  if (g_strcmp0 (call->transfer_to, a->user_id) == 0) {
+    /* the call waits for the others from now on */
+    add_event (call, "transfer.failed", detail_new ("agent_id", a->user_id, "reason", why, NULL));
+    g_clear_pointer (&call->transfer_to, g_free);
+  }
   if (call->reoffer_id == 0)
     arm_reoffer (call);
 }
@@ -936,6 +1000,30 @@ on_reserved (GObject *source, GAsyncResult *result, gpointer user_data)
     call->reserving--;
   if (a)
     a->reserving = FALSE;
+  if (call && a && call->consult == a && a->call == call) {
+    /* a warm transfer's target */
+    if (won) {
+      a->reserved = TRUE;
+      if (a->sessions->len > 0 && call->state == CALL_CONNECTED) {
+        ring_consult (call, a);
+        reservation_free (r);
+        return;
+      }
+    }
+    consult_ends (call,
+                  error ? "presence-unavailable"
+                  : won ? "disconnected"
+                        : "reserved-elsewhere",
+                  "failed");
+    if (!won && error)
+      cd_presence_release_async (
+          self->presence, r->company_id, r->agent_id, r->call_id, agent_resting_state (a), 0, FALSE,
+          0, on_presence_changed,
+          g_strdup_printf ("agent %s: releasing a reservation that may have been won",
+                           r->agent_id));
+    reservation_free (r);
+    return;
+  }
   if (call == NULL || a == NULL || a->call != call || call->hops != r->hops ||
       (call->state != CALL_QUEUED && call->state != CALL_RINGING) || a->sessions->len == 0 ||
       !a->available) {
@@ -1007,7 +1095,10 @@ offer (Call *call, Agent *a)
     call->reserving--;
     a->reserving = FALSE;
     reservation_free (r);
-    ring (call, a);
+    if (call->consult == a)
+      ring_consult (call, a);
+    else
+      ring (call, a);
     return;
   }
   cd_presence_reserve_async (self->presence, a->company_id, a->user_id, call->id, on_reserved, r);
@@ -1111,6 +1202,17 @@ route (CdSwitchboard *self, const char *company_id)
     Call *call = g_ptr_array_index (waiting, i);
     Agent *best = NULL;
 
+    if (call->transfer_to) {
+      Agent *t = g_hash_table_lookup (self->agents, call->transfer_to);
+
+      if (t && agent_is_free (t)) {
+        offer (call, t);
+        continue;
+      }
+      add_event (call, "transfer.failed",
+                 detail_new ("agent_id", call->transfer_to, "reason", "busy", NULL));
+      g_clear_pointer (&call->transfer_to, g_free);
+    }
     if (call->queue_id) {
       route_queued (self, call);
       continue;
@@ -1287,6 +1389,23 @@ become_routable (Call *call)
   route (call->board, company);
 }
 
+/* @roster, just read, is the queue's from now on. */
+static QueueEntry *
+cache_roster (CdSwitchboard *self, const char *company_id, CdQueueRoster *roster)
+{
+  QueueEntry *e = g_hash_table_lookup (self->queues, roster->queue_id);
+
+  if (e == NULL) {
+    e = g_new0 (QueueEntry, 1);
+    e->company_id = g_strdup (company_id);
+    g_hash_table_insert (self->queues, g_strdup (roster->queue_id), e);
+  }
+  cd_queue_roster_free (e->roster);
+  e->roster = roster;
+  e->loaded_us = g_get_monotonic_time ();
+  return e;
+}
+
 static void
 on_queue_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -1331,15 +1450,7 @@ on_queue_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
     queue_load_free (load);
     return;
   }
-  e = g_hash_table_lookup (self->queues, roster->queue_id);
-  if (e == NULL) {
-    e = g_new0 (QueueEntry, 1);
-    e->company_id = g_strdup (call->company_id);
-    g_hash_table_insert (self->queues, g_strdup (roster->queue_id), e);
-  }
-  cd_queue_roster_free (e->roster);
-  e->roster = roster;
-  e->loaded_us = g_get_monotonic_time ();
+  e = cache_roster (self, call->company_id, roster);
   if (enter_queue (call, e,
                    load->requested                             ? (call->hops ? "moved" : "visitor")
                    : g_str_equal (PQgetvalue (res, 0, 1), "t") ? "country"
@@ -1379,10 +1490,79 @@ load_queue (CdSwitchboard *self, Call *call, const char *requested)
 
 /* ---- media ---- */
 
+static CdLegRole
+other_agent_leg (Call *call)
+{
+  return call->agent_leg == CD_LEG_AGENT ? CD_LEG_AGENT_2 : CD_LEG_AGENT;
+}
+
 static Session *
 leg_session (Call *call, CdLegRole leg)
 {
-  return leg == CD_LEG_VISITOR ? call->visitor : call->agent_session;
+  if (leg == CD_LEG_VISITOR)
+    return call->visitor;
+  if (leg == CD_LEG_SUPERVISOR)
+    return call->supervisor;
+  if (leg == call->agent_leg)
+    return call->agent_session;
+  return call->consult_session;
+}
+
+/* Who hears whom: the visitor and the agent each other, the visitor the
+ * hold tone while nobody talks with them (queued again, or while the
+ * agent consults a transfer's target), a supervisor both parties, and
+ * the parties the supervisor as the mode says. */
+static void
+apply_call_hearing (Call *call)
+{
+  CdCallPipeline *p = call->pipeline;
+  guint v = CD_LEG_BIT (CD_LEG_VISITOR), a = CD_LEG_BIT (call->agent_leg);
+  guint t = CD_LEG_BIT (other_agent_leg (call)), s = CD_LEG_BIT (CD_LEG_SUPERVISOR);
+  gboolean supervised = call->supervisor != NULL;
+
+  if (p == NULL)
+    return;
+  if (call->consult) {
+    cd_call_pipeline_set_hearing (p, CD_LEG_VISITOR, 0);
+    cd_call_pipeline_set_hearing (p, call->agent_leg, t);
+    cd_call_pipeline_set_hearing (p, other_agent_leg (call), a);
+    return;
+  }
+  cd_call_pipeline_set_hearing (p, CD_LEG_VISITOR,
+                                call->state == CALL_CONNECTED
+                                    ? a | (supervised && call->monitor == MONITOR_BARGE ? s : 0)
+                                    : 0);
+  cd_call_pipeline_set_hearing (p, call->agent_leg,
+                                v | (supervised && call->monitor >= MONITOR_WHISPER ? s : 0));
+  cd_call_pipeline_set_hearing (p, CD_LEG_SUPERVISOR, supervised ? v | a : 0);
+}
+
+/* A call.state of @state to @to, for the parties the call's own state
+ * does not describe (a transfer's target, a supervisor, the visitor on
+ * hold). */
+static void
+send_named_state (Call *call, Session *to, const char *state, const char *reason)
+{
+  g_autoptr (JsonBuilder) b = begin ("call.state", call->id);
+
+  add_string (b, "state", state);
+  if (reason)
+    add_string (b, "reason", reason);
+  send_to (to, g_steal_pointer (&b));
+}
+
+/* How the agent's warm transfer goes: to the agent who asked. */
+static void
+transfer_state (Call *call, const char *state, const char *reason)
+{
+  g_autoptr (JsonBuilder) b = begin ("call.transfer.state", call->id);
+
+  add_string (b, "state", state);
+  if (call->consult)
+    add_string (b, "agent_id", call->consult->user_id);
+  if (reason)
+    add_string (b, "reason", reason);
+  send_to (call->agent_session, g_steal_pointer (&b));
 }
 
 static void
@@ -1416,14 +1596,26 @@ on_pipeline_leg_connected (CdCallPipeline *pipeline, int leg, gpointer user_data
   call->leg_connected[leg] = TRUE;
   add_event (call, "media",
              detail_new ("leg", cd_leg_role_to_string (leg), "event", "connected", NULL));
+  if (leg == CD_LEG_SUPERVISOR) {
+    send_named_state (call, call->supervisor, "connected", NULL);
+    return;
+  }
+  if (call->consult_session && leg == (int) other_agent_leg (call)) {
+    send_named_state (call, call->consult_session, "connected", NULL);
+    transfer_state (call, "connected", NULL);
+    return;
+  }
   if (call->state == CALL_CONNECTING && call->leg_connected[CD_LEG_VISITOR] &&
-      call->leg_connected[CD_LEG_AGENT]) {
-    cd_call_store_answered (call->board->api->calls, call->id, call->company_id, now_us ());
-    if (call->board->settings.metrics)
-      cd_metrics_observe (call->board->settings.metrics, "calldocker_call_setup_seconds", NULL,
-                          (g_get_monotonic_time () - call->accepted_us) / 1e6);
-    cd_call_pipeline_join_parties (call->pipeline);
+      call->leg_connected[call->agent_leg]) {
+    if (!call->answered) {
+      call->answered = TRUE;
+      cd_call_store_answered (call->board->api->calls, call->id, call->company_id, now_us ());
+      if (call->board->settings.metrics)
+        cd_metrics_observe (call->board->settings.metrics, "calldocker_call_setup_seconds", NULL,
+                            (g_get_monotonic_time () - call->accepted_us) / 1e6);
+    }
     set_state (call, CALL_CONNECTED, NULL);
+    apply_call_hearing (call);
     send_state (call, call->agent_session, NULL, NULL);
   }
 }
@@ -1460,6 +1652,34 @@ on_pipeline_failed (CdCallPipeline *pipeline, const char *reason, const char *de
   end_call (user_data, reason, detail);
 }
 
+static void supervisor_leaves (Call *call, const char *reason);
+
+/* A party's media failed: a supervisor or a warm transfer's target leaves,
+ * the call goes on; the visitor's or the agent's ends the call. */
+static void
+on_pipeline_leg_failed (CdCallPipeline *pipeline, int leg, const char *reason, const char *detail,
+                        gpointer user_data)
+{
+  Call *call = user_data;
+
+  add_event (
+      call, "media",
+      detail_new ("leg", cd_leg_role_to_string (leg), "event", reason, "detail", detail, NULL));
+  if (leg == CD_LEG_SUPERVISOR) {
+    if (call->supervisor)
+      supervisor_leaves (call, reason);
+    else
+      cd_call_pipeline_remove_leg (pipeline, leg);
+  } else if (leg != CD_LEG_VISITOR && leg != (int) call->agent_leg) {
+    if (call->consult)
+      consult_ends (call, reason, "failed");
+    else
+      cd_call_pipeline_remove_leg (pipeline, leg);
+  } else {
+    end_call (call, reason, detail);
+  }
+}
+
 static CdCallPipeline *
 call_pipeline (Call *call)
 {
@@ -1471,6 +1691,7 @@ call_pipeline (Call *call)
                       call);
     g_signal_connect (call->pipeline, "dtmf", G_CALLBACK (on_pipeline_dtmf), call);
     g_signal_connect (call->pipeline, "failed", G_CALLBACK (on_pipeline_failed), call);
+    g_signal_connect (call->pipeline, "leg-failed", G_CALLBACK (on_pipeline_leg_failed), call);
   }
   return call->pipeline;
 }
@@ -1503,7 +1724,15 @@ find_call (CdSwitchboard *self, Session *s, JsonObject *message, const char *typ
       return call;
     }
     if (call->agent_session == s) {
-      *leg = CD_LEG_AGENT;
+      *leg = call->agent_leg;
+      return call;
+    }
+    if (call->consult_session == s) {
+      *leg = other_agent_leg (call);
+      return call;
+    }
+    if (call->supervisor == s) {
+      *leg = CD_LEG_SUPERVISOR;
       return call;
     }
   }
@@ -1566,6 +1795,7 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
     return;
   }
   call = g_new0 (Call, 1);
+  call->agent_leg = CD_LEG_AGENT;
   call->board = self;
   call->id = g_uuid_string_random ();
   call->company_id = g_strdup (s->claims->company);
@@ -1613,7 +1843,7 @@ handle_offer (CdSwitchboard *self, Session *s, JsonObject *message)
   if (!validate (s, message, "sdp.offer", fields, G_N_ELEMENTS (fields)) ||
       !(call = find_call (self, s, message, "sdp.offer", &leg)))
     return;
-  if (leg == CD_LEG_AGENT && call->state != CALL_CONNECTING && call->state != CALL_CONNECTED) {
+  if (leg == call->agent_leg && call->state != CALL_CONNECTING && call->state != CALL_CONNECTED) {
     cd_signal_session_send_error (s, "out-of-order", "sdp.offer", "accept the call first");
     return;
   }
@@ -1718,6 +1948,11 @@ handle_chat (CdSwitchboard *self, Session *s, JsonObject *message)
   if (!validate (s, message, "chat", fields, G_N_ELEMENTS (fields)) ||
       !(call = find_call (self, s, message, "chat", &leg)))
     return;
+  if (leg != CD_LEG_VISITOR && call->agent_session != s) {
+    cd_signal_session_send_error (s, "forbidden", "chat",
+                                  "only the visitor and the call's agent chat");
+    return;
+  }
   from = leg == CD_LEG_VISITOR ? "visitor" : "agent";
   add_event (
       call, "chat",
@@ -1728,6 +1963,8 @@ handle_chat (CdSwitchboard *self, Session *s, JsonObject *message)
   add_string (b, "at", at);
   send_to (leg == CD_LEG_VISITOR ? call->agent_session : call->visitor, g_steal_pointer (&b));
 }
+
+static void consult_completes (Call *call);
 
 static void
 handle_hangup (CdSwitchboard *self, Session *s, JsonObject *message)
@@ -1742,6 +1979,19 @@ handle_hangup (CdSwitchboard *self, Session *s, JsonObject *message)
   if (!validate (s, message, "hangup", fields, G_N_ELEMENTS (fields)) ||
       !(call = find_call (self, s, message, "hangup", &leg)))
     return;
+  if (leg == CD_LEG_SUPERVISOR) {
+    supervisor_leaves (call, "left");
+    return;
+  }
+  if (call->consult_session == s) {
+    consult_ends (call, "target-hangup", "failed");
+    return;
+  }
+  /* the agent hangs up on a consulted target: the target takes the call */
+  if (leg != CD_LEG_VISITOR && call->consult && call->leg_connected[other_agent_leg (call)]) {
+    consult_completes (call);
+    return;
+  }
   end_call (call, leg == CD_LEG_VISITOR ? "visitor-hangup" : "agent-hangup", NULL);
 }
 
@@ -1766,6 +2016,32 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
     return;
   call = g_hash_table_lookup (self->calls, json_object_get_string_member (message, "call_id"));
   a = g_hash_table_lookup (self->agents, s->claims->sub);
+  if (call && a && call->consult == a && g_str_equal (call->company_id, s->claims->company)) {
+    /* a warm transfer's target */
+    if (call->consult_session || call->consult_ring_id == 0) {
+      cd_signal_session_send_error (s, "out-of-order", type, "the call is not ringing");
+      return;
+    }
+    if (g_str_equal (type, "call.reject")) {
+      consult_ends (call, "rejected", "failed");
+      return;
+    }
+    g_clear_handle_id (&call->consult_ring_id, g_source_remove);
+    call->consult_session = s;
+    a->missed = 0;
+    if (self->presence)
+      cd_presence_answer_async (
+          self->presence, a->company_id, a->user_id, call->id, on_presence_changed,
+          g_strdup_printf ("agent %s: answering call %s", a->user_id, call->id));
+    transfer_state (call, "accepted", NULL);
+    send_named_state (call, s, "connecting", NULL);
+    for (guint i = 0; i < a->sessions->len; i++) {
+      Session *other = g_ptr_array_index (a->sessions, i);
+      if (other != s)
+        send_to (other, ended_message (call, "answered-elsewhere"));
+    }
+    return;
+  }
   if (call == NULL || a == NULL ||
       (call->agent != a && !g_ptr_array_find (call->also_ringing, a, NULL)) ||
       !g_str_equal (call->company_id, s->claims->company)) {
@@ -1796,6 +2072,11 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
   g_clear_handle_id (&call->announce_id, g_source_remove);
   g_clear_handle_id (&call->reoffer_id, g_source_remove);
   call->agent_session = s;
+  g_clear_pointer (&call->transfer_to, g_free);
+  /* the slot free of an earlier agent's media (a transfer) */
+  call->agent_leg = call->pipeline && cd_call_pipeline_has_leg (call->pipeline, CD_LEG_AGENT)
+                        ? CD_LEG_AGENT_2
+                        : CD_LEG_AGENT;
   call->accepted_us = g_get_monotonic_time ();
   call->agent->calls_taken++;
   call->agent->missed = 0;
@@ -1805,6 +2086,7 @@ handle_answer (CdSwitchboard *self, Session *s, JsonObject *message, const char 
         g_strdup_printf ("agent %s: answering call %s", a->user_id, call->id));
   cd_call_store_set_agent (self->api->calls, call->id, call->company_id, a->user_id, now_us ());
   set_state (call, CALL_CONNECTING, NULL);
+  apply_call_hearing (call);
   send_state (call, s, NULL, NULL);
   /* the agent's other sessions stop ringing */
   for (guint i = 0; i < a->sessions->len; i++) {
@@ -1888,6 +2170,435 @@ handle_resume (CdSwitchboard *self, Session *s, JsonObject *message)
   send_to (s, g_steal_pointer (&b));
 }
 
+/* ---- transfers and supervision ---- */
+
+/* The supervisor leaves the call (told @reason, unless NULL). */
+static void
+supervisor_leaves (Call *call, const char *reason)
+{
+  Session *s = call->supervisor;
+
+  if (s == NULL)
+    return;
+  if (reason)
+    send_to (s, ended_message (call, reason));
+  call->supervisor = NULL;
+  call->monitor = MONITOR_NONE;
+  call->leg_connected[CD_LEG_SUPERVISOR] = FALSE;
+  if (call->pipeline)
+    cd_call_pipeline_remove_leg (call->pipeline, CD_LEG_SUPERVISOR);
+  add_event (call, "supervisor.left", detail_new ("supervisor_id", call->supervisor_id, NULL));
+  supervising_changed (call->board, call->supervisor_id, -1);
+  g_clear_pointer (&call->supervisor_id, g_free);
+  apply_call_hearing (call);
+  /* free for calls again */
+  route (call->board, call->company_id);
+}
+
+/* The call's agent leaves it, told @reason, while the call goes on: their
+ * media leg goes, their reservation ends (in wrap-up after the queue's
+ * time) and the visitor waits again, hearing the hold tone. */
+static void
+agent_leaves (Call *call, const char *reason)
+{
+  CdSwitchboard *self = call->board;
+  Agent *a = call->agent;
+  QueueEntry *e = queue_of (call);
+
+  supervisor_leaves (call, reason);
+  g_clear_pointer (&call->transfer_to, g_free);
+  if (call->agent_session)
+    send_to (call->agent_session, ended_message (call, reason));
+  g_clear_handle_id (&call->agent_grace_id, g_source_remove);
+  if (call->pipeline)
+    cd_call_pipeline_remove_leg (call->pipeline, call->agent_leg);
+  call->leg_connected[call->agent_leg] = FALSE;
+  call->agent_session = NULL;
+  call->agent = NULL;
+  if (a && a->call == call) {
+    agent_unbind (a, call, agent_resting_state (a), e ? e->roster->spec->wrap_up_s : 0, FALSE);
+    start_wrap_up (a, call);
+    a->idle_since_us = g_get_monotonic_time ();
+  }
+  if (a) {
+    /* not offered straight back to the one who passed it on */
+    decline (call, a, reason);
+    agent_maybe_forget (self, a);
+  }
+  set_state (call, CALL_QUEUED, NULL);
+  apply_call_hearing (call);
+  /* it waits no longer than a new call would */
+  g_clear_handle_id (&call->wait_id, g_source_remove);
+  call->wait_id = g_timeout_add_seconds (
+      e ? e->roster->spec->max_wait_s : self->settings.max_wait_s, on_wait_timeout, call);
+}
+
+/* The warm transfer's target rings: accepted, they talk with the agent
+ * while the visitor holds. */
+static gboolean on_consult_ring_timeout (gpointer user_data);
+
+static void
+ring_consult (Call *call, Agent *a)
+{
+  JsonBuilder *b = offer_message (call);
+
+  a->call = call;
+  add_string (b, "transfer_from", call->agent ? call->agent->user_id : "");
+  agent_send_all (a, b);
+  add_event (call, "agent.offered", detail_new ("agent_id", a->user_id, "transfer", "warm", NULL));
+  transfer_state (call, "ringing", NULL);
+  call->consult_ring_id =
+      g_timeout_add_seconds (call->ring_timeout_s, on_consult_ring_timeout, call);
+}
+
+/* The warm transfer ends without the target taking the call: they
+ * rejected or missed it, hung up, or the agent cancelled (@why); the
+ * agent and the visitor talk again. */
+static void
+consult_ends (Call *call, const char *why, const char *state)
+{
+  CdSwitchboard *self = call->board;
+  Agent *t = call->consult;
+  g_autofree char *company = g_strdup (call->company_id);
+
+  if (t == NULL)
+    return;
+  g_clear_handle_id (&call->consult_ring_id, g_source_remove);
+  transfer_state (call, state, why);
+  if (call->consult_session) {
+    send_to (call->consult_session,
+             ended_message (call, g_str_equal (state, "cancelled") ? "transfer-cancelled" : why));
+    if (call->pipeline)
+      cd_call_pipeline_remove_leg (call->pipeline, other_agent_leg (call));
+    call->leg_connected[other_agent_leg (call)] = FALSE;
+  } else {
+    agent_send_all (t, ended_message (call, why));
+  }
+  add_event (call, g_str_equal (state, "cancelled") ? "transfer.cancelled" : "transfer.failed",
+             detail_new ("agent_id", t->user_id, "reason", why, NULL));
+  call->consult = NULL;
+  call->consult_session = NULL;
+  agent_unbind (t, call, agent_resting_state (t), 0, g_str_equal (why, "missed"));
+  t->idle_since_us = g_get_monotonic_time ();
+  agent_maybe_forget (self, t);
+  apply_call_hearing (call);
+  send_named_state (call, call->visitor, "connected", NULL);
+  route (self, company);
+}
+
+static gboolean
+on_consult_ring_timeout (gpointer user_data)
+{
+  Call *call = user_data;
+
+  call->consult_ring_id = 0;
+  consult_ends (call, "missed", "failed");
+  return G_SOURCE_REMOVE;
+}
+
+/* The agent hands the call to the target they consulted, and leaves. */
+static void
+consult_completes (Call *call)
+{
+  CdSwitchboard *self = call->board;
+  Agent *a = call->agent;
+  QueueEntry *e = queue_of (call);
+  CdLegRole old = call->agent_leg;
+  g_autofree char *company = g_strdup (call->company_id);
+
+  transfer_state (call, "completed", NULL);
+  add_event (call, "transfer.completed",
+             detail_new ("from", a ? a->user_id : NULL, "to", call->consult->user_id, NULL));
+  if (call->agent_session)
+    send_to (call->agent_session, ended_message (call, "transferred"));
+  g_clear_handle_id (&call->agent_grace_id, g_source_remove);
+  if (call->pipeline)
+    cd_call_pipeline_remove_leg (call->pipeline, old);
+  call->leg_connected[old] = FALSE;
+  call->agent = call->consult;
+  call->agent_session = call->consult_session;
+  call->agent_leg = other_agent_leg (call);
+  call->consult = NULL;
+  call->consult_session = NULL;
+  if (a && a->call == call) {
+    agent_unbind (a, call, agent_resting_state (a), e ? e->roster->spec->wrap_up_s : 0, FALSE);
+    start_wrap_up (a, call);
+    a->idle_since_us = g_get_monotonic_time ();
+  }
+  if (a)
+    agent_maybe_forget (self, a);
+  cd_call_store_set_agent (self->api->calls, call->id, call->company_id, call->agent->user_id,
+                           now_us ());
+  call->agent->calls_taken++;
+  apply_call_hearing (call);
+  send_named_state (call, call->visitor, "connected", NULL);
+  /* the target now has the call */
+  send_named_state (call, call->agent_session, "connected", "transfer-completed");
+  route (self, company);
+}
+
+typedef struct {
+  CdSwitchboard *self; /* a reference */
+  char *call_id;
+  char *queue_id;
+  char *agent_id; /* who asked */
+} QueueCheck;
+
+static void
+queue_check_free (QueueCheck *c)
+{
+  g_object_unref (c->self);
+  g_free (c->call_id);
+  g_free (c->queue_id);
+  g_free (c->agent_id);
+  g_free (c);
+}
+
+static void
+on_transfer_queue_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  QueueCheck *c = user_data;
+  CdSwitchboard *self = c->self;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+  Call *call = self->calls ? g_hash_table_lookup (self->calls, c->call_id) : NULL;
+
+  if (call == NULL || !call->transfer_checking) {
+    queue_check_free (c);
+    return;
+  }
+  call->transfer_checking = FALSE;
+  if (call->state != CALL_CONNECTED || call->agent == NULL ||
+      !g_str_equal (call->agent->user_id, c->agent_id) || call->consult) {
+    queue_check_free (c);
+    return; /* the call moved on meanwhile */
+  }
+  if (res == NULL) {
+    g_autofree char *detail = g_strdup_printf ("the queue could not be read: %s", error->message);
+    cd_signal_session_send_error (call->agent_session, "unavailable", "call.transfer", detail);
+  } else if (PQntuples (res) == 0) {
+    g_autofree char *detail = g_strdup_printf ("no queue %s in this company", c->queue_id);
+    cd_signal_session_send_error (call->agent_session, "not-found", "call.transfer", detail);
+  } else if (call->hops + 1 > MAX_QUEUE_HOPS) {
+    cd_signal_session_send_error (call->agent_session, "unavailable", "call.transfer",
+                                  "the call was sent on from queue to queue too often already");
+  } else {
+    CdQueueRoster *roster =
+        cd_queue_roster_parse (PQgetvalue (res, 0, 0), PQgetlength (res, 0, 0), &error);
+
+    if (roster == NULL) {
+      g_autofree char *detail =
+          g_strdup_printf ("the queue's stored definition cannot be read: %s", error->message);
+      cd_signal_session_send_error (call->agent_session, "unavailable", "call.transfer", detail);
+      queue_check_free (c);
+      return;
+    }
+    /* what was just read serves the move (no second look that could differ) */
+    cache_roster (self, call->company_id, roster);
+    add_event (call, "transfer.requested",
+               detail_new ("from", c->agent_id, "queue_id", c->queue_id, "mode", "blind", NULL));
+    agent_leaves (call, "transferred");
+    move_to_queue (call, c->queue_id, "transfer");
+  }
+  queue_check_free (c);
+}
+
+/* call.transfer: the call's agent sends it to another agent or a queue,
+ * blind (they leave at once) or warm (to an agent, consulted first). */
+static void
+handle_transfer (CdSwitchboard *self, Session *s, JsonObject *message)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },   { "call_id", CD_FIELD_UUID, TRUE, 0, 0 },
+    { "mode", CD_FIELD_STRING, TRUE, 1, 10 },   { "agent_id", CD_FIELD_UUID, FALSE, 0, 0 },
+    { "queue_id", CD_FIELD_UUID, FALSE, 0, 0 },
+  };
+  const char *mode, *agent_id, *queue_id;
+  gboolean warm;
+  CdLegRole leg;
+  Call *call;
+  Agent *t;
+
+  if (!validate (s, message, "call.transfer", fields, G_N_ELEMENTS (fields)) ||
+      !(call = find_call (self, s, message, "call.transfer", &leg)))
+    return;
+  mode = json_object_get_string_member (message, "mode");
+  agent_id = json_object_get_string_member_with_default (message, "agent_id", NULL);
+  queue_id = json_object_get_string_member_with_default (message, "queue_id", NULL);
+  if (call->agent_session != s) {
+    cd_signal_session_send_error (s, "forbidden", "call.transfer",
+                                  "only the call's agent transfers it");
+    return;
+  }
+  if (!g_str_equal (mode, "blind") && !g_str_equal (mode, "warm")) {
+    cd_signal_session_send_error (s, "invalid-field", "call.transfer",
+                                  "field 'mode': blind or warm");
+    return;
+  }
+  warm = g_str_equal (mode, "warm");
+  if ((agent_id == NULL) == (queue_id == NULL)) {
+    cd_signal_session_send_error (s, "invalid-field", "call.transfer",
+                                  "give either agent_id or queue_id");
+    return;
+  }
+  if (warm && queue_id) {
+    cd_signal_session_send_error (s, "invalid-field", "call.transfer",
+                                  "a warm transfer goes to an agent (agent_id)");
+    return;
+  }
+  if (call->state != CALL_CONNECTED || call->consult || call->transfer_checking) {
+    cd_signal_session_send_error (s, "out-of-order", "call.transfer",
+                                  call->state != CALL_CONNECTED
+                                      ? "the call is not connected"
+                                      : "a transfer of this call is in progress");
+    return;
+  }
+  if (queue_id) {
+    QueueCheck *c = g_new0 (QueueCheck, 1);
+    CdPgScope scope = { .company_id = call->company_id };
+    const char *params[] = { call->company_id, queue_id, NULL };
+
+    c->self = g_object_ref (self);
+    c->call_id = g_strdup (call->id);
+    c->queue_id = g_strdup (queue_id);
+    c->agent_id = g_strdup (call->agent->user_id);
+    call->transfer_checking = TRUE;
+    cd_pg_pool_query_scoped_async (self->api->pool, &scope, cd_queue_roster_sql, params,
+                                   G_N_ELEMENTS (params), NULL, on_transfer_queue_checked, c);
+    return;
+  }
+  if (g_str_equal (agent_id, s->claims->sub)) {
+    cd_signal_session_send_error (s, "invalid-field", "call.transfer",
+                                  "field 'agent_id': that is you");
+    return;
+  }
+  t = g_hash_table_lookup (self->agents, agent_id);
+  if (t == NULL || !g_str_equal (t->company_id, call->company_id) || !agent_is_free (t)) {
+    g_autofree char *detail =
+        g_strdup_printf ("agent %s is not signed in to this server and free for a call", agent_id);
+    cd_signal_session_send_error (s, "unavailable", "call.transfer", detail);
+    return;
+  }
+  add_event (call, "transfer.requested",
+             detail_new ("from", s->claims->sub, "agent_id", agent_id, "mode", mode, NULL));
+  if (!warm) {
+    g_autofree char *company = g_strdup (call->company_id);
+
+    agent_leaves (call, "transferred");
+    g_free (call->transfer_to);
+    call->transfer_to = g_strdup (agent_id);
+    route (self, company);
+    return;
+  }
+  supervisor_leaves (call, "transferred");
+  call->consult = t;
+  apply_call_hearing (call);
+  send_named_state (call, call->visitor, "held", NULL);
+  offer (call, t);
+}
+
+/* call.transfer.complete and call.transfer.cancel: the agent's word on
+ * the warm transfer they started. */
+static void
+handle_transfer_end (CdSwitchboard *self, Session *s, JsonObject *message, const char *type)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
+    { "call_id", CD_FIELD_UUID, TRUE, 0, 0 },
+  };
+  CdLegRole leg;
+  Call *call;
+
+  if (!validate (s, message, type, fields, G_N_ELEMENTS (fields)) ||
+      !(call = find_call (self, s, message, type, &leg)))
+    return;
+  if (call->agent_session != s) {
+    cd_signal_session_send_error (s, "forbidden", type, "only the call's agent ends its transfer");
+    return;
+  }
+  if (call->consult == NULL) {
+    cd_signal_session_send_error (s, "out-of-order", type, "no warm transfer is in progress");
+    return;
+  }
+  if (g_str_equal (type, "call.transfer.cancel")) {
+    consult_ends (call, "cancelled", "cancelled");
+    return;
+  }
+  if (!call->leg_connected[other_agent_leg (call)]) {
+    cd_signal_session_send_error (s, "out-of-order", type,
+                                  "the transfer's target is not connected yet");
+    return;
+  }
+  consult_completes (call);
+}
+
+/* call.monitor: a company admin listens in on a connected call, and may
+ * whisper to the agent or barge in. Sent again, it changes the mode. */
+static void
+handle_monitor (CdSwitchboard *self, Session *s, JsonObject *message)
+{
+  static const CdField fields[] = {
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
+    { "call_id", CD_FIELD_UUID, TRUE, 0, 0 },
+    { "mode", CD_FIELD_STRING, TRUE, 1, 10 },
+  };
+  const char *mode;
+  CdMonitorMode m = MONITOR_NONE;
+  g_autoptr (JsonBuilder) b = NULL;
+  gboolean joining;
+  Call *call;
+
+  if (!validate (s, message, "call.monitor", fields, G_N_ELEMENTS (fields)))
+    return;
+  if (!g_str_equal (s->claims->role, "company_admin")) {
+    cd_signal_session_send_error (s, "forbidden", "call.monitor",
+                                  "only company admins supervise calls");
+    return;
+  }
+  mode = json_object_get_string_member (message, "mode");
+  for (guint i = MONITOR_LISTEN; i <= MONITOR_BARGE; i++)
+    if (g_str_equal (mode, monitor_names[i]))
+      m = i;
+  if (m == MONITOR_NONE) {
+    cd_signal_session_send_error (s, "invalid-field", "call.monitor",
+                                  "field 'mode': listen, whisper or barge");
+    return;
+  }
+  call = g_hash_table_lookup (self->calls, json_object_get_string_member (message, "call_id"));
+  if (call == NULL || !g_str_equal (call->company_id, s->claims->company)) {
+    cd_signal_session_send_error (s, "not-found", "call.monitor", "no such call");
+    return;
+  }
+  if (call->agent_session == s || call->consult_session == s ||
+      (call->agent && g_str_equal (call->agent->user_id, s->claims->sub))) {
+    cd_signal_session_send_error (s, "forbidden", "call.monitor", "you are an agent of this call");
+    return;
+  }
+  if (call->supervisor && call->supervisor != s) {
+    cd_signal_session_send_error (s, "busy", "call.monitor", "another supervisor is on this call");
+    return;
+  }
+  if (call->state != CALL_CONNECTED || call->consult || call->transfer_checking) {
+    cd_signal_session_send_error (s, "out-of-order", "call.monitor",
+                                  "only a connected call with no transfer in progress");
+    return;
+  }
+  joining = call->supervisor == NULL;
+  call->supervisor = s;
+  call->monitor = m;
+  if (joining) {
+    g_free (call->supervisor_id);
+    call->supervisor_id = g_strdup (s->claims->sub);
+    supervising_changed (self, call->supervisor_id, 1);
+  }
+  add_event (call, joining ? "supervisor.joined" : "supervisor.mode",
+             detail_new ("supervisor_id", call->supervisor_id, "mode", mode, NULL));
+  apply_call_hearing (call);
+  b = begin ("call.monitoring", call->id);
+  add_string (b, "mode", mode);
+  send_to (s, g_steal_pointer (&b));
+}
+
 /* ---- public ---- */
 
 static void
@@ -1901,6 +2612,7 @@ cd_switchboard_dispose (GObject *object)
   g_clear_handle_id (&self->renew_id, g_source_remove);
   g_clear_handle_id (&self->retry_id, g_source_remove);
   g_clear_pointer (&self->retry_companies, g_hash_table_unref);
+  g_clear_pointer (&self->supervising, g_hash_table_unref);
   g_clear_object (&self->presence);
   G_OBJECT_CLASS (cd_switchboard_parent_class)->dispose (object);
 }
@@ -1928,6 +2640,7 @@ cd_switchboard_init (CdSwitchboard *self)
   self->agents = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, agent_free);
   self->queues = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, queue_entry_free);
   self->retry_companies = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->supervising = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 CdSwitchboard *
@@ -2023,7 +2736,7 @@ cd_switchboard_session_closed (CdSwitchboard *self, Session *session)
   GHashTableIter iter;
   gpointer value;
   Agent *a = NULL;
-  Call *ringing = NULL;
+  Call *ringing = NULL, *consulted = NULL;
 
   if (session->claims == NULL)
     return;
@@ -2043,6 +2756,10 @@ cd_switchboard_session_closed (CdSwitchboard *self, Session *session)
       if (a->sessions->len == 0 && a->call && a->call->state == CALL_RINGING &&
           (a->call->agent == a || g_ptr_array_find (a->call->also_ringing, a, NULL)))
         ringing = a->call;
+      /* a warm transfer ringing it fails */
+      if (a->sessions->len == 0 && a->call && a->call->consult == a &&
+          a->call->consult_session == NULL)
+        consulted = a->call;
     }
   }
   for (guint i = 0; i < calls->len; i++) {
@@ -2057,8 +2774,14 @@ cd_switchboard_session_closed (CdSwitchboard *self, Session *session)
       call->agent_session = NULL;
       add_event (call, "party.disconnected", detail_new ("party", "agent", NULL));
       call->agent_grace_id = g_timeout_add_seconds (grace, on_agent_grace_over, call);
+    } else if (call->consult_session == session) {
+      consult_ends (call, "disconnected", "failed");
+    } else if (call->supervisor == session) {
+      supervisor_leaves (call, NULL);
     }
   }
+  if (consulted)
+    consult_ends (consulted, "disconnected", "failed");
   if (ringing) {
     g_autofree char *company = g_strdup (ringing->company_id);
 
@@ -2090,6 +2813,13 @@ cd_switchboard_handle (CdSwitchboard *self, Session *s, const char *type, JsonOb
     handle_answer (self, s, message, type);
   else if (g_str_equal (type, "call.resume"))
     handle_resume (self, s, message);
+  else if (g_str_equal (type, "call.transfer"))
+    handle_transfer (self, s, message);
+  else if (g_str_equal (type, "call.transfer.complete") ||
+           g_str_equal (type, "call.transfer.cancel"))
+    handle_transfer_end (self, s, message, type);
+  else if (g_str_equal (type, "call.monitor"))
+    handle_monitor (self, s, message);
   else
     return FALSE;
   return TRUE;
