@@ -193,6 +193,40 @@ finish (Peer *peer, const char *who)
   return report;
 }
 
+/* A call's three parties: their reports, and the call in each. */
+typedef struct {
+  JsonObject *reports[3];
+  JsonObject *visitor, *a, *b;
+} Parties;
+
+static void
+parties_clear (Parties *p)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (p->reports); i++)
+    g_clear_pointer (&p->reports[i], json_object_unref);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Parties, parties_clear)
+
+/* Once agents @a and @b (nullable) are signed in, a visitor calls,
+ * listening for @listen_for and hanging up @hold seconds after it first
+ * connects; every party's report once all are done. */
+static void
+call_through (Parties *p, Peer *a, Peer *b, const char *listen_for, const char *hold)
+{
+  Peer *visitor;
+
+  cd_test_sleep (1500);
+  visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
+                        "--listen-for", listen_for, "--hold", hold, "--timeout", "60", NULL);
+  p->reports[0] = finish (visitor, "the visitor");
+  p->reports[1] = finish (a, "agent A");
+  p->reports[2] = b ? finish (b, "agent B") : NULL;
+  p->visitor = only_call (p->reports[0]);
+  p->a = only_call (p->reports[1]);
+  p->b = b ? only_call (p->reports[2]) : NULL;
+}
+
 /* Blind, to an agent: A leaves at once; the visitor waits, is offered to
  * B alone (no member of any queue), and talks with B. */
 static void
@@ -202,35 +236,25 @@ test_blind_to_agent (void)
   Peer *b = agent_start (2, "880", "440", "--calls", "1", "--timeout", "60", NULL);
   Peer *a = agent_start (1, "660", "440", "--calls", "1", "--transfer-to", to, "--transfer-after",
                          "3", "--timeout", "60", NULL);
-  Peer *visitor;
-  g_autoptr (JsonObject) vr = NULL, ar = NULL, br = NULL;
-  JsonObject *vc, *ac, *bc;
+  g_auto (Parties) p = { 0 };
   g_autofree char *timeline = NULL;
   g_autofree char *agent = NULL;
 
-  cd_test_sleep (1500);
-  visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
-                        "--listen-for", "660,880,350", "--hold", "12", "--timeout", "60", NULL);
-  vr = finish (visitor, "the visitor");
-  ar = finish (a, "agent A");
-  br = finish (b, "agent B");
-  vc = only_call (vr);
-  ac = only_call (ar);
-  bc = only_call (br);
-  g_assert_cmpstr (json_object_get_string_member (ac, "end_reason"), ==, "transferred");
-  g_assert_cmpstr (json_object_get_string_member (bc, "call_id"), ==,
-                   json_object_get_string_member (vc, "call_id"));
-  g_assert_cmpstr (json_object_get_string_member (bc, "end_reason"), ==, "visitor-hangup");
-  /* the visitor heard A, then B, never both in one second */
-  g_assert_cmpuint (heard (ac, 440), >=, 20);
-  g_assert_cmpuint (heard (bc, 440), >=, 20);
-  g_assert_cmpuint (heard (vc, 660), >=, 20);
-  g_assert_cmpuint (heard (vc, 880), >=, 20);
-  g_assert_cmpint (last_second (vc, 660), <=, first_second (vc, 880));
-  timeline = timeline_of (json_object_get_string_member (vc, "call_id"));
+  call_through (&p, a, b, "660,880,350", "12");
+  g_assert_cmpstr (json_object_get_string_member (p.a, "end_reason"), ==, "transferred");
+  g_assert_cmpstr (json_object_get_string_member (p.b, "call_id"), ==,
+                   json_object_get_string_member (p.visitor, "call_id"));
+  g_assert_cmpstr (json_object_get_string_member (p.b, "end_reason"), ==, "visitor-hangup");
+  /* the visitor heard A, then B: A's last second no later than B's first */
+  g_assert_cmpuint (heard (p.a, 440), >=, 20);
+  g_assert_cmpuint (heard (p.b, 440), >=, 20);
+  g_assert_cmpuint (heard (p.visitor, 660), >=, 20);
+  g_assert_cmpuint (heard (p.visitor, 880), >=, 20);
+  g_assert_cmpint (last_second (p.visitor, 660), <=, first_second (p.visitor, 880));
+  timeline = timeline_of (json_object_get_string_member (p.visitor, "call_id"));
   g_test_message ("timeline: %s", timeline);
   g_assert_nonnull (strstr (timeline, "transfer.requested"));
-  agent = stored_agent (json_object_get_string_member (vc, "call_id"));
+  agent = stored_agent (json_object_get_string_member (p.visitor, "call_id"));
   g_assert_cmpstr (agent, ==, agent_ids[2]);
 }
 
@@ -244,44 +268,36 @@ test_warm_completed (void)
   Peer *a = agent_start (1, "660", "440,880", "--calls", "1", "--transfer-to", to,
                          "--transfer-mode", "warm", "--transfer-after", "3", "--complete-after",
                          "4", "--timeout", "60", NULL);
-  Peer *visitor;
-  g_autoptr (JsonObject) vr = NULL, ar = NULL, br = NULL;
-  JsonObject *vc, *ac, *bc;
+  g_auto (Parties) p = { 0 };
   int hold_from, hold_to;
   g_autofree char *timeline = NULL;
   g_autofree char *agent = NULL;
 
-  cd_test_sleep (1500);
-  visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
-                        "--listen-for", "660,880,350", "--hold", "16", "--timeout", "60", NULL);
-  vr = finish (visitor, "the visitor");
-  ar = finish (a, "agent A");
-  br = finish (b, "agent B");
-  vc = only_call (vr);
-  ac = only_call (ar);
-  bc = only_call (br);
-  g_assert_cmpstr (json_object_get_string_member (ac, "end_reason"), ==, "transferred");
-  g_assert_cmpstr (json_object_get_string_member (bc, "end_reason"), ==, "visitor-hangup");
+  call_through (&p, a, b, "660,880,350", "16");
+  g_assert_cmpstr (json_object_get_string_member (p.a, "end_reason"), ==, "transferred");
+  g_assert_cmpstr (json_object_get_string_member (p.b, "end_reason"), ==, "visitor-hangup");
   /* A and B talked while the visitor held */
-  g_assert_cmpuint (heard (ac, 880), >=, 20);
-  g_assert_cmpuint (heard (bc, 660), >=, 20);
-  hold_from = first_second (vc, 350);
-  hold_to = last_second (vc, 350);
+  g_assert_cmpuint (heard (p.a, 880), >=, 20);
+  g_assert_cmpuint (heard (p.b, 660), >=, 20);
+  hold_from = first_second (p.visitor, 350);
+  hold_to = last_second (p.visitor, 350);
   g_assert_cmpint (hold_from, >=, 0);
-  g_assert_cmpuint (heard (vc, 350), >=, 10);
+  g_assert_cmpuint (heard (p.visitor, 350), >=, 10);
   /* the visitor heard neither agent while holding (the seconds strictly
    * inside the hold), and B after it */
-  g_assert_cmpuint (heard_between (vc, 660, second_at (vc, hold_from + 1), second_at (vc, hold_to)),
+  g_assert_cmpuint (heard_between (p.visitor, 660, second_at (p.visitor, hold_from + 1),
+                                   second_at (p.visitor, hold_to)),
                     ==, 0);
-  g_assert_cmpuint (heard_between (vc, 880, 0, second_at (vc, hold_to)), ==, 0);
-  g_assert_cmpuint (heard_between (vc, 880, second_at (vc, hold_to), G_MAXINT64), >=, 20);
+  g_assert_cmpuint (heard_between (p.visitor, 880, 0, second_at (p.visitor, hold_to)), ==, 0);
+  g_assert_cmpuint (heard_between (p.visitor, 880, second_at (p.visitor, hold_to), G_MAXINT64), >=,
+                    20);
   /* and B heard the visitor once it took the call */
-  g_assert_cmpuint (heard (bc, 440), >=, 20);
-  timeline = timeline_of (json_object_get_string_member (vc, "call_id"));
+  g_assert_cmpuint (heard (p.b, 440), >=, 20);
+  timeline = timeline_of (json_object_get_string_member (p.visitor, "call_id"));
   g_test_message ("timeline: %s", timeline);
   g_assert_nonnull (strstr (timeline, "transfer.requested"));
   g_assert_nonnull (strstr (timeline, "transfer.completed"));
-  agent = stored_agent (json_object_get_string_member (vc, "call_id"));
+  agent = stored_agent (json_object_get_string_member (p.visitor, "call_id"));
   g_assert_cmpstr (agent, ==, agent_ids[2]);
 }
 
@@ -294,31 +310,23 @@ test_warm_cancelled (void)
   Peer *a =
       agent_start (1, "660", "440,880", "--calls", "1", "--transfer-to", to, "--transfer-mode",
                    "warm", "--transfer-after", "3", "--cancel-after", "3", "--timeout", "60", NULL);
-  Peer *visitor;
-  g_autoptr (JsonObject) vr = NULL, ar = NULL, br = NULL;
-  JsonObject *vc, *ac, *bc;
+  g_auto (Parties) p = { 0 };
   int hold_to;
   g_autofree char *timeline = NULL;
 
-  cd_test_sleep (1500);
-  visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
-                        "--listen-for", "660,880,350", "--hold", "15", "--timeout", "60", NULL);
-  vr = finish (visitor, "the visitor");
-  ar = finish (a, "agent A");
-  br = finish (b, "agent B");
-  vc = only_call (vr);
-  ac = only_call (ar);
-  bc = only_call (br);
-  g_assert_cmpstr (json_object_get_string_member (ac, "end_reason"), ==, "visitor-hangup");
-  g_assert_cmpstr (json_object_get_string_member (bc, "end_reason"), ==, "transfer-cancelled");
-  g_assert_cmpuint (heard (ac, 880), >=, 20);
-  g_assert_cmpuint (heard (vc, 880), ==, 0);
-  hold_to = last_second (vc, 350);
+  call_through (&p, a, b, "660,880,350", "15");
+  g_assert_cmpstr (json_object_get_string_member (p.a, "end_reason"), ==, "visitor-hangup");
+  g_assert_cmpstr (json_object_get_string_member (p.b, "end_reason"), ==, "transfer-cancelled");
+  g_assert_cmpuint (heard (p.a, 880), >=, 20);
+  g_assert_cmpuint (heard (p.visitor, 880), ==, 0);
+  hold_to = last_second (p.visitor, 350);
   g_assert_cmpint (hold_to, >, 0);
   /* A again after the hold, and A heard the visitor again */
-  g_assert_cmpuint (heard_between (vc, 660, second_at (vc, hold_to), G_MAXINT64), >=, 20);
-  g_assert_cmpuint (heard_between (ac, 440, second_at (vc, hold_to + 1), G_MAXINT64), >=, 20);
-  timeline = timeline_of (json_object_get_string_member (vc, "call_id"));
+  g_assert_cmpuint (heard_between (p.visitor, 660, second_at (p.visitor, hold_to), G_MAXINT64), >=,
+                    20);
+  g_assert_cmpuint (heard_between (p.a, 440, second_at (p.visitor, hold_to + 1), G_MAXINT64), >=,
+                    20);
+  timeline = timeline_of (json_object_get_string_member (p.visitor, "call_id"));
   g_test_message ("timeline: %s", timeline);
   g_assert_nonnull (strstr (timeline, "transfer.cancelled"));
 }
@@ -331,26 +339,16 @@ test_blind_to_queue (void)
   Peer *c = agent_start (4, "1100", "440", "--calls", "1", "--timeout", "60", NULL);
   Peer *a = agent_start (1, "660", "440", "--calls", "1", "--transfer-to", to, "--transfer-after",
                          "3", "--timeout", "60", NULL);
-  Peer *visitor;
-  g_autoptr (JsonObject) vr = NULL, ar = NULL, cr = NULL;
-  JsonObject *vc, *ac, *cc;
+  g_auto (Parties) p = { 0 };
   g_autofree char *timeline = NULL;
 
-  cd_test_sleep (1500);
-  visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
-                        "--listen-for", "660,1100", "--hold", "12", "--timeout", "60", NULL);
-  vr = finish (visitor, "the visitor");
-  ar = finish (a, "agent A");
-  cr = finish (c, "the queue's member");
-  vc = only_call (vr);
-  ac = only_call (ar);
-  cc = only_call (cr);
-  g_assert_cmpstr (json_object_get_string_member (ac, "end_reason"), ==, "transferred");
-  g_assert_cmpuint (heard (vc, 660), >=, 20);
-  g_assert_cmpuint (heard (vc, 1100), >=, 20);
-  g_assert_cmpint (last_second (vc, 660), <=, first_second (vc, 1100));
-  g_assert_cmpuint (heard (cc, 440), >=, 20);
-  timeline = timeline_of (json_object_get_string_member (vc, "call_id"));
+  call_through (&p, a, c, "660,1100", "12");
+  g_assert_cmpstr (json_object_get_string_member (p.a, "end_reason"), ==, "transferred");
+  g_assert_cmpuint (heard (p.visitor, 660), >=, 20);
+  g_assert_cmpuint (heard (p.visitor, 1100), >=, 20);
+  g_assert_cmpint (last_second (p.visitor, 660), <=, first_second (p.visitor, 1100));
+  g_assert_cmpuint (heard (p.b, 440), >=, 20);
+  timeline = timeline_of (json_object_get_string_member (p.visitor, "call_id"));
   g_test_message ("timeline: %s", timeline);
   g_assert_nonnull (strstr (timeline, "queue.moved"));
 }
@@ -368,23 +366,16 @@ test_refused_transfers (void)
   for (guint i = 0; i < G_N_ELEMENTS (targets); i++) {
     Peer *a = agent_start (1, "660", "440", "--calls", "1", "--transfer-to", targets[i],
                            "--transfer-after", "2", "--timeout", "60", NULL);
-    Peer *visitor;
-    g_autoptr (JsonObject) vr = NULL, ar = NULL;
+    g_auto (Parties) p = { 0 };
     JsonArray *errors;
 
-    cd_test_sleep (1500);
-    visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
-                          "--listen-for", "660", "--hold", "6", "--timeout", "60", NULL);
-    vr = finish (visitor, "the visitor");
-    ar = finish (a, "agent A");
-    g_assert_cmpstr (json_object_get_string_member (only_call (ar), "end_reason"), ==,
-                     "visitor-hangup");
-    errors = json_object_get_array_member (ar, "errors");
+    call_through (&p, a, NULL, "660", "6");
+    g_assert_cmpstr (json_object_get_string_member (p.a, "end_reason"), ==, "visitor-hangup");
+    errors = json_object_get_array_member (p.reports[1], "errors");
     g_assert_cmpuint (json_array_get_length (errors), ==, 1);
     g_assert_true (g_str_has_prefix (json_array_get_string_element (errors, 0), codes[i]));
     /* A stayed on the call to its end */
-    g_assert_cmpuint (
-        heard_between (only_call (vr), 660, second_at (only_call (vr), 4), G_MAXINT64), >=, 20);
+    g_assert_cmpuint (heard_between (p.visitor, 660, second_at (p.visitor, 4), G_MAXINT64), >=, 20);
   }
 }
 
@@ -409,11 +400,10 @@ connected_call (void)
   return g_strdup (json_object_get_string_member (json_array_get_object_element (items, 0), "id"));
 }
 
-/* One call supervised in @modes (see --monitor-modes): the reports of the
- * visitor, the agent and the supervisor, and when each mode began. */
+/* One call supervised in @modes (see --monitor-modes): the visitor, the
+ * agent and, as b, the supervisor; and when each mode began. */
 static void
-supervise (const char *modes, JsonObject **vr, JsonObject **ar, JsonObject **sr, gint64 *at,
-           guint n_modes)
+supervise (Parties *p, const char *modes, gint64 *at, guint n_modes)
 {
   Peer *a = agent_start (1, "660", "440,1300", "--calls", "1", "--timeout", "90", NULL);
   Peer *visitor, *supervisor;
@@ -431,13 +421,15 @@ supervise (const char *modes, JsonObject **vr, JsonObject **ar, JsonObject **sr,
   supervisor = peer_start ("calldocker-agent", "--email", "admin@xfer.test", "--password-file",
                            password_file, "--tone", "1300", "--listen-for", "440,660", "--monitor",
                            call_id, "--monitor-modes", modes, "--timeout", "60", NULL);
-  *sr = finish (supervisor, "the supervisor");
-  *vr = finish (visitor, "the visitor");
-  *ar = finish (a, "agent A");
-  g_assert_cmpstr (json_object_get_string_member (only_call (*sr), "end_reason"), ==, "left");
-  g_assert_cmpstr (json_object_get_string_member (only_call (*vr), "end_reason"), ==,
-                   "visitor-hangup");
-  list = json_object_get_array_member (only_call (*sr), "modes");
+  p->reports[2] = finish (supervisor, "the supervisor");
+  p->reports[0] = finish (visitor, "the visitor");
+  p->reports[1] = finish (a, "agent A");
+  p->visitor = only_call (p->reports[0]);
+  p->a = only_call (p->reports[1]);
+  p->b = only_call (p->reports[2]);
+  g_assert_cmpstr (json_object_get_string_member (p->b, "end_reason"), ==, "left");
+  g_assert_cmpstr (json_object_get_string_member (p->visitor, "end_reason"), ==, "visitor-hangup");
+  list = json_object_get_array_member (p->b, "modes");
   g_assert_cmpuint (json_array_get_length (list), ==, n_modes);
   for (guint i = 0; i < n_modes; i++)
     at[i] = json_object_get_int_member (json_array_get_object_element (list, i), "at_us");
@@ -450,41 +442,33 @@ supervise (const char *modes, JsonObject **vr, JsonObject **ar, JsonObject **sr,
 static void
 test_listen_and_whisper (void)
 {
-  g_autoptr (JsonObject) vr = NULL, ar = NULL, sr = NULL;
-  JsonObject *vc, *ac, *sc;
+  g_auto (Parties) p = { 0 };
   gint64 at[2];
 
-  supervise ("listen:4,whisper:6", &vr, &ar, &sr, at, 2);
-  vc = only_call (vr);
-  ac = only_call (ar);
-  sc = only_call (sr);
-  g_assert_cmpuint (heard (sc, 440), >=, 20);
-  g_assert_cmpuint (heard (sc, 660), >=, 20);
-  g_assert_cmpuint (heard_between (ac, 1300, 0, at[1]), ==, 0);
-  g_assert_cmpuint (heard (ac, 1300), >=, 20);
-  g_assert_cmpuint (heard (vc, 1300), ==, 0);
+  supervise (&p, "listen:4,whisper:6", at, 2);
+  g_assert_cmpuint (heard (p.b, 440), >=, 20);
+  g_assert_cmpuint (heard (p.b, 660), >=, 20);
+  g_assert_cmpuint (heard_between (p.a, 1300, 0, at[1]), ==, 0);
+  g_assert_cmpuint (heard (p.a, 1300), >=, 20);
+  g_assert_cmpuint (heard (p.visitor, 1300), ==, 0);
   /* and the parties heard each other throughout */
-  g_assert_cmpuint (heard_between (ac, 440, at[1], G_MAXINT64), >=, 20);
-  g_assert_cmpuint (heard_between (vc, 660, at[1], G_MAXINT64), >=, 20);
+  g_assert_cmpuint (heard_between (p.a, 440, at[1], G_MAXINT64), >=, 20);
+  g_assert_cmpuint (heard_between (p.visitor, 660, at[1], G_MAXINT64), >=, 20);
 }
 
 /* A supervisor barges in: both parties hear the supervisor. */
 static void
 test_barge (void)
 {
-  g_autoptr (JsonObject) vr = NULL, ar = NULL, sr = NULL;
-  JsonObject *vc, *ac, *sc;
+  g_auto (Parties) p = { 0 };
   gint64 at[1];
 
-  supervise ("barge:6", &vr, &ar, &sr, at, 1);
-  vc = only_call (vr);
-  ac = only_call (ar);
-  sc = only_call (sr);
-  g_assert_cmpuint (heard_between (vc, 1300, 0, at[0]), ==, 0);
-  g_assert_cmpuint (heard (vc, 1300), >=, 20);
-  g_assert_cmpuint (heard (ac, 1300), >=, 20);
-  g_assert_cmpuint (heard (sc, 440), >=, 20);
-  g_assert_cmpuint (heard (sc, 660), >=, 20);
+  supervise (&p, "barge:6", at, 1);
+  g_assert_cmpuint (heard_between (p.visitor, 1300, 0, at[0]), ==, 0);
+  g_assert_cmpuint (heard (p.visitor, 1300), >=, 20);
+  g_assert_cmpuint (heard (p.a, 1300), >=, 20);
+  g_assert_cmpuint (heard (p.b, 440), >=, 20);
+  g_assert_cmpuint (heard (p.b, 660), >=, 20);
 }
 
 static guint
