@@ -96,9 +96,13 @@ is_token (const char *s, gsize max)
   return TRUE;
 }
 
-/* "de", "en", "pt-br": lower case letters, an optional region */
-static gboolean
-is_language (const char *s)
+/**
+ * cd_language_code_is_valid:
+ *
+ * "de", "en", "pt-br": two or three lower case letters, an optional region.
+ */
+gboolean
+cd_language_code_is_valid (const char *s)
 {
   gsize n = strlen (s), letters = 0;
 
@@ -164,7 +168,7 @@ parse_languages (CdQueueSpec *spec, JsonNode *node, GError **error)
   for (guint i = 0; i < json_array_get_length (list); i++) {
     JsonNode *item = json_array_get_element (list, i);
 
-    if (!is_string (item) || !is_language (json_node_get_string (item)))
+    if (!is_string (item) || !cd_language_code_is_valid (json_node_get_string (item)))
       return invalid (error,
                       "languages[%u]: a lower-case language code such as \"de\" or "
                       "\"pt-br\"",

@@ -58,6 +58,7 @@ typedef struct {
 /* Fields left out take their defaults (docs/routing.md). */
 CdQueueSpec *cd_queue_spec_parse (JsonObject *object, GError **error);
 void cd_queue_spec_free (CdQueueSpec *spec);
+gboolean cd_language_code_is_valid (const char *code);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdQueueSpec, cd_queue_spec_free)
 
