@@ -220,8 +220,6 @@ prompt_clear (CdIvrPrompt *p)
 static gboolean
 get_speech (JsonObject *o, const char *node, const char *where, CdIvrPrompt *p, GError **error)
 {
-  g_autofree char *field = NULL;
-
   if (!get_text (o, "text", 1, CD_IVR_MAX_TEXT, TRUE, node, &p->text, error) ||
       !get_text (o, "language", 2, 12, FALSE, node, &p->language, error) ||
       !get_text (o, "voice", 1, 40, FALSE, node, &p->voice, error))
