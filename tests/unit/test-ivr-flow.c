@@ -158,6 +158,10 @@ static const Refusal refusals[] = {
   { "menu/prompt-empty-object",
     TWO ("{\"id\":\"a\",\"type\":\"menu\",\"prompt\":{},\"options\":{\"1\":\"z\"}}"),
     "node \"a\": prompt: {\"prompt_id\"" },
+  { "menu/prompt-text-too-long",
+    TWO ("{\"id\":\"a\",\"type\":\"menu\",\"prompt\":{\"text\":\"\",\"language\":\"de\"},"
+         "\"options\":{\"1\":\"z\"}}"),
+    "node \"a\": prompt.text: 1 to 2000 characters" },
   { "menu/options-missing", TWO ("{\"id\":\"a\",\"type\":\"menu\",\"prompt\":{\"text\":\"Hi\"}}"),
     "node \"a\": options is missing" },
   { "menu/options-empty",

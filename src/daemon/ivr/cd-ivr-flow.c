@@ -120,8 +120,8 @@ is_digits (const char *s, gsize max)
 
 /* @name: a string of @min..@max characters (UTF-8), or absent (NULL). */
 static gboolean
-get_text (JsonObject *o, const char *name, gsize min, gsize max, gboolean required,
-          const char *node, char **out, GError **error)
+get_text (JsonObject *o, const char *where, const char *name, gsize min, gsize max,
+          gboolean required, const char *node, char **out, GError **error)
 {
   JsonNode *member = json_object_get_member (o, name);
   const char *s;
@@ -129,16 +129,16 @@ get_text (JsonObject *o, const char *name, gsize min, gsize max, gboolean requir
 
   if (member == NULL) {
     if (required)
-      return invalid (error, node, "%s is missing", name);
+      return invalid (error, node, "%s%s is missing", where, name);
     return TRUE;
   }
   if (!is_string (member))
-    return invalid (error, node, "%s: a string", name);
+    return invalid (error, node, "%s%s: a string", where, name);
   s = json_node_get_string (member);
   chars = g_utf8_strlen (s, -1);
   if ((gsize) chars < min || (gsize) chars > max)
-    return invalid (error, node, "%s: %" G_GSIZE_FORMAT " to %" G_GSIZE_FORMAT " characters", name,
-                    min, max);
+    return invalid (error, node, "%s%s: %" G_GSIZE_FORMAT " to %" G_GSIZE_FORMAT " characters",
+                    where, name, min, max);
   *out = g_strdup (s);
   return TRUE;
 }
@@ -220,9 +220,9 @@ prompt_clear (CdIvrPrompt *p)
 static gboolean
 get_speech (JsonObject *o, const char *node, const char *where, CdIvrPrompt *p, GError **error)
 {
-  if (!get_text (o, "text", 1, CD_IVR_MAX_TEXT, TRUE, node, &p->text, error) ||
-      !get_text (o, "language", 2, 12, FALSE, node, &p->language, error) ||
-      !get_text (o, "voice", 1, 40, FALSE, node, &p->voice, error))
+  if (!get_text (o, where, "text", 1, CD_IVR_MAX_TEXT, TRUE, node, &p->text, error) ||
+      !get_text (o, where, "language", 2, 12, FALSE, node, &p->language, error) ||
+      !get_text (o, where, "voice", 1, 40, FALSE, node, &p->voice, error))
     return FALSE;
   if (p->language && !cd_language_code_is_valid (p->language))
     return invalid (error, node, "%slanguage: a language code such as \"en\" or \"pt-br\"", where);
@@ -373,9 +373,9 @@ parse_node (JsonObject *o, GHashTable *ids, CdIvrNode *n, GError **error)
            get_target (o, "fallback", FALSE, ids, id, &n->fallback, error);
   case CD_IVR_GATHER:
     if (!get_prompt (o, "prompt", TRUE, id, &n->prompt, error) ||
-        !get_text (o, "variable", 1, 32, TRUE, id, &n->variable, error) ||
+        !get_text (o, "", "variable", 1, 32, TRUE, id, &n->variable, error) ||
         !get_uint (o, "max_digits", 1, CD_IVR_MAX_DIGITS, 10, id, &n->max_digits, error) ||
-        !get_text (o, "finish_on", 1, 1, FALSE, id, &n->finish_on, error) ||
+        !get_text (o, "", "finish_on", 1, 1, FALSE, id, &n->finish_on, error) ||
         !get_uint (o, "timeout_s", 1, 60, 5, id, &n->timeout_s, error) ||
         !get_uint (o, "inter_digit_timeout_s", 1, 30, 3, id, &n->inter_digit_timeout_s, error) ||
         !get_target (o, "next", TRUE, ids, id, &n->next, error) ||
@@ -416,7 +416,7 @@ parse_node (JsonObject *o, GHashTable *ids, CdIvrNode *n, GError **error)
       return invalid (error, id, "hours and open: only with \"on\": \"business_hours\"");
     }
     if (n->on == CD_IVR_ON_VARIABLE) {
-      if (!get_text (o, "variable", 1, 32, TRUE, id, &n->variable, error))
+      if (!get_text (o, "", "variable", 1, 32, TRUE, id, &n->variable, error))
         return FALSE;
       if (!is_name (n->variable, TRUE))
         return invalid (error, id,
@@ -431,8 +431,8 @@ parse_node (JsonObject *o, GHashTable *ids, CdIvrNode *n, GError **error)
            get_target (o, "otherwise", TRUE, ids, id, &n->otherwise, error);
   }
   case CD_IVR_SET:
-    if (!get_text (o, "variable", 1, 32, TRUE, id, &n->variable, error) ||
-        !get_text (o, "value", 0, 200, TRUE, id, &n->value, error) ||
+    if (!get_text (o, "", "variable", 1, 32, TRUE, id, &n->variable, error) ||
+        !get_text (o, "", "value", 0, 200, TRUE, id, &n->value, error) ||
         !get_target (o, "next", TRUE, ids, id, &n->next, error))
       return FALSE;
     if (!is_name (n->variable, TRUE))
