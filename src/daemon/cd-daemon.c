@@ -227,6 +227,11 @@ register_metrics (CdDaemon *self)
                        "Call pipelines not yet torn down", NULL, 0);
   cd_metrics_register (m, "calldocker_calls_ended_total", CD_METRIC_COUNTER,
                        "Calls ended, by reason", NULL, 0);
+  cd_metrics_register (m, "calldocker_transfers_total", CD_METRIC_COUNTER,
+                       "Transfers, by mode and event (requested, completed, cancelled, failed)",
+                       NULL, 0);
+  cd_metrics_register (m, "calldocker_supervisor_modes_total", CD_METRIC_COUNTER,
+                       "Times a supervisor began to listen, whisper or barge", NULL, 0);
   {
     static const double setup_buckets[] = { 0.1, 0.25, 0.5, 1, 2, 5, 10 };
     cd_metrics_register (m, "calldocker_call_setup_seconds", CD_METRIC_HISTOGRAM,

@@ -182,6 +182,24 @@ stored_agent (const char *call_id)
   return g_strdup (json_object_get_string_member_with_default (call, "agent_id", ""));
 }
 
+/* One series of the daemon's /metrics, e.g. name{label="value"}; 0 when
+ * it is not there (yet). */
+static double
+metric (const char *series)
+{
+  g_autofree char *url = g_strconcat (daemon_proc->base_url, "metrics", NULL);
+  g_autofree char *body = NULL;
+  g_autofree char *needle = g_strdup_printf ("\n%s ", series);
+  const char *at;
+
+  g_assert_cmpuint (cd_test_http_get (url, &body, NULL), ==, 200);
+  at = strstr (body, needle);
+  return at ? g_ascii_strtod (at + strlen (needle), NULL) : 0;
+}
+
+#define TRANSFERS(mode, event) "calldocker_transfers_total{mode=\"" mode "\",event=\"" event "\"}"
+#define MODES(mode)            "calldocker_supervisor_modes_total{mode=\"" mode "\"}"
+
 static JsonObject *
 finish (Peer *peer, const char *who)
 {
@@ -239,8 +257,10 @@ test_blind_to_agent (void)
   g_auto (Parties) p = { 0 };
   g_autofree char *timeline = NULL;
   g_autofree char *agent = NULL;
+  double requested = metric (TRANSFERS ("blind", "requested"));
 
   call_through (&p, a, b, "660,880,350", "12");
+  g_assert_cmpfloat (metric (TRANSFERS ("blind", "requested")), ==, requested + 1);
   g_assert_cmpstr (json_object_get_string_member (p.a, "end_reason"), ==, "transferred");
   g_assert_cmpstr (json_object_get_string_member (p.b, "call_id"), ==,
                    json_object_get_string_member (p.visitor, "call_id"));
@@ -273,7 +293,10 @@ test_warm_completed (void)
   g_autofree char *timeline = NULL;
   g_autofree char *agent = NULL;
 
+  double completed = metric (TRANSFERS ("warm", "completed"));
+
   call_through (&p, a, b, "660,880,350", "16");
+  g_assert_cmpfloat (metric (TRANSFERS ("warm", "completed")), ==, completed + 1);
   g_assert_cmpstr (json_object_get_string_member (p.a, "end_reason"), ==, "transferred");
   g_assert_cmpstr (json_object_get_string_member (p.b, "end_reason"), ==, "visitor-hangup");
   /* A and B talked while the visitor held */
@@ -314,7 +337,10 @@ test_warm_cancelled (void)
   int hold_to;
   g_autofree char *timeline = NULL;
 
+  double cancelled = metric (TRANSFERS ("warm", "cancelled"));
+
   call_through (&p, a, b, "660,880,350", "15");
+  g_assert_cmpfloat (metric (TRANSFERS ("warm", "cancelled")), ==, cancelled + 1);
   g_assert_cmpstr (json_object_get_string_member (p.a, "end_reason"), ==, "visitor-hangup");
   g_assert_cmpstr (json_object_get_string_member (p.b, "end_reason"), ==, "transfer-cancelled");
   g_assert_cmpuint (heard (p.a, 880), >=, 20);
@@ -445,7 +471,11 @@ test_listen_and_whisper (void)
   g_auto (Parties) p = { 0 };
   gint64 at[2];
 
+  double listened = metric (MODES ("listen")), whispered = metric (MODES ("whisper"));
+
   supervise (&p, "listen:4,whisper:6", at, 2);
+  g_assert_cmpfloat (metric (MODES ("listen")), ==, listened + 1);
+  g_assert_cmpfloat (metric (MODES ("whisper")), ==, whispered + 1);
   g_assert_cmpuint (heard (p.b, 440), >=, 20);
   g_assert_cmpuint (heard (p.b, 660), >=, 20);
   g_assert_cmpuint (heard_between (p.a, 1300, 0, at[1]), ==, 0);
@@ -463,7 +493,10 @@ test_barge (void)
   g_auto (Parties) p = { 0 };
   gint64 at[1];
 
+  double barged = metric (MODES ("barge"));
+
   supervise (&p, "barge:6", at, 1);
+  g_assert_cmpfloat (metric (MODES ("barge")), ==, barged + 1);
   g_assert_cmpuint (heard_between (p.visitor, 1300, 0, at[0]), ==, 0);
   g_assert_cmpuint (heard (p.visitor, 1300), >=, 20);
   g_assert_cmpuint (heard (p.a, 1300), >=, 20);

@@ -217,6 +217,18 @@ add_event (Call *call, const char *kind, JsonObject *detail)
     json_object_unref (detail);
 }
 
+/* A transfer's @event (requested, completed, cancelled, failed) counted. */
+static void
+count_transfer (CdSwitchboard *self, gboolean warm, const char *event)
+{
+  g_autofree char *labels = NULL;
+
+  if (self->settings.metrics == NULL)
+    return;
+  labels = g_strdup_printf ("mode=\"%s\",event=\"%s\"", warm ? "warm" : "blind", event);
+  cd_metrics_add (self->settings.metrics, "calldocker_transfers_total", labels, 1);
+}
+
 /* ---- agents ---- */
 
 static void
@@ -848,6 +860,7 @@ decline (Call *call, Agent *a, const char *why)
   if (g_strcmp0 (call->transfer_to, a->user_id) == 0) {
     /* the call waits for the others from now on */
     add_event (call, "transfer.failed", detail_new ("agent_id", a->user_id, "reason", why, NULL));
+    count_transfer (call->board, FALSE, "failed");
     g_clear_pointer (&call->transfer_to, g_free);
   }
   if (call->reoffer_id == 0)
@@ -1211,6 +1224,7 @@ route (CdSwitchboard *self, const char *company_id)
       }
       add_event (call, "transfer.failed",
                  detail_new ("agent_id", call->transfer_to, "reason", "busy", NULL));
+      count_transfer (self, FALSE, "failed");
       g_clear_pointer (&call->transfer_to, g_free);
     }
     if (call->queue_id) {
@@ -2276,6 +2290,7 @@ consult_ends (Call *call, const char *why, const char *state)
   }
   add_event (call, g_str_equal (state, "cancelled") ? "transfer.cancelled" : "transfer.failed",
              detail_new ("agent_id", t->user_id, "reason", why, NULL));
+  count_transfer (self, TRUE, state);
   call->consult = NULL;
   call->consult_session = NULL;
   agent_unbind (t, call, agent_resting_state (t), 0, g_str_equal (why, "missed"));
@@ -2309,6 +2324,7 @@ consult_completes (Call *call)
   transfer_state (call, "completed", NULL);
   add_event (call, "transfer.completed",
              detail_new ("from", a ? a->user_id : NULL, "to", call->consult->user_id, NULL));
+  count_transfer (self, TRUE, "completed");
   if (call->agent_session)
     send_to (call->agent_session, ended_message (call, "transferred"));
   g_clear_handle_id (&call->agent_grace_id, g_source_remove);
@@ -2397,6 +2413,7 @@ on_transfer_queue_checked (GObject *source, GAsyncResult *result, gpointer user_
     cache_roster (self, call->company_id, roster);
     add_event (call, "transfer.requested",
                detail_new ("from", c->agent_id, "queue_id", c->queue_id, "mode", "blind", NULL));
+    count_transfer (self, FALSE, "requested");
     agent_leaves (call, "transferred");
     move_to_queue (call, c->queue_id, "transfer");
   }
@@ -2481,6 +2498,7 @@ handle_transfer (CdSwitchboard *self, Session *s, JsonObject *message)
   }
   add_event (call, "transfer.requested",
              detail_new ("from", s->claims->sub, "agent_id", agent_id, "mode", mode, NULL));
+  count_transfer (self, warm, "requested");
   if (!warm) {
     g_autofree char *company = g_strdup (call->company_id);
 
@@ -2593,6 +2611,10 @@ handle_monitor (CdSwitchboard *self, Session *s, JsonObject *message)
   }
   add_event (call, joining ? "supervisor.joined" : "supervisor.mode",
              detail_new ("supervisor_id", call->supervisor_id, "mode", mode, NULL));
+  if (self->settings.metrics) {
+    g_autofree char *labels = g_strdup_printf ("mode=\"%s\"", mode);
+    cd_metrics_add (self->settings.metrics, "calldocker_supervisor_modes_total", labels, 1);
+  }
   apply_call_hearing (call);
   b = begin ("call.monitoring", call->id);
   add_string (b, "mode", mode);
