@@ -668,6 +668,11 @@ bridge_new (CdCallPipeline *self, Leg *from, Leg *to)
   if (!link_to_selector (b, queue, to))
     g_error ("call %s: cannot bridge %s to %s", self->call_id, from->name, to->name);
   sync_elements (b);
+  /* selected before anything flows: a selector forwards the events of its
+   * active pad as they come, so a switch between a stream-start and the
+   * caps that follow it sends the caps alone (GStreamer warns of sticky
+   * event misordering, seen in the sanitizer run) */
+  g_object_set (to->source, "active-pad", b->selector_pad, NULL);
   /* last: a tee pushing into an element not yet playing gets flushing,
    * which would stop the leg's stream for every branch */
   if (!link_from_tee (b, from->tee, queue))
@@ -764,6 +769,8 @@ mix_new (CdCallPipeline *self, Leg *to, guint from)
       g_error ("call %s: cannot mix the %s's audio", self->call_id, talker->name);
   }
   sync_elements (b);
+  /* selected before anything flows (see bridge_new) */
+  g_object_set (to->source, "active-pad", b->selector_pad, NULL);
   /* the talkers' tees last, once everything they feed is playing */
   for (guint i = 0; i < b->elements->len; i++) {
     GstElement *e = g_ptr_array_index (b->elements, i);
@@ -998,8 +1005,8 @@ leg_present (Leg *leg)
 
 /* Selects what @leg hears now: its talkers that are present, directly
  * (one), mixed (several), or nobody: the tone for the visitor, silence
- * for the others. Audio goes into a payloader only once it is linked
- * (else not-linked stops the source). */
+ * for the others. A new branch selects itself before its audio flows. Audio goes into a payloader
+ * only once it is linked (else not-linked stops the source). */
 static void
 apply_hearing (CdCallPipeline *self, Leg *leg)
 {
