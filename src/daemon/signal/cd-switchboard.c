@@ -2491,8 +2491,10 @@ handle_transfer (CdSwitchboard *self, Session *s, JsonObject *message)
   }
   t = g_hash_table_lookup (self->agents, agent_id);
   if (t == NULL || !g_str_equal (t->company_id, call->company_id) || !agent_is_free (t)) {
-    g_autofree char *detail =
-        g_strdup_printf ("agent %s is not signed in to this server and free for a call", agent_id);
+    g_autofree char *detail = g_strdup_printf (
+        "agent %s is not signed in to this server and free for a call: pick an available "
+        "agent, or transfer to a queue",
+        agent_id);
     cd_signal_session_send_error (s, "unavailable", "call.transfer", detail);
     return;
   }
@@ -2544,7 +2546,8 @@ handle_transfer_end (CdSwitchboard *self, Session *s, JsonObject *message, const
   }
   if (!call->leg_connected[other_agent_leg (call)]) {
     cd_signal_session_send_error (s, "out-of-order", type,
-                                  "the transfer's target is not connected yet");
+                                  "the transfer's target is not connected yet: wait for "
+                                  "call.transfer.state connected, or cancel");
     return;
   }
   consult_completes (call);
@@ -2598,7 +2601,8 @@ handle_monitor (CdSwitchboard *self, Session *s, JsonObject *message)
   }
   if (call->state != CALL_CONNECTED || call->consult || call->transfer_checking) {
     cd_signal_session_send_error (s, "out-of-order", "call.monitor",
-                                  "only a connected call with no transfer in progress");
+                                  "only a connected call with no transfer in progress can be "
+                                  "supervised: try again once it is connected");
     return;
   }
   joining = call->supervisor == NULL;
