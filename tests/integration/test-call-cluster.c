@@ -590,13 +590,44 @@ redis_show (CdRedis *redis, const char *const *argv, int argc)
 }
 
 /* Where each agent stands, for the test and in Redis (read without
- * changing it), and the last of @live's log, on stderr. */
+ * changing it), and what @live's log says of those not yet on one of
+ * @live's calls and of @waiting's calls (@n of them, or none), on stderr:
+ * the last of the log first, the test's view last (a test log may keep
+ * only its end). */
 static void
-desk_explain_agents (Desk *d, CdRedis *redis, CdTestDaemon *live)
+desk_explain_agents (Desk *d, CdRedis *redis, CdTestDaemon *live, Visitor *waiting, guint n)
 {
   g_auto (GStrv) lines = g_strsplit (live->err->str, "\n", -1);
-  guint n = g_strv_length (lines);
+  guint n_lines = g_strv_length (lines);
+  int side = live == d->daemons[0] ? 0 : 1;
 
+  g_printerr ("the last of the live daemon's log:\n");
+  for (guint k = n_lines > 30 ? n_lines - 30 : 0; k < n_lines; k++)
+    g_printerr ("%s\n", lines[k]);
+  for (guint i = 0; i < DESK_AGENTS; i++)
+    if (d->agents[i].taken[side] == 0)
+      daemon_show_lines (live, "live", d->agents[i].user_id);
+  for (guint i = 0; waiting && i < n; i++) {
+    JsonObject *created = cd_test_ws_find (waiting[i].ws, 0, "call.created", NULL);
+    const char *call_id = created ? json_object_get_string_member (created, "call_id") : NULL;
+    GString *states = g_string_new (NULL);
+
+    if (call_id && g_hash_table_contains (d->accepted, call_id))
+      continue;
+    if (call_id)
+      daemon_show_lines (live, "live", call_id);
+    for (guint k = 0; k < waiting[i].ws->received->len; k++) {
+      JsonObject *m = g_ptr_array_index (waiting[i].ws->received, k);
+      g_string_append_printf (states, " %s%s%s",
+                              json_object_get_string_member_with_default (m, "type", "?"),
+                              json_object_has_member (m, "state") ? ":" : "",
+                              json_object_get_string_member_with_default (m, "state", ""));
+    }
+    g_printerr ("visitor %u: call %s, not taken, connection %s; it received:%s\n", i,
+                call_id ? call_id : "(none)", waiting[i].ws->closed ? "closed" : "open",
+                states->str);
+    g_string_free (states, TRUE);
+  }
   for (guint i = 0; i < DESK_AGENTS; i++) {
     DeskAgent *g = &d->agents[i];
     g_autofree char *agent_key = g_strdup_printf ("cd:agent:%s:%s", company, g->user_id);
@@ -616,9 +647,6 @@ desk_explain_agents (Desk *d, CdRedis *redis, CdTestDaemon *live)
                 holder, ttl);
   }
   g_printerr ("%u offers reached an agent holding a call\n", d->violations);
-  g_printerr ("the last of the live daemon's log:\n");
-  for (guint k = n > 60 ? n - 60 : 0; k < n; k++)
-    g_printerr ("%s\n", lines[k]);
 }
 
 /* Every agent takes one of as many calls made through @via and holds it;
@@ -631,7 +659,7 @@ desk_hold_all (Desk *d, CdTestDaemon *via, CdRedis *redis)
 
   while (desk_holding (d) < DESK_AGENTS) {
     if (g_get_monotonic_time () > deadline)
-      desk_explain_agents (d, redis, via);
+      desk_explain_agents (d, redis, via, v, DESK_AGENTS);
     g_assert_cmpint (g_get_monotonic_time (), <, deadline);
     desk_step (d);
     cd_test_iterate (10);
@@ -755,7 +783,7 @@ test_killed_daemon_agents_recover (void)
     if (taken_b == DESK_AGENTS)
       break;
     if (g_get_monotonic_time () > deadline)
-      desk_explain_agents (&desk, redis, b);
+      desk_explain_agents (&desk, redis, b, vb, DESK_AGENTS);
     g_assert_cmpint (g_get_monotonic_time (), <, deadline);
     desk_step (&desk);
     g_assert_cmpuint (desk.violations, ==, 0); /* (each is printed on stderr) */
@@ -843,7 +871,7 @@ test_stalled_daemon_keeps_agents (void)
 
     g_assert_cmpuint (desk.agents[i].taken[1], ==, 0);
     if (p->state != CD_AGENT_ON_CALL) {
-      desk_explain_agents (&desk, redis, a);
+      desk_explain_agents (&desk, redis, a, NULL, 0);
       daemon_show_lines (a, "a", desk.agents[i].user_id);
     }
     g_assert_cmpstr (cd_agent_state_to_string (p->state), ==, "on_call");

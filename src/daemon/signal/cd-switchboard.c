@@ -446,6 +446,22 @@ static void route (CdSwitchboard *self, const char *company_id);
 
 static void retry_later (CdSwitchboard *self, const char *company_id);
 
+/* Whether a call of @company_id waits here for an agent. */
+static gboolean
+company_waits (CdSwitchboard *self, const char *company_id)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->calls);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    const Call *call = value;
+    if (call->state == CALL_QUEUED && g_str_equal (call->company_id, company_id))
+      return TRUE;
+  }
+  return FALSE;
+}
+
 static gboolean
 on_retry_route (gpointer user_data)
 {
@@ -461,7 +477,14 @@ on_retry_route (gpointer user_data)
     gpointer value;
 
     route (self, company);
-    /* an agent held past this retry is asked at the next one */
+    /* an agent held past this retry is asked at the next one; and while
+     * calls wait, they are routed again at each retry all the same: an
+     * agent another daemon left behind (its lease lapsed, nothing
+     * announces that) is found without waiting for an event */
+    if (company_waits (self, company)) {
+      retry_later (self, company);
+      continue;
+    }
     g_hash_table_iter_init (&iter, self->agents);
     while (g_hash_table_iter_next (&iter, NULL, &value)) {
       Agent *a = value;
@@ -475,7 +498,8 @@ on_retry_route (gpointer user_data)
 }
 
 /* How long an agent another daemon holds is left alone before asking
- * again: the waiting calls are routed again then. */
+ * again: the waiting calls are routed again then, and every as long
+ * since, while any waits. */
 #define HELD_RETRY_MS 2000
 
 static void
