@@ -132,6 +132,7 @@ gboolean cd_api_call_media_register (CdApi *api, CdHttpServer *server, GError **
 gboolean cd_api_companies_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_users_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_queues_register (CdApi *api, CdHttpServer *server, GError **error);
+gboolean cd_api_ivr_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_widget_register (CdApi *api, CdHttpServer *server, GError **error);
 void cd_api_call_rate_limit_address (CdApiCall *call, const char *kind, guint limit, guint window_s,
                                      CdApiProceedFunc proceed);

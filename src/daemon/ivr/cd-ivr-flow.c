@@ -621,3 +621,44 @@ cd_ivr_flow_free (CdIvrFlow *flow)
   g_free (flow->nodes);
   g_free (flow);
 }
+
+static void
+add_reference (JsonBuilder *b, const CdIvrNode *node, const char *field, const char *kind,
+               const char *id)
+{
+  if (id == NULL)
+    return;
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "node");
+  json_builder_add_string_value (b, node->id);
+  json_builder_set_member_name (b, "field");
+  json_builder_add_string_value (b, field);
+  json_builder_set_member_name (b, "kind");
+  json_builder_add_string_value (b, kind);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, id);
+  json_builder_end_object (b);
+}
+
+char *
+cd_ivr_flow_references (const CdIvrFlow *flow)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  json_builder_begin_array (b);
+  for (guint i = 0; i < flow->n_nodes; i++) {
+    const CdIvrNode *n = &flow->nodes[i];
+    /* a play node's prompt is its own prompt_id; the others nest theirs */
+    gboolean play = n->type == CD_IVR_PLAY;
+
+    add_reference (b, n, play ? "prompt_id" : "prompt.prompt_id", "prompt", n->prompt.prompt_id);
+    add_reference (b, n, "invalid_prompt.prompt_id", "prompt", n->invalid_prompt.prompt_id);
+    add_reference (b, n, "timeout_prompt.prompt_id", "prompt", n->timeout_prompt.prompt_id);
+    add_reference (b, n, "queue_id", "queue", n->queue_id);
+    add_reference (b, n, "agent_id", "agent", n->agent_id);
+  }
+  json_builder_end_array (b);
+  root = json_builder_get_root (b);
+  return json_to_string (root, FALSE);
+}

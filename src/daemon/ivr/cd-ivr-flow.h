@@ -92,6 +92,10 @@ gboolean cd_ivr_node_waits_for_input (CdIvrNodeType type);
 /* the nodes @node may go on to, in @out (at most CD_IVR_MAX_CASES + 3) */
 guint cd_ivr_node_successors (const CdIvrNode *node, int *out);
 
+/* What @flow names outside itself, for the store to check: a JSON array of
+ * {"node", "field", "kind" (queue, agent, prompt), "id"}, in node order. */
+char *cd_ivr_flow_references (const CdIvrFlow *flow);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdIvrFlow, cd_ivr_flow_free)
 
 G_END_DECLS
