@@ -151,6 +151,12 @@ static const KeyInfo keys[] = {
   { "media", "opus_fec", KEY_UINT, OFF (opus_fec), 0, 1, "1", "Opus in-band FEC (1 on, 0 off)" },
   { "media", "opus_dtx", KEY_UINT, OFF (opus_dtx), 0, 1, "0",
     "Opus discontinuous transmission (1 on, 0 off)" },
+  { "ivr", "max_prompt_bytes", KEY_UINT64, OFF (ivr_max_prompt_bytes), 1024, 256 * 1024 * 1024,
+    "10485760", "largest prompt file an admin may upload" },
+  { "ivr", "max_prompt_s", KEY_UINT, OFF (ivr_max_prompt_s), 1, 3600, "300",
+    "longest prompt an admin may upload, in seconds of audio" },
+  { "blobs", "dir", KEY_STRING, OFF (blobs_dir), 0, 0, "",
+    "the folder stored prompts live in; empty: blobs under the state folder" },
   { "log", "level", KEY_LOG_LEVEL, OFF (log_level), 0, 0, "info",
     "lowest level logged: debug, info, message, warning" },
   { "shutdown", "timeout_s", KEY_UINT, OFF (shutdown_timeout_s), 1, 3600, "10",
@@ -256,6 +262,7 @@ cd_config_free (CdConfig *config)
     return;
   g_free (config->listen_host);
   g_free (config->state_dir);
+  g_free (config->blobs_dir);
   g_free (config->pg_conninfo);
   g_free (config->pg_app_role);
   g_free (config->redis_url);

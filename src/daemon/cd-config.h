@@ -104,6 +104,11 @@ typedef struct {
   guint opus_complexity;
   guint opus_fec;
   guint opus_dtx;
+  /* [ivr] */
+  guint64 ivr_max_prompt_bytes;
+  guint ivr_max_prompt_s;
+  /* [blobs] */
+  char *blobs_dir; /* empty: blobs under the state folder */
   /* [log] */
   char *log_level;
   /* [shutdown] */

@@ -609,6 +609,7 @@ cd_daemon_dispose (GObject *object)
   g_clear_pointer (&self->api.turn_urls, g_strfreev);
   g_clear_pointer (&self->api.turn_secret, g_free);
   g_clear_object (&self->api.calls);
+  g_clear_object (&self->api.blobs);
   if (self->mailer)
     cd_mailer_stop (self->mailer);
   g_clear_object (&self->mailer);
@@ -724,6 +725,14 @@ start_api (CdDaemon *self, GError **error)
   self->api.settings.login_limit_per_account = config->login_limit_per_account;
   self->api.settings.login_limit_per_address = config->login_limit_per_address;
   self->api.settings.login_limit_window_s = config->login_limit_window_s;
+  self->api.settings.max_prompt_bytes = config->ivr_max_prompt_bytes;
+  self->api.settings.max_prompt_ms = config->ivr_max_prompt_s * 1000;
+  {
+    g_autofree char *blobs = config->blobs_dir[0]
+                                 ? g_strdup (config->blobs_dir)
+                                 : g_build_filename (config->state_dir, "blobs", NULL);
+    self->api.blobs = cd_blob_store_new_local (blobs);
+  }
   return TRUE;
 }
 

@@ -16,7 +16,7 @@ CD_BUILD_PACKAGES="build-essential meson ninja-build pkg-config git python3 gett
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   libsodium-dev libjwt-dev libcurl4-openssl-dev libssl-dev libmaxminddb-dev"
 CD_RUNTIME_PACKAGES="postgresql-15 redis-server gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-nice tzdata"
+  gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-espeak tzdata"
 # What the test run needs on top: the formatter, clang and its sanitizer and
 # libFuzzer runtimes, and coturn (turnserver, which test-turn runs itself with
 # its own configuration; it needs no coturn service, which Debian starts and

@@ -314,6 +314,18 @@ cd_api_call_respond_json (CdApiCall *call, guint status, JsonNode *body)
 }
 
 void
+cd_api_call_respond_bytes (CdApiCall *call, guint status, const char *content_type, GBytes *body)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (call->msg);
+
+  soup_server_message_set_status (call->msg, status, NULL);
+  soup_message_headers_replace (headers, "Content-Type", content_type);
+  soup_message_headers_replace (headers, "Cache-Control", "no-store");
+  soup_message_body_append_bytes (soup_server_message_get_response_body (call->msg), body);
+  call_free (call);
+}
+
+void
 cd_api_call_respond_empty (CdApiCall *call, guint status)
 {
   soup_server_message_set_status (call->msg, status, NULL);
@@ -375,7 +387,7 @@ cd_api_register (CdApi *api, CdHttpServer *server, GError **error)
          cd_api_calls_register (api, server, error) &&
          cd_api_call_media_register (api, server, error) &&
          cd_api_queues_register (api, server, error) && cd_api_ivr_register (api, server, error) &&
-         cd_http_static_register (server, error);
+         cd_api_prompts_register (api, server, error) && cd_http_static_register (server, error);
 }
 
 static CdRoles

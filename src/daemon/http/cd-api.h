@@ -10,6 +10,7 @@
 #include "../events/cd-mailer.h"
 #include "../media/cd-call-pipeline.h"
 #include "../routing/cd-queue-roster.h"
+#include "../store/cd-blob-store.h"
 #include "../store/cd-call-store.h"
 #include "../store/cd-pg-pool.h"
 #include "../store/cd-redis.h"
@@ -26,6 +27,8 @@ typedef struct {
   guint login_limit_per_account;
   guint login_limit_per_address;
   guint login_limit_window_s;
+  guint64 max_prompt_bytes;
+  guint max_prompt_ms;
 } CdApiSettings;
 
 /* Owned by the daemon; handlers borrow it. All of it belongs to the main thread. */
@@ -36,6 +39,7 @@ typedef struct {
   CdPasswordPolicy *passwords;
   CdMailer *mailer;   /* nullable: mails then wait in the outbox */
   CdCallStore *calls; /* calls and their timelines, written behind */
+  CdBlobStore *blobs; /* prompts */
   /* the calls live on this daemon, for media engineers (set by the signal server) */
   CdCallPipeline *(*lookup_pipeline) (gpointer data, const char *company_id, const char *call_id);
   gpointer lookup_pipeline_data;
@@ -133,6 +137,7 @@ gboolean cd_api_companies_register (CdApi *api, CdHttpServer *server, GError **e
 gboolean cd_api_users_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_queues_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_ivr_register (CdApi *api, CdHttpServer *server, GError **error);
+gboolean cd_api_prompts_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_widget_register (CdApi *api, CdHttpServer *server, GError **error);
 void cd_api_call_rate_limit_address (CdApiCall *call, const char *kind, guint limit, guint window_s,
                                      CdApiProceedFunc proceed);
@@ -141,6 +146,8 @@ CdJwtClaims *cd_api_authenticate (CdApi *api, CdHttpRequest *request, GError **e
 CdApiCall *cd_api_call_new (CdApi *api, CdHttpRequest *request);
 void cd_api_call_respond_json (CdApiCall *call, guint status, JsonNode *body);
 void cd_api_call_respond_empty (CdApiCall *call, guint status);
+void cd_api_call_respond_bytes (CdApiCall *call, guint status, const char *content_type,
+                                GBytes *body);
 void cd_api_call_respond_error (CdApiCall *call, const GError *error);
 void cd_api_call_idempotent (CdApiCall *call, const char *caller, CdApiProceedFunc proceed);
 void cd_api_call_rate_limit (CdApiCall *call, const char *kind, const char *account,

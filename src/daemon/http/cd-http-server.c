@@ -25,6 +25,7 @@ struct _CdHttpServer {
   CdHttpRouter *router;
   CdMetrics *metrics;
   guint64 max_body_bytes;
+  GHashTable *body_limits; /* "METHOD pattern" -> guint64*: a route's own limit */
   guint in_flight;
   gboolean stopped;
 };
@@ -245,6 +246,29 @@ refuse_unread (CdHttpServer *self, SoupServerMessage *msg, const char *request_i
                                    length, G_PRIORITY_DEFAULT, NULL, on_refusal_written, refusal);
 }
 
+/* The body limit of the route @msg goes to: its own, or the server's. */
+static guint64
+body_limit (CdHttpServer *self, SoupServerMessage *msg)
+{
+  const char *method = soup_server_message_get_method (msg);
+  const char *pattern = NULL;
+  CdHttpHandler handler;
+  gpointer data;
+  g_autoptr (GHashTable) params = NULL;
+  g_autofree char *allowed = NULL;
+  g_autofree char *key = NULL;
+  const guint64 *limit;
+
+  if (g_hash_table_size (self->body_limits) == 0 ||
+      cd_http_router_match (self->router, method,
+                            g_uri_get_path (soup_server_message_get_uri (msg)), &pattern, &handler,
+                            &data, &params, &allowed) != CD_ROUTE_FOUND)
+    return self->max_body_bytes;
+  key = g_strdup_printf ("%s %s", method, pattern);
+  limit = g_hash_table_lookup (self->body_limits, key);
+  return limit ? *limit : self->max_body_bytes;
+}
+
 /* Runs once the headers are in: the body has not been read yet. */
 static void
 on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
@@ -282,10 +306,11 @@ on_early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
     return;
   }
   if (encoding == SOUP_ENCODING_CONTENT_LENGTH &&
-      (guint64) soup_message_headers_get_content_length (headers) > self->max_body_bytes) {
+      (guint64) soup_message_headers_get_content_length (headers) > body_limit (self, msg)) {
+    guint64 limit = body_limit (self, msg);
     g_autofree char *detail =
         g_strdup_printf ("the body has %" G_GINT64_FORMAT " bytes; the limit is %" G_GUINT64_FORMAT,
-                         soup_message_headers_get_content_length (headers), self->max_body_bytes);
+                         soup_message_headers_get_content_length (headers), limit);
     refuse_unread (self, msg, request_id, CD_HTTP_ERROR_PAYLOAD_TOO_LARGE, detail);
   }
 }
@@ -358,6 +383,7 @@ cd_http_server_finalize (GObject *object)
   CdHttpServer *self = CD_HTTP_SERVER (object);
 
   cd_http_router_free (self->router);
+  g_hash_table_unref (self->body_limits);
   G_OBJECT_CLASS (cd_http_server_parent_class)->finalize (object);
 }
 
@@ -374,6 +400,7 @@ static void
 cd_http_server_init (CdHttpServer *self)
 {
   self->router = cd_http_router_new ();
+  self->body_limits = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 }
 
 /**
@@ -409,6 +436,18 @@ cd_http_server_add_route (CdHttpServer *self, const char *method, const char *pa
                           CdHttpHandler handler, gpointer user_data, GError **error)
 {
   return cd_http_router_add (self->router, method, pattern, handler, user_data, error);
+}
+
+/* Bodies of up to @max_bytes for @method on @pattern (an upload), beyond
+ * the server's limit for all the others. */
+void
+cd_http_server_set_body_limit (CdHttpServer *self, const char *method, const char *pattern,
+                               guint64 max_bytes)
+{
+  guint64 *limit = g_new (guint64, 1);
+
+  *limit = max_bytes;
+  g_hash_table_replace (self->body_limits, g_strdup_printf ("%s %s", method, pattern), limit);
 }
 
 /**

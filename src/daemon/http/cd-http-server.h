@@ -34,6 +34,8 @@ GSList *cd_http_server_get_uris (CdHttpServer *self);
 guint cd_http_server_get_in_flight (CdHttpServer *self);
 void cd_http_server_stop (CdHttpServer *self);
 GStrv cd_http_server_list_routes (CdHttpServer *self);
+void cd_http_server_set_body_limit (CdHttpServer *self, const char *method, const char *pattern,
+                                    guint64 max_bytes);
 void cd_http_server_add_websocket (CdHttpServer *self, const char *path,
                                    SoupServerWebsocketCallback callback, gpointer user_data);
 gboolean cd_http_server_is_stopped (CdHttpServer *self);
