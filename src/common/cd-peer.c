@@ -55,6 +55,10 @@ typedef struct {
   gint64 base_us; /* the call's start */
   gint16 window[TONE_WINDOW];
   gsize window_fill;
+  /* --press-on: digits sent each time a tone begins (after a gap) */
+  char *press[MAX_TONES];
+  guint run[MAX_TONES], gap[MAX_TONES];
+  DtmfSender *dtmf; /* borrowed: freed with the listener, after the pipeline */
 } Listener;
 
 typedef struct {
@@ -262,6 +266,8 @@ dtmf_sender_free (DtmfSender *d)
 static void
 listener_free (Listener *l)
 {
+  for (guint t = 0; t < MAX_TONES; t++)
+    g_free (l->press[t]);
   g_mutex_clear (&l->lock);
   g_clear_pointer (&l->detector, cd_tone_detector_free);
   g_free (l);
@@ -310,6 +316,27 @@ on_offer_created (GstPromise *promise, gpointer user_data)
   gst_object_unref (webrtc);
 }
 
+/* --press-on: a tone heard for 200 ms after half a second without it has
+ * begun; its digits go out as RFC 4733 events. */
+static void
+press_on (Listener *l, guint t, gboolean heard)
+{
+  if (l->press[t] == NULL || l->dtmf == NULL)
+    return;
+  if (!heard) {
+    l->run[t] = 0;
+    l->gap[t]++;
+    return;
+  }
+  if (++l->run[t] == 4 && l->gap[t] >= 10) {
+    g_mutex_lock (&l->dtmf->lock);
+    g_string_append (l->dtmf->pending, l->press[t]);
+    g_mutex_unlock (&l->dtmf->lock);
+  }
+  if (l->run[t] >= 4)
+    l->gap[t] = 0;
+}
+
 /* Each full 50 ms window: which of the listened-for frequencies it holds
  * (a mix holds several). A tone counts when it carries at least a tenth
  * of the window's power: Goertzel gives A^2 for a sine of amplitude A,
@@ -335,10 +362,14 @@ count_tones (Listener *l, const gint16 *samples, gsize n)
     second = (g_get_real_time () - l->base_us) / G_USEC_PER_SEC;
     if (energy < 1e-6 || second < 0 || second >= TONE_SECONDS)
       continue;
-    for (guint t = 0; t < l->n_tones; t++)
-      if (cd_audio_goertzel (l->window, TONE_WINDOW, 48000, l->tone_hz[t]) / (2 * energy) > 0.1 &&
-          l->tone_counts[t][second] < G_MAXUINT16)
+    for (guint t = 0; t < l->n_tones; t++) {
+      gboolean heard =
+          cd_audio_goertzel (l->window, TONE_WINDOW, 48000, l->tone_hz[t]) / (2 * energy) > 0.1;
+
+      if (heard && l->tone_counts[t][second] < G_MAXUINT16)
         l->tone_counts[t][second]++;
+      press_on (l, t, heard);
+    }
   }
 }
 
@@ -576,6 +607,22 @@ start_media (CdPeer *self, GError **error)
   g_mutex_init (&self->dtmf->lock);
   self->dtmf->pending = g_string_new (NULL);
   self->dtmf->digit = -1;
+  if (self->options.press_on && self->options.role == CD_PEER_VISITOR) {
+    g_auto (GStrv) rules = g_strsplit (self->options.press_on, ",", -1);
+
+    for (guint i = 0; rules[i] && self->listener->n_tones < MAX_TONES; i++) {
+      g_auto (GStrv) parts = g_strsplit (rules[i], ":", 2);
+      guint t = self->listener->n_tones;
+
+      if (g_strv_length (parts) != 2 || g_ascii_strtod (parts[0], NULL) <= 0)
+        continue;
+      self->listener->tone_hz[t] = g_ascii_strtod (parts[0], NULL);
+      self->listener->press[t] = g_strdup (parts[1]);
+      self->listener->gap[t] = 10;
+      self->listener->n_tones++;
+    }
+    self->listener->dtmf = self->dtmf;
+  }
 
   /* our own send pad, offering opus and (visitors) telephone-event */
   sink = gst_element_request_pad_simple (self->webrtc, "sink_%u");
@@ -1333,6 +1380,7 @@ cd_peer_new (const CdPeerOptions *options)
   self->options.dtmf_signaling = g_strdup (options->dtmf_signaling);
   self->options.local_addresses = g_strdupv (options->local_addresses);
   self->options.listen_for = g_strdup (options->listen_for);
+  self->options.press_on = g_strdup (options->press_on);
   self->options.transfer_to = g_strdup (options->transfer_to);
   self->options.transfer_mode = g_strdup (options->transfer_mode);
   self->options.monitor = g_strdup (options->monitor);
@@ -1365,6 +1413,7 @@ cd_peer_options_clear (CdPeerOptions *o)
   g_clear_pointer (&o->dtmf_signaling, g_free);
   g_clear_pointer (&o->local_addresses, g_strfreev);
   g_clear_pointer (&o->listen_for, g_free);
+  g_clear_pointer (&o->press_on, g_free);
   g_clear_pointer (&o->transfer_to, g_free);
   g_clear_pointer (&o->transfer_mode, g_free);
   g_clear_pointer (&o->monitor, g_free);
@@ -1492,6 +1541,10 @@ cd_peer_main (CdPeerRole role, int argc, char **argv)
     { "listen-for", 0, 0, G_OPTION_ARG_STRING, &o.listen_for,
       "report, second by second, the 50 ms windows holding each of these frequencies",
       "HZ,HZ,..." },
+    { "press-on", 0, 0, G_OPTION_ARG_STRING, &o.press_on,
+      "visitor: send DIGITS as RFC 4733 events each time a tone of HZ begins (also reported like "
+      "--listen-for)",
+      "HZ:DIGITS,..." },
     G_OPTION_ENTRY_NULL,
   };
   const GOptionEntry visitor[] = {

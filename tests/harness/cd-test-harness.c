@@ -783,3 +783,41 @@ cd_test_peer_free (CdTestPeer *p)
   g_free (p->err);
   g_free (p);
 }
+
+JsonArray *
+cd_test_report_per_second (JsonObject *call, double hz)
+{
+  JsonArray *tones = json_object_get_array_member (call, "tones");
+
+  for (guint i = 0; tones && i < json_array_get_length (tones); i++) {
+    JsonObject *t = json_array_get_object_element (tones, i);
+    if (json_object_get_double_member (t, "hz") == hz)
+      return json_object_get_array_member (t, "per_second");
+  }
+  g_error ("the report has no count of %g Hz", hz);
+}
+
+int
+cd_test_report_first_second (JsonObject *call, double hz)
+{
+  JsonArray *counts = cd_test_report_per_second (call, hz);
+
+  for (guint i = 0; i < json_array_get_length (counts); i++)
+    if (json_array_get_int_element (counts, i) > 0)
+      return (int) i;
+  return -1;
+}
+
+JsonObject *
+cd_test_get_call (const char *base_url, const char *company, const char *token, const char *call_id)
+{
+  g_autofree char *url =
+      g_strdup_printf ("%sapi/v1/companies/%s/calls/%s", base_url, company, call_id);
+  g_autofree char *auth = g_strdup_printf ("Bearer %s", token);
+  const char *headers[] = { "Authorization", auth, NULL };
+  g_autofree char *body = NULL;
+
+  g_assert_cmpuint (cd_test_http_request ("GET", url, NULL, NULL, 0, headers, &body, NULL), ==,
+                    200);
+  return cd_json_parse_object (body, strlen (body), NULL, NULL);
+}

@@ -112,5 +112,14 @@ gboolean cd_test_peer_wait (CdTestPeer *peer, guint timeout_ms);
  * in @good whether it exited 0. */
 JsonObject *cd_test_peer_finish (CdTestPeer *peer, guint timeout_ms, gboolean *good);
 void cd_test_peer_free (CdTestPeer *peer);
+/* A peer report's call: the 50 ms windows of @hz it heard, second by
+ * second from the call's start (--listen-for, --press-on) */
+JsonArray *cd_test_report_per_second (JsonObject *call, double hz);
+/* the first second @hz was heard in, -1 if never */
+int cd_test_report_first_second (JsonObject *call, double hz);
+/* GET /api/v1/companies/@company/calls/@call_id as @token: the call, with
+ * its events */
+JsonObject *cd_test_get_call (const char *base_url, const char *company, const char *token,
+                              const char *call_id);
 
 G_END_DECLS

@@ -75,14 +75,7 @@ only_call (JsonObject *report)
 static JsonArray *
 per_second (JsonObject *call, double hz)
 {
-  JsonArray *tones = json_object_get_array_member (call, "tones");
-
-  for (guint i = 0; tones && i < json_array_get_length (tones); i++) {
-    JsonObject *t = json_array_get_object_element (tones, i);
-    if (json_object_get_double_member (t, "hz") == hz)
-      return json_object_get_array_member (t, "per_second");
-  }
-  g_error ("the report has no count of %g Hz", hz);
+  return cd_test_report_per_second (call, hz);
 }
 
 /* The windows of @hz the party of @call heard in the whole seconds between
@@ -112,12 +105,7 @@ heard (JsonObject *call, double hz)
 static int
 first_second (JsonObject *call, double hz)
 {
-  JsonArray *counts = per_second (call, hz);
-
-  for (guint i = 0; i < json_array_get_length (counts); i++)
-    if (json_array_get_int_element (counts, i) > 0)
-      return i;
-  return -1;
+  return cd_test_report_first_second (call, hz);
 }
 
 static int
@@ -138,15 +126,7 @@ second_at (JsonObject *call, int s)
 static JsonObject *
 get_call (const char *call_id)
 {
-  g_autofree char *url =
-      g_strdup_printf ("%sapi/v1/companies/%s/calls/%s", daemon_proc->base_url, company, call_id);
-  g_autofree char *auth = g_strdup_printf ("Bearer %s", admin_token);
-  const char *headers[] = { "Authorization", auth, NULL };
-  g_autofree char *body = NULL;
-
-  g_assert_cmpuint (cd_test_http_request ("GET", url, NULL, NULL, 0, headers, &body, NULL), ==,
-                    200);
-  return cd_json_parse_object (body, strlen (body), NULL, NULL);
+  return cd_test_get_call (daemon_proc->base_url, company, admin_token, call_id);
 }
 
 /* The kinds of the call's stored events, in order, once it is stored ended. */

@@ -85,7 +85,8 @@ cd_prompt_sniff (GBytes *data, GError **error)
 /* ---- the worker ---- */
 
 typedef struct {
-  GBytes *data;
+  GBytes *data;       /* an upload, or */
+  char *text, *voice; /* what espeak says */
   char *dest_path;
   char *tmp_path;
   guint max_ms;
@@ -99,7 +100,9 @@ job_free (gpointer data)
 {
   Job *job = data;
 
-  g_bytes_unref (job->data);
+  g_clear_pointer (&job->data, g_bytes_unref);
+  g_free (job->text);
+  g_free (job->voice);
   g_free (job->dest_path);
   g_free (job->tmp_path);
   g_free (job);
@@ -165,30 +168,35 @@ decode (Job *job, GCancellable *cancellable, GError **error)
   gint64 deadline = g_get_monotonic_time () + DECODE_TIMEOUT_S * G_USEC_PER_SEC;
   gint64 declared = -1, decoded_ms = -1;
 
-  if (!(src = make (pipeline, "appsrc", error)) ||
-      !(decodebin = make (pipeline, "decodebin", error)) ||
+  if (!(src = make (pipeline, job->data ? "appsrc" : "espeak", error)) ||
+      !(decodebin = job->data ? make (pipeline, "decodebin", error) : src) ||
       !(job->convert = make (pipeline, "audioconvert", error)) ||
       !(resample = make (pipeline, "audioresample", error)) ||
       !(filter = make (pipeline, "capsfilter", error)) ||
       !(enc = make (pipeline, "opusenc", error)) || !(mux = make (pipeline, "oggmux", error)) ||
       !(sink = make (pipeline, "filesink", error)))
     return -1;
-  /* (no size: a parser would take it for the length the file declares) */
-  g_object_set (src, "format", GST_FORMAT_BYTES, NULL);
   g_object_set (filter, "caps", raw, NULL);
   g_object_set (enc, "bitrate", 32000, NULL);
   g_object_set (sink, "location", job->tmp_path, NULL);
-  if (!gst_element_link (src, decodebin) ||
+  if ((job->data && !gst_element_link (src, decodebin)) ||
+      (!job->data && !gst_element_link (src, job->convert)) ||
       !gst_element_link_many (job->convert, resample, filter, enc, mux, sink, NULL)) {
     g_set_error_literal (error, CD_PROMPT_ERROR, CD_PROMPT_ERROR_FAILED,
                          "the decoding pipeline could not be linked");
     return -1;
   }
-  g_signal_connect (decodebin, "pad-added", G_CALLBACK (on_decoded_pad), job);
   probe_pad = gst_element_get_static_pad (filter, "src");
   gst_pad_add_probe (probe_pad, GST_PAD_PROBE_TYPE_BUFFER, count_frames, job, NULL);
-  gst_app_src_push_buffer (GST_APP_SRC (src), gst_buffer_new_wrapped_bytes (job->data));
-  gst_app_src_end_of_stream (GST_APP_SRC (src));
+  if (job->data) {
+    /* (no size: a parser would take it for the length the file declares) */
+    g_object_set (src, "format", GST_FORMAT_BYTES, NULL);
+    g_signal_connect (decodebin, "pad-added", G_CALLBACK (on_decoded_pad), job);
+    gst_app_src_push_buffer (GST_APP_SRC (src), gst_buffer_new_wrapped_bytes (job->data));
+    gst_app_src_end_of_stream (GST_APP_SRC (src));
+  } else {
+    g_object_set (src, "text", job->text, "voice", job->voice, NULL);
+  }
 
   if (gst_element_set_state (pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     g_set_error_literal (error, CD_PROMPT_ERROR, CD_PROMPT_ERROR_DAMAGED,
@@ -277,6 +285,13 @@ import_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
                              "cannot make the folder %s: %s", dir, g_strerror (saved));
     return;
   }
+  if (job->text && g_file_test (job->dest_path, G_FILE_TEST_EXISTS)) {
+    info = g_new0 (CdPromptInfo, 1);
+    info->source_type = job->source_type;
+    info->cached = TRUE;
+    g_task_return_pointer (task, info, g_free);
+    return;
+  }
   ms = decode (job, cancellable, &error);
   if (ms < 0 || g_stat (job->tmp_path, &st) != 0 || g_rename (job->tmp_path, job->dest_path) != 0) {
     int saved = errno;
@@ -332,4 +347,24 @@ cd_prompt_import_finish (GAsyncResult *result, CdPromptInfo *info, GError **erro
     return FALSE;
   *info = *got;
   return TRUE;
+}
+
+void
+cd_prompt_speak_async (const char *text, const char *voice, const char *dest_path, guint max_ms,
+                       GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  g_autofree char *name = g_uuid_string_random ();
+  g_autofree char *dir = g_path_get_dirname (dest_path);
+  Job *job = g_new0 (Job, 1);
+
+  g_task_set_source_tag (task, cd_prompt_speak_async);
+  job->text = g_strdup (text);
+  job->voice = g_strdup (voice);
+  job->dest_path = g_strdup (dest_path);
+  job->tmp_path = g_strdup_printf ("%s/.speak-%s.tmp", dir, name);
+  job->max_ms = max_ms;
+  job->source_type = "text/plain";
+  g_task_set_task_data (task, job, job_free);
+  g_task_run_in_thread (task, import_thread);
 }

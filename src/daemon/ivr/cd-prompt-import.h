@@ -24,6 +24,7 @@ typedef struct {
   const char *source_type; /* audio/wav, audio/ogg, audio/mpeg, audio/flac (static) */
   guint duration_ms;       /* of the decoded audio */
   guint64 size_bytes;      /* of the Ogg/Opus file written */
+  gboolean cached;         /* speech: the file was there already (nothing else is set) */
 } CdPromptInfo;
 
 /* The kind of audio file @data is, from its content (a media type, static),
@@ -36,5 +37,12 @@ void cd_prompt_import_async (GBytes *data, const char *dest_path, guint max_ms,
                              GCancellable *cancellable, GAsyncReadyCallback callback,
                              gpointer user_data);
 gboolean cd_prompt_import_finish (GAsyncResult *result, CdPromptInfo *info, GError **error);
+
+/* Speaks @text with espeak's @voice (a language code such as "de", or
+ * "en+f3") into an Ogg/Opus file at @dest_path, like an import, unless
+ * that file is there already; finished with cd_prompt_import_finish(). */
+void cd_prompt_speak_async (const char *text, const char *voice, const char *dest_path,
+                            guint max_ms, GCancellable *cancellable, GAsyncReadyCallback callback,
+                            gpointer user_data);
 
 G_END_DECLS

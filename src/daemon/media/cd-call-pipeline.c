@@ -25,6 +25,7 @@ enum {
   SIGNAL_LOCAL_CANDIDATE,
   SIGNAL_LEG_CONNECTED,
   SIGNAL_DTMF,
+  SIGNAL_PROMPT_DONE,
   SIGNAL_FAILED,
   SIGNAL_LEG_FAILED,
   N_SIGNALS
@@ -74,6 +75,8 @@ typedef struct {
   GstPad *mute_pad;   /* a selector pad nothing feeds: silence */
   guint hears;        /* CD_LEG_BIT()s of the legs it should hear */
   Branch *tone;       /* the visitor's ringing or hold tone, while selected */
+  Branch *prompt;     /* a prompt the IVR plays to the visitor */
+  guint prompt_id;
   GstElement *cadence;
   guint cadence_period; /* seconds: the tone sounds one in that many */
   Branch *decoder;      /* its audio decoded for mixes, once needed */
@@ -110,6 +113,8 @@ struct _CdCallPipeline {
   guint tones;         /* tones made, likewise */
   GPtrArray *removals; /* GThread*: removals under way, joined by the teardown */
   gboolean joined;     /* the visitor heard someone: the tone is for holding now */
+  gboolean ivr;        /* the IVR has the visitor: prompts or silence, no tone */
+  guint prompts;       /* prompts played, for their ids and names */
   gboolean failed;
   gboolean stopped;
   GList *stats_waiters; /* GTask* */
@@ -986,6 +991,186 @@ drop_tone (CdCallPipeline *self, Leg *leg)
   removal_start (self, r);
 }
 
+static void apply_hearing (CdCallPipeline *self, Leg *leg);
+static void drop_prompt (CdCallPipeline *self, Leg *leg);
+
+/* ---- prompts: an Ogg/Opus file played to the visitor, paced by the
+ * clock, re-encoded like the tones; its end is not the leg's ---- */
+
+static GstPadProbeReturn
+on_prompt_event (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+
+  if (GST_EVENT_TYPE (event) != GST_EVENT_EOS)
+    return GST_PAD_PROBE_OK;
+  /* an EOS through the selector would end what the visitor hears for good */
+  {
+    g_autoptr (GstElement) element = gst_pad_get_parent_element (pad);
+    if (element)
+      gst_element_post_message (
+          element, gst_message_new_application (
+                       GST_OBJECT (element), gst_structure_new ("cd-prompt-done", "id", G_TYPE_UINT,
+                                                                GPOINTER_TO_UINT (user_data), "ok",
+                                                                G_TYPE_BOOLEAN, TRUE, NULL)));
+  }
+  return GST_PAD_PROBE_DROP;
+}
+
+/* The first decoded buffer: from now on the file plays on the pipeline's
+ * clock (its timestamps start at 0, and the elements took a moment to
+ * start): the offset goes on the pad before the clock sync, which paces. */
+static GstPadProbeReturn
+on_prompt_first_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  GstPad *paced = user_data;
+  GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER (info);
+  g_autoptr (GstElement) element = gst_pad_get_parent_element (pad);
+  g_autoptr (GstClock) clock = element ? gst_element_get_clock (element) : NULL;
+
+  if (clock && GST_BUFFER_PTS_IS_VALID (buffer)) {
+    GstClockTime now = gst_clock_get_time (clock) - gst_element_get_base_time (element);
+
+    gst_pad_set_offset (paced, (gint64) now - (gint64) GST_BUFFER_PTS (buffer));
+  }
+  return GST_PAD_PROBE_REMOVE;
+}
+
+static void
+on_prompt_demuxed (GstElement *demux, GstPad *pad, gpointer user_data)
+{
+  GstElement *dec = user_data;
+  g_autoptr (GstPad) sink = gst_element_get_static_pad (dec, "sink");
+
+  if (!gst_pad_is_linked (sink))
+    gst_pad_link (pad, sink);
+}
+
+static void
+drop_prompt (CdCallPipeline *self, Leg *leg)
+{
+  Removal *r;
+
+  if (leg->prompt == NULL)
+    return;
+  r = removal_new (self);
+  removal_take_branch (r, g_steal_pointer (&leg->prompt), FALSE, TRUE);
+  leg->prompt_id = 0;
+  removal_start (self, r);
+}
+
+static void
+add_prompt (CdCallPipeline *self, Leg *leg, const char *path, guint id)
+{
+  Branch *b = branch_new (leg->role, 0, FALSE);
+  g_autoptr (GstCaps) caps =
+      gst_caps_from_string ("audio/x-raw,format=S16LE,rate=48000,channels=1");
+  g_autofree char *prefix = g_strdup_printf ("prompt-%u", id);
+  g_autofree char *src_name = g_strconcat (prefix, "-file", NULL);
+  g_autofree char *demux_name = g_strconcat (prefix, "-demux", NULL);
+  g_autofree char *dec_name = g_strconcat (prefix, "-decode", NULL);
+  g_autofree char *sync_name = g_strconcat (prefix, "-clock", NULL);
+  g_autoptr (GstPad) dec_src = NULL;
+  g_autoptr (GstPad) enc_src = NULL;
+  GstElement *src, *demux, *dec, *convert, *resample, *filter, *sync, *enc;
+
+  src = add_element (self, b, "filesrc", src_name);
+  g_object_set (src, "location", path, NULL);
+  demux = add_element (self, b, "oggdemux", demux_name);
+  dec = add_element (self, b, "opusdec", dec_name);
+  convert = add_element (self, b, "audioconvert", NULL);
+  resample = add_element (self, b, "audioresample", NULL);
+  filter = add_element (self, b, "capsfilter", NULL);
+  g_object_set (filter, "caps", caps, NULL);
+  sync = add_element (self, b, "clocksync", sync_name);
+  enc = make_encoder (self, b);
+  if (!gst_element_link (src, demux) ||
+      !gst_element_link_many (dec, convert, resample, filter, sync, enc, NULL) ||
+      !link_to_selector (b, enc, leg))
+    g_error ("call %s: cannot link a prompt", self->call_id);
+  g_signal_connect (demux, "pad-added", G_CALLBACK (on_prompt_demuxed), dec);
+  /* the file starts at 0: it plays from its first buffer on, in step with
+   * the pipeline's clock (an offset on a source pad is applied to what it
+   * pushes next, segment included) */
+  dec_src = gst_element_get_static_pad (dec, "src");
+  gst_pad_add_probe (dec_src, GST_PAD_PROBE_TYPE_BUFFER, on_prompt_first_buffer,
+                     gst_element_get_static_pad (filter, "src"), gst_object_unref);
+  enc_src = gst_element_get_static_pad (enc, "src");
+  gst_pad_add_probe (enc_src, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_prompt_event,
+                     GUINT_TO_POINTER (id), NULL);
+  leg->prompt = b;
+  leg->prompt_id = id;
+  /* selected before anything flows (see bridge_new) */
+  g_object_set (leg->source, "active-pad", b->selector_pad, NULL);
+  drop_tone (self, leg);
+  sync_elements (b);
+}
+
+/**
+ * cd_call_pipeline_set_ivr:
+ * @on: whether the IVR has the visitor
+ *
+ * While on, the visitor hears the prompts played, and silence between
+ * them, instead of the ringing tone.
+ */
+void
+cd_call_pipeline_set_ivr (CdCallPipeline *self, gboolean on)
+{
+  Leg *leg = &self->legs[CD_LEG_VISITOR];
+
+  self->ivr = on;
+  if (!on)
+    drop_prompt (self, leg);
+  apply_hearing (self, leg);
+}
+
+/**
+ * cd_call_pipeline_play_prompt:
+ * @path: an Ogg/Opus file
+ *
+ * Plays @path to the visitor (ending any prompt playing): "prompt-done"
+ * tells its end, unless it is stopped first.
+ *
+ * Returns: the prompt's id, or 0 when the visitor's media is not there yet
+ */
+guint
+cd_call_pipeline_play_prompt (CdCallPipeline *self, const char *path)
+{
+  Leg *leg = &self->legs[CD_LEG_VISITOR];
+  guint id;
+
+  if (self->pipeline == NULL || self->stopped || !leg->has_sink || leg->source == NULL)
+    return 0;
+  drop_prompt (self, leg);
+  id = ++self->prompts;
+  add_prompt (self, leg, path, id);
+  return id;
+}
+
+/* Ends the prompt playing, if any, without "prompt-done". */
+void
+cd_call_pipeline_stop_prompt (CdCallPipeline *self)
+{
+  Leg *leg = &self->legs[CD_LEG_VISITOR];
+
+  if (leg->prompt == NULL)
+    return;
+  drop_prompt (self, leg);
+  apply_hearing (self, leg);
+}
+
+static void
+prompt_done (CdCallPipeline *self, guint id, gboolean ok, const char *detail)
+{
+  Leg *leg = &self->legs[CD_LEG_VISITOR];
+
+  if (id == 0 || id != leg->prompt_id)
+    return; /* stopped meanwhile */
+  drop_prompt (self, leg);
+  apply_hearing (self, leg);
+  g_signal_emit (self, signals[SIGNAL_PROMPT_DONE], 0, id, ok, detail);
+}
+
 static Branch *
 find_branch (CdCallPipeline *self, CdLegRole to, guint from)
 {
@@ -1021,6 +1206,15 @@ apply_hearing (CdCallPipeline *self, Leg *leg)
       n++;
     }
   if (n == 0) {
+    if (leg->prompt) {
+      g_object_set (leg->source, "active-pad", leg->prompt->selector_pad, NULL);
+      return;
+    }
+    if (leg->role == CD_LEG_VISITOR && self->ivr) {
+      drop_tone (self, leg);
+      g_object_set (leg->source, "active-pad", leg->mute_pad, NULL);
+      return;
+    }
     if (leg->role == CD_LEG_VISITOR && self->settings.ringback) {
       if (leg->tone == NULL)
         add_tone (self, leg);
@@ -1040,6 +1234,7 @@ apply_hearing (CdCallPipeline *self, Leg *leg)
   }
   g_object_set (leg->source, "active-pad", b->selector_pad, NULL);
   drop_tone (self, leg);
+  drop_prompt (self, leg);
   if (leg->role == CD_LEG_VISITOR)
     self->joined = TRUE;
 }
@@ -1384,6 +1579,14 @@ on_bus_message (GstBus *bus, GstMessage *message, gpointer user_data)
     gst_message_parse_error (message, &error, &debug);
     g_message ("call %s: pipeline error from %s: %s (%s)", self->call_id,
                GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), error->message, debug ? debug : "");
+    if (g_str_has_prefix (GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), "prompt-")) {
+      /* a prompt that cannot be played is the IVR's trouble, not the call's */
+      prompt_done (
+          self,
+          (guint) g_ascii_strtoull (GST_OBJECT_NAME (GST_MESSAGE_SRC (message)) + 7, NULL, 10),
+          FALSE, error->message);
+      return G_SOURCE_CONTINUE;
+    }
     detail =
         g_strdup_printf ("%s: %s", GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), error->message);
     fail (self, "pipeline-error", detail);
@@ -1405,6 +1608,10 @@ on_bus_message (GstBus *bus, GstMessage *message, gpointer user_data)
   }
   if (gst_structure_has_name (s, "cd-error")) {
     fail (self, "pipeline-error", gst_structure_get_string (s, "detail"));
+  } else if (gst_structure_has_name (s, "cd-prompt-done")) {
+    guint id = 0;
+    gst_structure_get_uint (s, "id", &id);
+    prompt_done (self, id, TRUE, NULL);
   } else if (leg == NULL) {
     return G_SOURCE_CONTINUE;
   } else if (gst_structure_has_name (s, "cd-candidate")) {
@@ -1609,6 +1816,7 @@ cd_call_pipeline_finalize (GObject *object)
     g_clear_pointer (&self->legs[i].stats, json_object_unref);
     g_clear_pointer (&self->legs[i].name, g_free);
     g_clear_pointer (&self->legs[i].tone, branch_free);
+    g_clear_pointer (&self->legs[i].prompt, branch_free);
     g_clear_pointer (&self->legs[i].decoder, branch_free);
     g_clear_object (&self->legs[i].mute_pad);
   }
@@ -1639,6 +1847,10 @@ cd_call_pipeline_class_init (CdCallPipelineClass *klass)
   signals[SIGNAL_DTMF] =
       g_signal_new ("dtmf", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                     G_TYPE_NONE, 3, G_TYPE_INT, G_TYPE_STRING, G_TYPE_UINT);
+  /* (id, played to its end, why not: nullable) */
+  signals[SIGNAL_PROMPT_DONE] =
+      g_signal_new ("prompt-done", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                    NULL, G_TYPE_NONE, 3, G_TYPE_UINT, G_TYPE_BOOLEAN, G_TYPE_STRING);
   signals[SIGNAL_FAILED] =
       g_signal_new ("failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                     G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
@@ -1816,6 +2028,8 @@ cd_call_pipeline_remove_leg (CdCallPipeline *self, CdLegRole role)
   }
   if (leg->tone)
     removal_take_branch (r, g_steal_pointer (&leg->tone), FALSE, FALSE);
+  if (leg->prompt)
+    removal_take_branch (r, g_steal_pointer (&leg->prompt), FALSE, FALSE);
   if (leg->decoder)
     removal_take_branch (r, g_steal_pointer (&leg->decoder), FALSE, FALSE);
   g_ptr_array_add (r->elements, gst_object_ref (leg->depay));

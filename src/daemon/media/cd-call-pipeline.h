@@ -70,6 +70,9 @@ gboolean cd_call_pipeline_add_candidate (CdCallPipeline *self, CdLegRole leg, gu
 gboolean cd_call_pipeline_has_leg (CdCallPipeline *self, CdLegRole leg);
 void cd_call_pipeline_set_hearing (CdCallPipeline *self, CdLegRole role, guint talkers);
 void cd_call_pipeline_remove_leg (CdCallPipeline *self, CdLegRole role);
+void cd_call_pipeline_set_ivr (CdCallPipeline *self, gboolean on);
+guint cd_call_pipeline_play_prompt (CdCallPipeline *self, const char *path);
+void cd_call_pipeline_stop_prompt (CdCallPipeline *self);
 char *cd_call_pipeline_get_dot (CdCallPipeline *self);
 void cd_call_pipeline_get_stats_async (CdCallPipeline *self, GCancellable *cancellable,
                                        GAsyncReadyCallback callback, gpointer user_data);

@@ -8,6 +8,8 @@
 
 #include "../../common/cd-json.h"
 #include "../http/cd-http-fields.h"
+#include "../ivr/cd-ivr-runner.h"
+#include "../ivr/cd-tts-cache.h"
 #include "../routing/cd-business-hours.h"
 #include "../routing/cd-presence.h"
 #include "../routing/cd-queue-roster.h"
@@ -23,9 +25,12 @@ typedef enum {
   CALL_CONNECTING, /* an agent accepted; their media is being set up */
   CALL_CONNECTED,
   CALL_ENDED,
+  CALL_IVR, /* the company's IVR has it, before any queue */
 } CallState;
 
-static const char *state_names[] = { "queued", "ringing", "connecting", "connected", "ended" };
+static const char *state_names[] = {
+  "queued", "ringing", "connecting", "connected", "ended", "ivr"
+};
 
 typedef enum {
   MONITOR_NONE,
@@ -104,6 +109,13 @@ struct _Call {
   Session *supervisor;
   char *supervisor_id;
   CdMonitorMode monitor;
+  /* the IVR, from the call's start until its flow ends */
+  CdIvrRunner *ivr;
+  guint ivr_prompt;  /* the pipeline's id of the prompt playing */
+  guint ivr_play;    /* counts plays and stops: a late rendering is dropped */
+  guint ivr_done_id; /* acts on the flow's end, once the runner returned */
+  CdIvrOutcome ivr_outcome;
+  char *ivr_queue_id, *ivr_agent_id, *ivr_reason;
 };
 
 /* A call sent on from queue to queue more often than this ends. */
@@ -138,6 +150,7 @@ struct _CdSwitchboard {
   guint renew_id;              /* renews the reservations this daemon holds */
   guint retry_id;              /* routes again once held agents may be free */
   GHashTable *supervising;     /* user id -> calls they supervise here (GUINT) */
+  CdTtsCache *tts;             /* nullable: no blob store */
   GHashTable *retry_companies; /* company ids to route then */
 };
 
@@ -533,6 +546,11 @@ call_free (gpointer data)
   g_clear_handle_id (&call->consult_ring_id, g_source_remove);
   g_free (call->transfer_to);
   g_free (call->supervisor_id);
+  g_clear_handle_id (&call->ivr_done_id, g_source_remove);
+  g_clear_pointer (&call->ivr, cd_ivr_runner_free);
+  g_free (call->ivr_queue_id);
+  g_free (call->ivr_agent_id);
+  g_free (call->ivr_reason);
   if (call->pipeline) {
     g_signal_handlers_disconnect_by_data (call->pipeline, call);
     cd_call_pipeline_stop (call->pipeline);
@@ -816,6 +834,10 @@ on_wait_timeout (gpointer user_data)
   QueueEntry *e = queue_of (call);
 
   call->wait_id = 0;
+  if (call->state == CALL_IVR) {
+    end_call (call, "ivr-timeout", "the call stayed in the IVR longer than calls.max_wait_s");
+    return G_SOURCE_REMOVE;
+  }
   if (e && e->roster->spec->when_full.action != CD_QUEUE_ACTION_HANGUP) {
     apply_fallback (call, &e->roster->spec->when_full, "no-agent");
     return G_SOURCE_REMOVE;
@@ -1626,6 +1648,301 @@ on_pipeline_candidate (CdCallPipeline *pipeline, int leg, guint mline, const cha
   send_to (leg_session (call, leg), g_steal_pointer (&b));
 }
 
+/* ---- the IVR ---- */
+
+/* A flow that hangs up after a prompt lets it reach the visitor first. */
+#define IVR_HANGUP_TAIL_MS 600
+
+static void
+ivr_prompt_failed (Call *call, const char *why)
+{
+  add_event (call, "ivr.prompt_failed", detail_new ("detail", why, NULL));
+  if (call->ivr)
+    cd_ivr_runner_prompt_done (call->ivr, FALSE);
+}
+
+typedef struct {
+  CdSwitchboard *self;
+  char *call_id;
+  guint play;
+} SpeechWait;
+
+static gboolean
+on_ivr_prompt_missing (gpointer user_data)
+{
+  SpeechWait *w = user_data;
+  Call *call = w->self->calls ? g_hash_table_lookup (w->self->calls, w->call_id) : NULL;
+
+  if (call && call->ivr && call->ivr_play == w->play)
+    ivr_prompt_failed (call, "the visitor's media is not there to play the prompt to");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+speech_wait_free (gpointer data)
+{
+  SpeechWait *w = data;
+
+  g_object_unref (w->self);
+  g_free (w->call_id);
+  g_free (w);
+}
+
+static SpeechWait *
+speech_wait_new (Call *call)
+{
+  SpeechWait *w = g_new0 (SpeechWait, 1);
+
+  w->self = g_object_ref (call->board);
+  w->call_id = g_strdup (call->id);
+  w->play = call->ivr_play;
+  return w;
+}
+
+/* Plays the file at @path to the visitor; a failure is told to the runner
+ * from the main loop, never from inside its own call. */
+static void
+ivr_play_file (Call *call, const char *path)
+{
+  call->ivr_prompt = call->pipeline ? cd_call_pipeline_play_prompt (call->pipeline, path) : 0;
+  if (call->ivr_prompt == 0)
+    g_idle_add_full (G_PRIORITY_DEFAULT, on_ivr_prompt_missing, speech_wait_new (call),
+                     speech_wait_free);
+}
+
+static void
+on_speech_ready (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SpeechWait *w = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = cd_tts_cache_get_finish (CD_TTS_CACHE (source), result, &error);
+  Call *call = w->self->calls ? g_hash_table_lookup (w->self->calls, w->call_id) : NULL;
+
+  /* the call ended, or the runner went on, meanwhile */
+  if (call && call->ivr && call->ivr_play == w->play) {
+    if (path)
+      ivr_play_file (call, path);
+    else
+      ivr_prompt_failed (call, error->message);
+  }
+  speech_wait_free (w);
+}
+
+static void
+ivr_host_play (gpointer data, const CdIvrPrompt *prompt)
+{
+  Call *call = data;
+
+  call->ivr_play++;
+  call->ivr_prompt = 0;
+  if (prompt->prompt_id) {
+    g_autofree char *key =
+        g_strdup_printf ("prompts/%s/%s.ogg", call->company_id, prompt->prompt_id);
+    g_autofree char *path =
+        call->board->api->blobs ? cd_blob_store_local_path (call->board->api->blobs, key) : NULL;
+    if (path) {
+      ivr_play_file (call, path);
+      return;
+    }
+  } else if (call->board->tts) {
+    cd_tts_cache_get_async (call->board->tts, prompt->text, prompt->language, prompt->voice,
+                            on_speech_ready, speech_wait_new (call));
+    return;
+  }
+  g_idle_add_full (G_PRIORITY_DEFAULT, on_ivr_prompt_missing, speech_wait_new (call),
+                   speech_wait_free);
+}
+
+static void
+ivr_host_stop (gpointer data)
+{
+  Call *call = data;
+
+  call->ivr_play++;
+  call->ivr_prompt = 0;
+  if (call->pipeline)
+    cd_call_pipeline_stop_prompt (call->pipeline);
+}
+
+static void
+ivr_host_event (gpointer data, const char *type, JsonObject *detail)
+{
+  add_event (data, type, json_object_ref (detail));
+}
+
+static void load_queue (CdSwitchboard *self, Call *call, const char *requested);
+
+/* The flow ended: the call goes where it said. */
+static gboolean
+on_ivr_done (gpointer user_data)
+{
+  Call *call = user_data;
+  CdSwitchboard *self = call->board;
+  const CdIvrOutcome *o = &call->ivr_outcome;
+  g_autofree char *queue_id = g_steal_pointer (&call->ivr_queue_id);
+
+  call->ivr_done_id = 0;
+  g_clear_pointer (&call->ivr, cd_ivr_runner_free);
+  if (call->pipeline)
+    cd_call_pipeline_set_ivr (call->pipeline, FALSE);
+  switch (o->kind) {
+  case CD_IVR_OUTCOME_HANGUP:
+    end_call (call, call->ivr_reason ? call->ivr_reason : "ivr-hangup", "the IVR ended the call");
+    return G_SOURCE_REMOVE;
+  case CD_IVR_OUTCOME_VOICEMAIL:
+    end_call (call, "voicemail-unavailable", "voicemail is not offered yet");
+    return G_SOURCE_REMOVE;
+  case CD_IVR_OUTCOME_TRANSFER:
+    if (call->ivr_agent_id)
+      call->transfer_to = g_steal_pointer (&call->ivr_agent_id);
+    break;
+  case CD_IVR_OUTCOME_QUEUE:
+  default:
+    call->priority = o->priority;
+    break;
+  }
+  /* waiting for an agent from now on */
+  g_clear_handle_id (&call->wait_id, g_source_remove);
+  call->wait_id = g_timeout_add_seconds (self->settings.max_wait_s, on_wait_timeout, call);
+  set_state (call, CALL_QUEUED, NULL);
+  load_queue (self, call, queue_id);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+ivr_host_finish (gpointer data, const CdIvrOutcome *outcome)
+{
+  Call *call = data;
+
+  /* (the runner is still on the stack: it goes from the main loop) */
+  call->ivr_outcome = *outcome;
+  call->ivr_outcome.node = NULL;
+  call->ivr_queue_id = g_strdup (outcome->queue_id);
+  call->ivr_agent_id = g_strdup (outcome->agent_id);
+  call->ivr_reason = g_strdup (outcome->reason);
+  call->ivr_outcome.queue_id = call->ivr_outcome.agent_id = call->ivr_outcome.reason = NULL;
+  /* a goodbye's last words are still on their way to the visitor */
+  if (call->ivr_done_id == 0)
+    call->ivr_done_id = outcome->kind == CD_IVR_OUTCOME_HANGUP
+                            ? g_timeout_add (IVR_HANGUP_TAIL_MS, on_ivr_done, call)
+                            : g_idle_add (on_ivr_done, call);
+}
+
+static const CdIvrHost ivr_host = { ivr_host_play, ivr_host_stop, ivr_host_event, ivr_host_finish };
+
+/* Digits the visitor pressed, for the IVR if it has the call. */
+static void
+ivr_digits (Call *call, const char *digits)
+{
+  for (const char *d = digits; *d && call->ivr && call->ivr_done_id == 0; d++)
+    cd_ivr_runner_digit (call->ivr, *d);
+}
+
+static void
+on_pipeline_prompt_done (CdCallPipeline *pipeline, guint id, gboolean ok, const char *detail,
+                         gpointer user_data)
+{
+  Call *call = user_data;
+
+  if (call->ivr == NULL || id != call->ivr_prompt)
+    return;
+  call->ivr_prompt = 0;
+  if (!ok) {
+    ivr_prompt_failed (call, detail ? detail : "the prompt could not be played");
+    return;
+  }
+  cd_ivr_runner_prompt_done (call->ivr, TRUE);
+}
+
+typedef struct {
+  CdSwitchboard *self;
+  char *call_id;
+  char *queue_id;
+} FlowLoad;
+
+static void
+flow_load_free (FlowLoad *l)
+{
+  g_object_unref (l->self);
+  g_free (l->call_id);
+  g_free (l->queue_id);
+  g_free (l);
+}
+
+/* (flow id, version, definition): the company's IVR for this entry point,
+ * or none; a call without one waits for an agent at once. */
+static void
+on_flow_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  FlowLoad *l = user_data;
+  CdSwitchboard *self = l->self;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+  Call *call = self->calls ? g_hash_table_lookup (self->calls, l->call_id) : NULL;
+  g_autoptr (JsonObject) definition = NULL;
+  CdIvrFlow *flow = NULL;
+
+  if (call == NULL || call->state != CALL_QUEUED) {
+    flow_load_free (l);
+    return;
+  }
+  if (res == NULL) {
+    g_message ("call %s: cannot read its IVR flow: %s", call->id, error->message);
+    add_event (call, "ivr.skipped", detail_new ("reason", "the flow could not be read", NULL));
+  } else if (PQntuples (res) == 1) {
+    definition =
+        cd_json_parse_object (PQgetvalue (res, 0, 2), PQgetlength (res, 0, 2), NULL, &error);
+    flow = definition ? cd_ivr_flow_parse (definition, &error) : NULL;
+    if (flow == NULL) {
+      g_warning ("call %s: its IVR flow cannot be read: %s", call->id, error->message);
+      add_event (call, "ivr.skipped",
+                 detail_new ("reason", "the flow's stored definition cannot be read", NULL));
+    }
+  }
+  if (flow == NULL) {
+    send_state (call, call->visitor, NULL, NULL);
+    load_queue (self, call, l->queue_id);
+    flow_load_free (l);
+    return;
+  }
+  {
+    CdIvrCaller caller = { call->country, call->language };
+
+    call->ivr = cd_ivr_runner_new (flow, &caller, &ivr_host, call);
+  }
+  /* the queue's waiting time starts once the flow ends */
+  g_clear_handle_id (&call->wait_id, g_source_remove);
+  call->wait_id = g_timeout_add_seconds (self->settings.max_wait_s, on_wait_timeout, call);
+  add_event (
+      call, "ivr.started",
+      detail_new ("flow_id", PQgetvalue (res, 0, 0), "version", PQgetvalue (res, 0, 1), NULL));
+  set_state (call, CALL_IVR, NULL);
+  if (call->pipeline)
+    cd_call_pipeline_set_ivr (call->pipeline, TRUE);
+  if (call->leg_connected[CD_LEG_VISITOR])
+    cd_ivr_runner_start (call->ivr);
+  flow_load_free (l);
+}
+
+/* The flow the company's widget calls start in, if it has one. */
+static void
+load_flow (CdSwitchboard *self, Call *call, const char *entry)
+{
+  FlowLoad *l = g_new0 (FlowLoad, 1);
+  CdPgScope scope = { .company_id = call->company_id };
+  const char *params[] = { call->company_id, entry };
+
+  l->self = g_object_ref (self);
+  l->call_id = g_strdup (call->id);
+  cd_pg_pool_query_scoped_async (
+      self->api->pool, &scope,
+      "SELECT f.id, f.live_version, v.definition FROM ivr_entry_points e"
+      " JOIN ivr_flows f ON f.id = e.flow_id"
+      " JOIN ivr_flow_versions v ON v.flow_id = f.id AND v.version = f.live_version"
+      " WHERE e.company_id = $1 AND e.name = $2",
+      params, 2, NULL, on_flow_loaded, l);
+}
+
 static void
 on_pipeline_leg_connected (CdCallPipeline *pipeline, int leg, gpointer user_data)
 {
@@ -1636,6 +1953,11 @@ on_pipeline_leg_connected (CdCallPipeline *pipeline, int leg, gpointer user_data
              detail_new ("leg", cd_leg_role_to_string (leg), "event", "connected", NULL));
   if (leg == CD_LEG_SUPERVISOR) {
     send_named_state (call, call->supervisor, "connected", NULL);
+    return;
+  }
+  if (leg == CD_LEG_VISITOR && call->ivr) {
+    /* the flow starts once the visitor can hear it */
+    cd_ivr_runner_start (call->ivr);
     return;
   }
   if (call->consult_session && leg == (int) other_agent_leg (call)) {
@@ -1681,6 +2003,7 @@ on_pipeline_dtmf (CdCallPipeline *pipeline, int leg, const char *digit, guint du
   json_object_set_int_member (detail, "duration_ms", duration_ms);
   add_event (call, "dtmf", detail);
   relay_dtmf (call, digit, "rtp");
+  ivr_digits (call, digit);
 }
 
 static void
@@ -1718,6 +2041,9 @@ on_pipeline_leg_failed (CdCallPipeline *pipeline, int leg, const char *reason, c
   }
 }
 
+static void on_pipeline_prompt_done (CdCallPipeline *pipeline, guint id, gboolean ok,
+                                     const char *detail, gpointer user_data);
+
 static CdCallPipeline *
 call_pipeline (Call *call)
 {
@@ -1730,6 +2056,9 @@ call_pipeline (Call *call)
     g_signal_connect (call->pipeline, "dtmf", G_CALLBACK (on_pipeline_dtmf), call);
     g_signal_connect (call->pipeline, "failed", G_CALLBACK (on_pipeline_failed), call);
     g_signal_connect (call->pipeline, "leg-failed", G_CALLBACK (on_pipeline_leg_failed), call);
+    g_signal_connect (call->pipeline, "prompt-done", G_CALLBACK (on_pipeline_prompt_done), call);
+    if (call->ivr)
+      cd_call_pipeline_set_ivr (call->pipeline, TRUE);
   }
   return call->pipeline;
 }
@@ -1793,10 +2122,9 @@ static void
 handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
 {
   static const CdField fields[] = {
-    { "type", CD_FIELD_STRING, TRUE, 1, 40 },
-    { "page", CD_FIELD_STRING, FALSE, 0, 2000 },
-    { "queue_id", CD_FIELD_STRING, FALSE, 36, 36 },
-    { "language", CD_FIELD_STRING, FALSE, 2, 20 },
+    { "type", CD_FIELD_STRING, TRUE, 1, 40 },       { "page", CD_FIELD_STRING, FALSE, 0, 2000 },
+    { "queue_id", CD_FIELD_STRING, FALSE, 36, 36 }, { "language", CD_FIELD_STRING, FALSE, 2, 20 },
+    { "entry", CD_FIELD_STRING, FALSE, 1, 40 },
   };
   g_autofree char *queue_id = NULL;
   GHashTableIter iter;
@@ -1862,6 +2190,13 @@ handle_call_start (CdSwitchboard *self, Session *s, JsonObject *message)
   call->wait_id = g_timeout_add_seconds (self->settings.max_wait_s, on_wait_timeout, call);
   b = begin ("call.created", call->id);
   send_to (s, g_steal_pointer (&b));
+  /* a call for a queue the visitor named goes there; the others through
+   * the company's IVR for the widget's entry point, if it has one */
+  if (queue_id == NULL && self->api->pool) {
+    load_flow (self, call,
+               json_object_get_string_member_with_default (message, "entry", "default"));
+    return;
+  }
   send_state (call, s, NULL, NULL);
   load_queue (self, call, queue_id);
 }
@@ -1966,6 +2301,7 @@ handle_dtmf (CdSwitchboard *self, Session *s, JsonObject *message)
   call->dtmf_in_window += strlen (digits);
   add_event (call, "dtmf", detail_new ("digits", digits, "source", "signaling", NULL));
   relay_dtmf (call, digits, "signaling");
+  ivr_digits (call, digits);
 }
 
 static void
@@ -2664,6 +3000,7 @@ cd_switchboard_dispose (GObject *object)
   g_clear_pointer (&self->retry_companies, g_hash_table_unref);
   g_clear_pointer (&self->supervising, g_hash_table_unref);
   g_clear_object (&self->presence);
+  g_clear_object (&self->tts);
   G_OBJECT_CLASS (cd_switchboard_parent_class)->dispose (object);
 }
 
@@ -2714,6 +3051,8 @@ cd_switchboard_new (CdApi *api, const CdSwitchboardSettings *settings)
     if (api->redis)
       self->presence = cd_presence_new (api->redis, daemon_id, self->settings.reservation_lease_ms);
   }
+  if (api->blobs)
+    self->tts = cd_tts_cache_new (api->blobs, api->settings.max_prompt_ms, settings->metrics);
   /* renewed three times per lease: one lost renewal loses nothing */
   self->renew_id =
       g_timeout_add (MAX (self->settings.reservation_lease_ms / 3, 100), on_renew_leases, self);

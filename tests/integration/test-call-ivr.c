@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* A real IVR flow, published and set as the widget's entry point, driven
+ * by the C test visitor over WebRTC: a spoken greeting (espeak), then a
+ * menu whose prompts are stored tones, each a distinct frequency the
+ * visitor listens for. Pressing 2 (RFC 4733) plays the second branch's
+ * prompt and the call reaches the Support queue, where its agent answers;
+ * a wrong digit and silence each play their prompt and retry, then take
+ * the flow's fallback. The speech is synthesized once for all calls. */
+
+#include "cd-audio.h"
+#include "cd-json.h"
+#include "cd-test-harness.h"
+#include "cd-test-seed.h"
+
+#include <signal.h>
+#include <string.h>
+
+#define PASSWORD "correct horse battery staple"
+#define ORIGIN   "https://ivr.test"
+
+/* the stored prompts: each a tone */
+#define MENU_HZ    500
+#define SUPPORT_HZ 700
+#define INVALID_HZ 900
+#define TIMEOUT_HZ 1100
+#define SORRY_HZ   1300
+
+static char *state;
+static CdTestDaemon *daemon_proc;
+static char *company, *admin_token, *password_file;
+static char *sales, *support;
+
+static guint
+api (const char *method, const char *path, const char *content_type, const char *body, gsize length,
+     char **created)
+{
+  g_autofree char *url =
+      g_strdup_printf ("%sapi/v1/companies/%s/%s", daemon_proc->base_url, company, path);
+  g_autofree char *auth = g_strdup_printf ("Bearer %s", admin_token);
+  const char *headers[] = { "Authorization", auth, NULL };
+  g_autofree char *reply = NULL;
+  guint status =
+      cd_test_http_request (method, url, content_type, body, length, headers, &reply, NULL);
+
+  if (created && status == 201) {
+    g_autoptr (JsonObject) o = cd_json_parse_object (reply, strlen (reply), NULL, NULL);
+    *created = g_strdup (json_object_get_string_member (o, "id"));
+  }
+  if (status >= 300)
+    g_test_message ("%s %s: %u %s", method, path, status, reply);
+  return status;
+}
+
+static guint
+api_json (const char *method, const char *path, const char *json, char **created)
+{
+  return api (method, path, json ? "application/json" : NULL, json, json ? strlen (json) : 0,
+              created);
+}
+
+/* A stored prompt: @seconds of @hz. */
+static char *
+upload_tone (const char *name, double hz, double seconds)
+{
+  g_autofree char *wav = g_strdup_printf ("%s/%s.wav", state, name);
+  g_autofree char *path = g_strdup_printf ("prompts?name=%s", name);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *data = NULL;
+  gsize length = 0;
+  char *id = NULL;
+
+  g_assert_true (cd_audio_write_tone_wav (wav, 16000, 1, hz, 0.5, seconds, &error));
+  g_assert_true (g_file_get_contents (wav, &data, &length, NULL));
+  g_assert_cmpuint (api ("POST", path, "audio/wav", data, length, &id), ==, 201);
+  return id;
+}
+
+static CdTestPeer *
+peer_start (const char *name, ...)
+{
+  CdTestPeer *p;
+  va_list args;
+
+  va_start (args, name);
+  p = cd_test_peer_start_va (name, daemon_proc->base_url, NULL, args);
+  va_end (args);
+  return p;
+}
+
+static JsonObject *
+only_call (JsonObject *report)
+{
+  JsonArray *calls = json_object_get_array_member (report, "calls");
+
+  g_assert_cmpuint (json_array_get_length (calls), ==, 1);
+  return json_array_get_object_element (calls, 0);
+}
+
+/* A second in which @hz sounded: 200 ms of it at least (the speech holds
+ * a window of one frequency or another now and then; a tone cut short by a
+ * digit pressed 200 ms into it still counts). */
+#define SOUNDED 4
+
+/* How many separate times @hz sounded: runs of seconds holding it. */
+static guint
+runs_of (JsonObject *call, double hz)
+{
+  JsonArray *counts = cd_test_report_per_second (call, hz);
+  guint runs = 0;
+  gboolean in = FALSE;
+
+  for (guint i = 0; i < json_array_get_length (counts); i++) {
+    gboolean now = json_array_get_int_element (counts, i) >= SOUNDED;
+    if (now && !in)
+      runs++;
+    in = now;
+  }
+  return runs;
+}
+
+/* The first second @hz sounded in, -1 if never. */
+static int
+first_sounded (JsonObject *call, double hz)
+{
+  JsonArray *counts = cd_test_report_per_second (call, hz);
+
+  for (guint i = 0; i < json_array_get_length (counts); i++)
+    if (json_array_get_int_element (counts, i) >= SOUNDED)
+      return (int) i;
+  return -1;
+}
+
+/* The call's stored events once it ended: their kinds, and the events. */
+static JsonObject *
+ended_call (const char *call_id)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  for (;;) {
+    JsonObject *call = cd_test_get_call (daemon_proc->base_url, company, admin_token, call_id);
+
+    if (g_str_equal (json_object_get_string_member (call, "state"), "ended") ||
+        g_get_monotonic_time () > deadline)
+      return call;
+    json_object_unref (call);
+    cd_test_sleep (100);
+  }
+}
+
+/* The daemon's log lines about @call_id, in the test's log. */
+static void
+show_daemon_lines (const char *call_id)
+{
+  g_auto (GStrv) lines = g_strsplit (daemon_proc->err->str, "\n", -1);
+
+  for (guint k = 0; lines[k]; k++)
+    if (strstr (lines[k], call_id))
+      g_test_message ("daemon: %s", lines[k]);
+}
+
+static char *
+kinds_of (JsonObject *call)
+{
+  JsonArray *events = json_object_get_array_member (call, "events");
+  GString *kinds = g_string_new (NULL);
+
+  for (guint i = 0; i < json_array_get_length (events); i++) {
+    const char *kind =
+        json_object_get_string_member (json_array_get_object_element (events, i), "kind");
+    if (g_str_has_prefix (kind, "ivr."))
+      g_string_append_printf (kinds, "%s%s", kinds->len ? " " : "", kind);
+  }
+  return g_string_free (kinds, FALSE);
+}
+
+/* The detail of the first event of @kind whose @key is @value. */
+static JsonObject *
+event_where (JsonObject *call, const char *kind, const char *key, const char *value)
+{
+  JsonArray *events = json_object_get_array_member (call, "events");
+
+  for (guint i = 0; i < json_array_get_length (events); i++) {
+    JsonObject *e = json_array_get_object_element (events, i);
+    JsonObject *detail = json_object_get_object_member (e, "detail");
+
+    if (g_str_equal (json_object_get_string_member (e, "kind"), kind) && detail &&
+        g_strcmp0 (json_object_get_string_member_with_default (detail, key, NULL), value) == 0)
+      return detail;
+  }
+  return NULL;
+}
+
+static double
+metric (const char *series)
+{
+  g_autofree char *url = g_strconcat (daemon_proc->base_url, "metrics", NULL);
+  g_autofree char *body = NULL;
+  g_autofree char *needle = g_strdup_printf ("\n%s ", series);
+  const char *at;
+
+  g_assert_cmpuint (cd_test_http_get (url, &body, NULL), ==, 200);
+  at = strstr (body, needle);
+  return at ? g_ascii_strtod (at + strlen (needle), NULL) : 0;
+}
+
+/* The greeting is spoken, the menu plays, the visitor presses 2 as an
+ * RFC 4733 event on hearing it: the second option's prompt plays and the
+ * call waits in Support, whose agent answers. */
+static void
+test_press_two (void)
+{
+  g_autofree char *email = g_strdup ("agent1@ivr.test");
+  CdTestPeer *agent =
+      peer_start ("calldocker-agent", "--email", email, "--password-file", password_file, "--tone",
+                  "440", "--calls", "1", "--timeout", "60", NULL);
+  CdTestPeer *visitor;
+  g_autoptr (JsonObject) report = NULL;
+  g_autoptr (JsonObject) agent_report = NULL;
+  g_autoptr (JsonObject) stored = NULL;
+  g_autofree char *kinds = NULL;
+  JsonObject *call, *digits, *ended;
+  gboolean good = FALSE;
+  int menu_at, support_at;
+  gint64 first_audio;
+
+  cd_test_sleep (1000); /* the agent signs in and is available */
+  visitor = peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN,
+                        "--press-on", "500:2", "--listen-for", "700,900,1100,1300", "--expect-hz",
+                        "440", "--hold", "2", "--timeout", "60", NULL);
+  report = cd_test_peer_finish (visitor, 90000, &good);
+  agent_report = cd_test_peer_finish (agent, 90000, NULL);
+  call = only_call (report);
+  show_daemon_lines (json_object_get_string_member (call, "call_id"));
+  g_assert_cmpstr (json_object_get_string_member (call, "end_reason"), ==, "visitor-hangup");
+  /* the menu, then the second option's prompt; no retry, no fallback */
+  menu_at = first_sounded (call, MENU_HZ);
+  support_at = first_sounded (call, SUPPORT_HZ);
+  g_test_message ("menu heard from second %d, the support prompt from %d", menu_at, support_at);
+  g_assert_cmpint (menu_at, >=, 0);
+  /* (in whole seconds: the menu ends 200 ms in, at the digit) */
+  g_assert_cmpint (support_at, >=, menu_at);
+  g_assert_cmpint (first_sounded (call, INVALID_HZ), ==, -1);
+  g_assert_cmpint (first_sounded (call, TIMEOUT_HZ), ==, -1);
+  g_assert_cmpint (first_sounded (call, SORRY_HZ), ==, -1);
+  /* before the menu the visitor heard the greeting: the IVR sends nothing
+   * else (no ringing tone), so the first audio is the speech */
+  first_audio = json_object_get_int_member (call, "first_audio_us");
+  g_assert_cmpint (first_audio, >, 0);
+  g_assert_cmpint ((first_audio - json_object_get_int_member (call, "started_us")) / G_USEC_PER_SEC,
+                   <, menu_at);
+  /* and then Support's agent: their tone */
+  g_assert_true (good);
+  g_assert_cmpstr (json_object_get_string_member (only_call (agent_report), "call_id"), ==,
+                   json_object_get_string_member (call, "call_id"));
+
+  stored = ended_call (json_object_get_string_member (call, "call_id"));
+  kinds = kinds_of (stored);
+  g_test_message ("IVR events: %s", kinds);
+  g_assert_cmpstr (json_object_get_string_member (stored, "queue_id"), ==, support);
+  /* greeting, menu, the second option's prompt, in that order */
+  g_assert_nonnull (strstr (kinds,
+                            "ivr.started ivr.node ivr.prompt ivr.node ivr.prompt ivr.barge_in "
+                            "ivr.digits ivr.node ivr.prompt ivr.node ivr.ended"));
+  g_assert_nonnull (event_where (stored, "ivr.prompt", "text", "Welcome to the shop."));
+  digits = event_where (stored, "ivr.digits", "node", "menu");
+  g_assert_nonnull (digits);
+  g_assert_cmpstr (json_object_get_string_member (digits, "digits"), ==, "2");
+  ended = event_where (stored, "ivr.ended", "outcome", "queue");
+  g_assert_nonnull (ended);
+  g_assert_cmpstr (json_object_get_string_member (ended, "queue_id"), ==, support);
+  g_assert_null (strstr (kinds, "ivr.invalid"));
+  g_assert_null (strstr (kinds, "ivr.timeout"));
+}
+
+/* A digit the menu does not offer: the invalid prompt, the menu again,
+ * and once the retry is used up, the fallback, which hangs up. */
+static void
+test_invalid_digit (void)
+{
+  CdTestPeer *visitor =
+      peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN, "--press-on",
+                  "500:9", "--listen-for", "700,900,1100,1300", "--timeout", "60", NULL);
+  g_autoptr (JsonObject) report = cd_test_peer_finish (visitor, 90000, NULL);
+  g_autoptr (JsonObject) stored = NULL;
+  g_autofree char *kinds = NULL;
+  JsonObject *call = only_call (report);
+
+  show_daemon_lines (json_object_get_string_member (call, "call_id"));
+  g_assert_cmpstr (json_object_get_string_member (call, "end_reason"), ==, "ivr-hangup");
+  g_assert_cmpuint (runs_of (call, MENU_HZ), ==, 2);
+  g_assert_cmpuint (runs_of (call, INVALID_HZ), ==, 2 - 1);
+  g_assert_cmpint (first_sounded (call, INVALID_HZ), >, first_sounded (call, MENU_HZ));
+  g_assert_cmpint (first_sounded (call, SORRY_HZ), >, first_sounded (call, INVALID_HZ));
+  g_assert_cmpint (first_sounded (call, SUPPORT_HZ), ==, -1);
+  g_assert_cmpint (first_sounded (call, TIMEOUT_HZ), ==, -1);
+
+  stored = ended_call (json_object_get_string_member (call, "call_id"));
+  kinds = kinds_of (stored);
+  g_test_message ("IVR events: %s", kinds);
+  g_assert_nonnull (strstr (kinds, "ivr.invalid ivr.prompt"));
+  g_assert_nonnull (strstr (kinds, "ivr.invalid ivr.fallback ivr.node"));
+  g_assert_nonnull (event_where (stored, "ivr.invalid", "digits", "9"));
+  g_assert_nonnull (event_where (stored, "ivr.node", "node", "sorry"));
+  g_assert_nonnull (event_where (stored, "ivr.ended", "outcome", "hangup"));
+  g_assert_null (json_object_get_string_member_with_default (stored, "queue_id", NULL));
+}
+
+/* No digit at all: the timeout prompt, the menu again, then the fallback. */
+static void
+test_timeout (void)
+{
+  CdTestPeer *visitor =
+      peer_start ("calldocker-visitor", "--company", company, "--origin", ORIGIN, "--listen-for",
+                  "500,700,900,1100,1300", "--timeout", "60", NULL);
+  g_autoptr (JsonObject) report = cd_test_peer_finish (visitor, 90000, NULL);
+  g_autoptr (JsonObject) stored = NULL;
+  g_autofree char *kinds = NULL;
+  JsonObject *call = only_call (report);
+
+  show_daemon_lines (json_object_get_string_member (call, "call_id"));
+  g_assert_cmpstr (json_object_get_string_member (call, "end_reason"), ==, "ivr-hangup");
+  g_assert_cmpuint (runs_of (call, MENU_HZ), ==, 2);
+  g_assert_cmpuint (runs_of (call, TIMEOUT_HZ), ==, 1);
+  g_assert_cmpint (first_sounded (call, TIMEOUT_HZ), >, first_sounded (call, MENU_HZ));
+  g_assert_cmpint (first_sounded (call, SORRY_HZ), >, first_sounded (call, TIMEOUT_HZ));
+  g_assert_cmpint (first_sounded (call, INVALID_HZ), ==, -1);
+  g_assert_cmpint (first_sounded (call, SUPPORT_HZ), ==, -1);
+
+  stored = ended_call (json_object_get_string_member (call, "call_id"));
+  kinds = kinds_of (stored);
+  g_test_message ("IVR events: %s", kinds);
+  g_assert_nonnull (strstr (kinds, "ivr.timeout ivr.prompt"));
+  g_assert_nonnull (strstr (kinds, "ivr.timeout ivr.fallback ivr.node"));
+  g_assert_null (strstr (kinds, "ivr.digits"));
+}
+
+/* Three calls heard the same greeting: it was synthesized once. */
+static void
+test_speech_cached (void)
+{
+  g_assert_cmpfloat (metric ("calldocker_tts_requests_total{result=\"rendered\"}"), ==, 1);
+  g_assert_cmpfloat (metric ("calldocker_tts_requests_total{result=\"cached\"}"), >=, 2);
+  g_assert_cmpfloat (metric ("calldocker_tts_requests_total{result=\"failed\"}"), ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1", NULL };
+  g_autofree char *menu = NULL, *support_prompt = NULL, *invalid = NULL, *timeout = NULL,
+                  *sorry = NULL, *flow = NULL, *flow_json = NULL, *agent1 = NULL, *agent2 = NULL;
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+  state = cd_test_make_tmp_dir ("cd-ivr-XXXXXX");
+  daemon_proc = cd_test_daemon_spawn (state, NULL, env);
+  cd_test_daemon_wait_ready (daemon_proc, 60000);
+  company = cd_test_seed_company (state, "ivr", ORIGIN, 2, PASSWORD);
+  admin_token = cd_test_login (daemon_proc->base_url, "admin@ivr.test", PASSWORD);
+  password_file = g_build_filename (state, "password", NULL);
+  g_assert_true (g_file_set_contents (password_file, PASSWORD, -1, NULL));
+  {
+    g_autofree char *t1 = cd_test_login (daemon_proc->base_url, "agent1@ivr.test", PASSWORD);
+    g_autofree char *t2 = cd_test_login (daemon_proc->base_url, "agent2@ivr.test", PASSWORD);
+    agent1 = cd_test_user_id (t1);
+    agent2 = cd_test_user_id (t2);
+  }
+  /* agent 1 answers Support, agent 2 Sales (and is never signed in) */
+  g_assert_cmpuint (api_json ("POST", "queues", "{\"name\":\"Sales\"}", &sales), ==, 201);
+  g_assert_cmpuint (api_json ("POST", "queues", "{\"name\":\"Support\"}", &support), ==, 201);
+  {
+    g_autofree char *m1 = g_strdup_printf ("{\"members\":{\"%s\":1}}", agent1);
+    g_autofree char *m2 = g_strdup_printf ("{\"members\":{\"%s\":1}}", agent2);
+    g_autofree char *p1 = g_strdup_printf ("queues/%s/members", support);
+    g_autofree char *p2 = g_strdup_printf ("queues/%s/members", sales);
+    g_assert_cmpuint (api_json ("PUT", p1, m1, NULL), ==, 204);
+    g_assert_cmpuint (api_json ("PUT", p2, m2, NULL), ==, 204);
+  }
+  menu = upload_tone ("menu", MENU_HZ, 1.5);
+  support_prompt = upload_tone ("support", SUPPORT_HZ, 1.0);
+  invalid = upload_tone ("invalid", INVALID_HZ, 1.0);
+  timeout = upload_tone ("timeout", TIMEOUT_HZ, 1.0);
+  sorry = upload_tone ("sorry", SORRY_HZ, 1.0);
+  flow_json = g_strdup_printf (
+      "{\"name\":\"Main\",\"flow\":{\"start\":\"greet\",\"nodes\":["
+      "{\"id\":\"greet\",\"type\":\"say\",\"text\":\"Welcome to the shop.\",\"next\":\"menu\"},"
+      "{\"id\":\"menu\",\"type\":\"menu\",\"prompt\":{\"prompt_id\":\"%s\"},"
+      "\"options\":{\"1\":\"sales\",\"2\":\"support-info\"},\"timeout_s\":3,\"max_retries\":1,"
+      "\"invalid_prompt\":{\"prompt_id\":\"%s\"},\"timeout_prompt\":{\"prompt_id\":\"%s\"},"
+      "\"fallback\":\"sorry\"},"
+      "{\"id\":\"support-info\",\"type\":\"play\",\"prompt_id\":\"%s\",\"next\":\"support\"},"
+      "{\"id\":\"sales\",\"type\":\"queue\",\"queue_id\":\"%s\"},"
+      "{\"id\":\"support\",\"type\":\"queue\",\"queue_id\":\"%s\"},"
+      "{\"id\":\"sorry\",\"type\":\"play\",\"prompt_id\":\"%s\",\"next\":\"bye\"},"
+      "{\"id\":\"bye\",\"type\":\"hangup\"}]}}",
+      menu, invalid, timeout, support_prompt, sales, support, sorry);
+  g_assert_cmpuint (api_json ("POST", "ivr-flows", flow_json, &flow), ==, 201);
+  {
+    g_autofree char *publish = g_strdup_printf ("ivr-flows/%s/publish", flow);
+    g_autofree char *entry = g_strdup_printf ("{\"entry_points\":{\"default\":\"%s\"}}", flow);
+    g_assert_cmpuint (api_json ("POST", publish, NULL, NULL), ==, 200);
+    g_assert_cmpuint (api_json ("PUT", "ivr-entry-points", entry, NULL), ==, 204);
+  }
+  g_test_add_func ("/call-ivr/press-two", test_press_two);
+  g_test_add_func ("/call-ivr/invalid-digit", test_invalid_digit);
+  g_test_add_func ("/call-ivr/timeout", test_timeout);
+  g_test_add_func ("/call-ivr/speech-cached", test_speech_cached);
+  status = g_test_run ();
+  kill (g_ascii_strtoll (g_subprocess_get_identifier (daemon_proc->process), NULL, 10), SIGTERM);
+  cd_test_daemon_wait_exit (daemon_proc, 30000);
+  if (daemon_proc->exit_status != 0) {
+    g_auto (GStrv) lines = g_strsplit (daemon_proc->err->str, "\n", -1);
+    guint n = g_strv_length (lines);
+
+    for (guint k = n > 80 ? n - 80 : 0; k < n; k++)
+      g_printerr ("%s\n", lines[k]);
+  }
+  g_assert_cmpint (daemon_proc->exit_status, ==, 0);
+  cd_test_daemon_free (daemon_proc);
+  cd_test_remove_tree (state);
+  g_free (company);
+  g_free (admin_token);
+  g_free (password_file);
+  g_free (sales);
+  g_free (support);
+  return status;
+}
