@@ -34,7 +34,75 @@ typedef struct {
   guint packets;
   guint gap;
   guint sent;
+  /* --press-inband: digits played as tones in the audio sent */
+  GString *inband;
+  int inband_digit; /* -1: none */
+  guint inband_pos; /* samples into the digit and its gap */
+  double phase_low, phase_high;
 } DtmfSender;
+
+/* An in-band digit: 160 ms of its two tones, then 120 ms of silence. */
+#define INBAND_TONE_SAMPLES (48000 * 160 / 1000)
+#define INBAND_GAP_SAMPLES  (48000 * 120 / 1000)
+
+/* Writes the digits pending into the audio about to be encoded. */
+static GstPadProbeReturn
+on_outgoing_audio (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  DtmfSender *d = user_data;
+  GstBuffer *buffer;
+  GstMapInfo map;
+  gint16 *samples;
+  gsize n;
+
+  g_mutex_lock (&d->lock);
+  if (d->inband_digit < 0 && d->inband->len > 0) {
+    d->inband_digit = d->inband->str[0];
+    g_string_erase (d->inband, 0, 1);
+    d->inband_pos = 0;
+    d->phase_low = d->phase_high = 0;
+  }
+  if (d->inband_digit < 0) {
+    g_mutex_unlock (&d->lock);
+    return GST_PAD_PROBE_OK;
+  }
+  buffer = gst_buffer_make_writable (GST_PAD_PROBE_INFO_BUFFER (info));
+  GST_PAD_PROBE_INFO_DATA (info) = buffer;
+  if (!gst_buffer_map (buffer, &map, GST_MAP_WRITE)) {
+    g_mutex_unlock (&d->lock);
+    return GST_PAD_PROBE_OK;
+  }
+  samples = (gint16 *) map.data;
+  n = map.size / 2;
+  for (gsize i = 0; i < n; i++, d->inband_pos++) {
+    double low = 0, high = 0;
+
+    if (d->inband_pos < INBAND_TONE_SAMPLES &&
+        cd_audio_dtmf_frequencies ((char) d->inband_digit, &low, &high)) {
+      gint16 a, b;
+      cd_audio_sine (&a, 1, 48000, low, 0.3, &d->phase_low);
+      cd_audio_sine (&b, 1, 48000, high, 0.3, &d->phase_high);
+      samples[i] = (gint16) (a + b);
+    } else {
+      samples[i] = 0;
+    }
+    if (d->inband_pos + 1 >= INBAND_TONE_SAMPLES + INBAND_GAP_SAMPLES) {
+      d->sent++;
+      d->inband_digit = d->inband->len > 0 ? d->inband->str[0] : -1;
+      if (d->inband->len > 0)
+        g_string_erase (d->inband, 0, 1);
+      d->inband_pos = 0;
+      d->phase_low = d->phase_high = 0;
+      if (d->inband_digit < 0) {
+        /* the rest of the buffer is the tone sent as usual */
+        break;
+      }
+    }
+  }
+  gst_buffer_unmap (buffer, &map);
+  g_mutex_unlock (&d->lock);
+  return GST_PAD_PROBE_OK;
+}
 
 /* What the appsink thread and the main thread share. */
 /* Frequencies listened for (--listen-for), and how long a report keeps
@@ -59,6 +127,7 @@ typedef struct {
   char *press[MAX_TONES];
   guint run[MAX_TONES], gap[MAX_TONES];
   DtmfSender *dtmf; /* borrowed: freed with the listener, after the pipeline */
+  gboolean press_inband;
 } Listener;
 
 typedef struct {
@@ -260,6 +329,7 @@ dtmf_sender_free (DtmfSender *d)
 {
   g_mutex_clear (&d->lock);
   g_string_free (d->pending, TRUE);
+  g_string_free (d->inband, TRUE);
   g_free (d);
 }
 
@@ -330,7 +400,7 @@ press_on (Listener *l, guint t, gboolean heard)
   }
   if (++l->run[t] == 4 && l->gap[t] >= 10) {
     g_mutex_lock (&l->dtmf->lock);
-    g_string_append (l->dtmf->pending, l->press[t]);
+    g_string_append (l->press_inband ? l->dtmf->inband : l->dtmf->pending, l->press[t]);
     g_mutex_unlock (&l->dtmf->lock);
   }
   if (l->run[t] >= 4)
@@ -553,11 +623,17 @@ start_media (CdPeer *self, GError **error)
   else
     source = g_strdup_printf ("audiotestsrc is-live=true wave=sine freq=%g volume=0.5",
                               self->options.tone_hz);
-  description = g_strdup_printf ("webrtcbin name=leg bundle-policy=max-bundle latency=50 "
-                                 "%s ! audioconvert ! audioresample ! queue ! "
-                                 "opusenc bitrate=32000 inband-fec=true ! rtpopuspay name=pay "
-                                 "pt=%d",
-                                 source, OPUS_PT);
+  /* in-band digits are written into the raw audio (S16LE, mono) */
+  description = g_strdup_printf (
+      "webrtcbin name=leg bundle-policy=max-bundle latency=50 "
+      "%s ! audioconvert ! audioresample ! %s queue ! "
+      "opusenc bitrate=32000 inband-fec=true ! rtpopuspay name=pay "
+      "pt=%d",
+      source,
+      self->options.press_inband
+          ? "capsfilter name=raw caps=audio/x-raw,format=S16LE,rate=48000,channels=1 !"
+          : "",
+      OPUS_PT);
   self->pipeline = gst_parse_launch (description, error);
   if (self->pipeline == NULL)
     return FALSE;
@@ -607,6 +683,15 @@ start_media (CdPeer *self, GError **error)
   g_mutex_init (&self->dtmf->lock);
   self->dtmf->pending = g_string_new (NULL);
   self->dtmf->digit = -1;
+  self->dtmf->inband = g_string_new (NULL);
+  self->dtmf->inband_digit = -1;
+  if (self->options.press_inband) {
+    g_autoptr (GstElement) raw = gst_bin_get_by_name (GST_BIN (self->pipeline), "raw");
+    g_autoptr (GstPad) raw_src = raw ? gst_element_get_static_pad (raw, "src") : NULL;
+
+    if (raw_src)
+      gst_pad_add_probe (raw_src, GST_PAD_PROBE_TYPE_BUFFER, on_outgoing_audio, self->dtmf, NULL);
+  }
   if (self->options.press_on && self->options.role == CD_PEER_VISITOR) {
     g_auto (GStrv) rules = g_strsplit (self->options.press_on, ",", -1);
 
@@ -622,6 +707,7 @@ start_media (CdPeer *self, GError **error)
       self->listener->n_tones++;
     }
     self->listener->dtmf = self->dtmf;
+    self->listener->press_inband = self->options.press_inband;
   }
 
   /* our own send pad, offering opus and (visitors) telephone-event */
@@ -1381,6 +1467,7 @@ cd_peer_new (const CdPeerOptions *options)
   self->options.local_addresses = g_strdupv (options->local_addresses);
   self->options.listen_for = g_strdup (options->listen_for);
   self->options.press_on = g_strdup (options->press_on);
+  self->options.press_inband = options->press_inband;
   self->options.transfer_to = g_strdup (options->transfer_to);
   self->options.transfer_mode = g_strdup (options->transfer_mode);
   self->options.monitor = g_strdup (options->monitor);
@@ -1541,6 +1628,8 @@ cd_peer_main (CdPeerRole role, int argc, char **argv)
     { "listen-for", 0, 0, G_OPTION_ARG_STRING, &o.listen_for,
       "report, second by second, the 50 ms windows holding each of these frequencies",
       "HZ,HZ,..." },
+    { "press-inband", 0, 0, G_OPTION_ARG_NONE, &o.press_inband,
+      "visitor: --press-on's digits as DTMF tones in the audio sent, not RFC 4733 events", NULL },
     { "press-on", 0, 0, G_OPTION_ARG_STRING, &o.press_on,
       "visitor: send DIGITS as RFC 4733 events each time a tone of HZ begins (also reported like "
       "--listen-for)",

@@ -39,6 +39,7 @@ typedef struct {
   GStrv local_addresses;   /* ICE host addresses, nullable */
   char *listen_for;        /* "HZ,HZ,...": each one's windows counted second by second */
   char *press_on;          /* visitor: "HZ:DIGITS,...": RFC 4733 digits each time HZ begins */
+  gboolean press_inband;   /* visitor: press them as DTMF tones in the audio sent instead */
   char *transfer_to;       /* agent: "agent:ID" or "queue:ID", transfer_after_s after connecting */
   char *transfer_mode;     /* blind (default) or warm */
   double transfer_after_s;

@@ -31,12 +31,13 @@ struct _CdIvrRunner {
   gpointer host_data;
   int node;
   State state;
-  GString *typed;   /* digits pressed and not yet used */
-  GString *input;   /* the menu's or gather's digits so far */
-  guint attempts;   /* the menu's retries used */
-  guint timer_id;   /* the first-digit or inter-digit timeout */
-  gboolean playing; /* a prompt is playing */
-  guint steps;      /* nodes since the visitor was last waited for */
+  GString *typed;     /* digits pressed and not yet used */
+  GString *input;     /* the menu's or gather's digits so far */
+  guint attempts;     /* the menu's retries used */
+  guint timer_id;     /* the first-digit or inter-digit timeout */
+  gboolean playing;   /* a prompt is playing */
+  gboolean listening; /* the host listens for in-band digits */
+  guint steps;        /* nodes since the visitor was last waited for */
   GHashTable *vars;
 };
 
@@ -90,6 +91,16 @@ play (CdIvrRunner *self, const CdIvrPrompt *prompt, const char *what)
 }
 
 static void
+listen (CdIvrRunner *self, gboolean on)
+{
+  if (self->listening == on)
+    return;
+  self->listening = on;
+  if (self->host.listen)
+    self->host.listen (self->host_data, on);
+}
+
+static void
 finish (CdIvrRunner *self, CdIvrOutcome *outcome)
 {
   JsonObject *d = detail_for (self);
@@ -97,6 +108,7 @@ finish (CdIvrRunner *self, CdIvrOutcome *outcome)
 
   g_clear_handle_id (&self->timer_id, g_source_remove);
   stop_prompt (self);
+  listen (self, FALSE);
   self->state = DONE;
   outcome->node = self->node >= 0 ? current (self)->id : NULL;
   json_object_set_string_member (d, "outcome", kinds[outcome->kind]);
@@ -371,6 +383,7 @@ enter (CdIvrRunner *self, int node)
   d = detail_for (self);
   json_object_set_string_member (d, "type", cd_ivr_node_type_to_string (n->type));
   event (self, "ivr.node", d);
+  listen (self, n->type == CD_IVR_MENU || n->type == CD_IVR_GATHER);
   switch (n->type) {
   case CD_IVR_PLAY:
   case CD_IVR_SAY:

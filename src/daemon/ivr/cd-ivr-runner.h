@@ -39,6 +39,9 @@ typedef struct {
   void (*event) (gpointer data, const char *type, JsonObject *detail);
   /* the flow ended; the runner does nothing more */
   void (*finish) (gpointer data, const CdIvrOutcome *outcome);
+  /* whether digits are awaited (a menu or a gather, its prompts included):
+   * the host listens for DTMF tones in the visitor's audio meanwhile */
+  void (*listen) (gpointer data, gboolean on);
 } CdIvrHost;
 
 typedef struct {

@@ -26,6 +26,7 @@ enum {
   SIGNAL_LEG_CONNECTED,
   SIGNAL_DTMF,
   SIGNAL_PROMPT_DONE,
+  SIGNAL_INBAND_DTMF,
   SIGNAL_FAILED,
   SIGNAL_LEG_FAILED,
   N_SIGNALS
@@ -77,6 +78,7 @@ typedef struct {
   Branch *tone;       /* the visitor's ringing or hold tone, while selected */
   Branch *prompt;     /* a prompt the IVR plays to the visitor */
   guint prompt_id;
+  Branch *inband; /* the visitor's decoded audio to a DTMF detector */
   GstElement *cadence;
   guint cadence_period; /* seconds: the tone sounds one in that many */
   Branch *decoder;      /* its audio decoded for mixes, once needed */
@@ -1106,6 +1108,59 @@ add_prompt (CdCallPipeline *self, Leg *leg, const char *path, guint id)
   sync_elements (b);
 }
 
+/* ---- in-band DTMF: spandsp's detector on the visitor's decoded audio,
+ * only while the IVR waits for digits ---- */
+
+/**
+ * cd_call_pipeline_set_inband_dtmf:
+ * @on: whether to listen for DTMF tones in what the visitor says
+ *
+ * Digits heard are told by "inband-dtmf".
+ */
+void
+cd_call_pipeline_set_inband_dtmf (CdCallPipeline *self, gboolean on)
+{
+  Leg *leg = &self->legs[CD_LEG_VISITOR];
+
+  if (self->pipeline == NULL || self->stopped)
+    return;
+  if (!on) {
+    Removal *r;
+
+    if (leg->inband == NULL)
+      return;
+    r = removal_new (self);
+    removal_take_branch (r, g_steal_pointer (&leg->inband), TRUE, FALSE);
+    removal_start (self, r);
+    return;
+  }
+  if (leg->inband || leg->webrtc == NULL || leg->tee == NULL)
+    return;
+  ensure_decoded (self, leg);
+  {
+    Branch *b = branch_new (leg->role, 0, FALSE);
+    g_autoptr (GstCaps) caps =
+        gst_caps_from_string ("audio/x-raw,format=S16LE,rate=8000,channels=1");
+    g_autofree char *qname = g_strdup_printf ("%s-inband", leg->name);
+    g_autofree char *dname = g_strdup_printf ("%s-dtmf-detect", leg->name);
+    GstElement *queue, *resample, *filter, *detect, *sink;
+
+    queue = add_crossing_queue (self, b, qname);
+    resample = add_element (self, b, "audioresample", NULL);
+    filter = add_element (self, b, "capsfilter", NULL);
+    g_object_set (filter, "caps", caps, NULL);
+    detect = add_element (self, b, "dtmfdetect", dname);
+    sink = add_element (self, b, "fakesink", NULL);
+    g_object_set (sink, "sync", FALSE, "async", FALSE, NULL);
+    if (!gst_element_link_many (queue, resample, filter, detect, sink, NULL))
+      g_error ("call %s: cannot listen for in-band DTMF", self->call_id);
+    sync_elements (b);
+    if (!link_from_tee (b, leg->pcm, queue))
+      g_error ("call %s: cannot listen for in-band DTMF", self->call_id);
+    leg->inband = b;
+  }
+}
+
 /**
  * cd_call_pipeline_set_ivr:
  * @on: whether the IVR has the visitor
@@ -1594,6 +1649,20 @@ on_bus_message (GstBus *bus, GstMessage *message, gpointer user_data)
   }
   case GST_MESSAGE_APPLICATION:
     break;
+  case GST_MESSAGE_ELEMENT: {
+    const GstStructure *e = gst_message_get_structure (message);
+    static const char digits[] = "0123456789*#ABCD";
+    int number = -1;
+
+    /* spandsp's dtmfdetect, on the visitor's audio */
+    if (e && gst_structure_has_name (e, "dtmf-event") && self->legs[CD_LEG_VISITOR].inband &&
+        g_str_has_suffix (GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), "-dtmf-detect") &&
+        gst_structure_get_int (e, "number", &number) && number >= 0 && number < 16) {
+      char digit[2] = { digits[number], 0 };
+      g_signal_emit (self, signals[SIGNAL_INBAND_DTMF], 0, CD_LEG_VISITOR, digit);
+    }
+    return G_SOURCE_CONTINUE;
+  }
   default:
     return G_SOURCE_CONTINUE;
   }
@@ -1817,6 +1886,7 @@ cd_call_pipeline_finalize (GObject *object)
     g_clear_pointer (&self->legs[i].name, g_free);
     g_clear_pointer (&self->legs[i].tone, branch_free);
     g_clear_pointer (&self->legs[i].prompt, branch_free);
+    g_clear_pointer (&self->legs[i].inband, branch_free);
     g_clear_pointer (&self->legs[i].decoder, branch_free);
     g_clear_object (&self->legs[i].mute_pad);
   }
@@ -1847,6 +1917,10 @@ cd_call_pipeline_class_init (CdCallPipelineClass *klass)
   signals[SIGNAL_DTMF] =
       g_signal_new ("dtmf", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                     G_TYPE_NONE, 3, G_TYPE_INT, G_TYPE_STRING, G_TYPE_UINT);
+  /* (leg, digit): a DTMF tone heard in the leg's audio */
+  signals[SIGNAL_INBAND_DTMF] =
+      g_signal_new ("inband-dtmf", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                    NULL, G_TYPE_NONE, 2, G_TYPE_INT, G_TYPE_STRING);
   /* (id, played to its end, why not: nullable) */
   signals[SIGNAL_PROMPT_DONE] =
       g_signal_new ("prompt-done", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
@@ -2030,6 +2104,8 @@ cd_call_pipeline_remove_leg (CdCallPipeline *self, CdLegRole role)
     removal_take_branch (r, g_steal_pointer (&leg->tone), FALSE, FALSE);
   if (leg->prompt)
     removal_take_branch (r, g_steal_pointer (&leg->prompt), FALSE, FALSE);
+  if (leg->inband)
+    removal_take_branch (r, g_steal_pointer (&leg->inband), FALSE, FALSE);
   if (leg->decoder)
     removal_take_branch (r, g_steal_pointer (&leg->decoder), FALSE, FALSE);
   g_ptr_array_add (r->elements, gst_object_ref (leg->depay));

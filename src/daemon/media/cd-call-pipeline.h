@@ -73,6 +73,7 @@ void cd_call_pipeline_remove_leg (CdCallPipeline *self, CdLegRole role);
 void cd_call_pipeline_set_ivr (CdCallPipeline *self, gboolean on);
 guint cd_call_pipeline_play_prompt (CdCallPipeline *self, const char *path);
 void cd_call_pipeline_stop_prompt (CdCallPipeline *self);
+void cd_call_pipeline_set_inband_dtmf (CdCallPipeline *self, gboolean on);
 char *cd_call_pipeline_get_dot (CdCallPipeline *self);
 void cd_call_pipeline_get_stats_async (CdCallPipeline *self, GCancellable *cancellable,
                                        GAsyncReadyCallback callback, gpointer user_data);

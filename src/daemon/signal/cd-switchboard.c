@@ -1783,8 +1783,10 @@ on_ivr_done (gpointer user_data)
 
   call->ivr_done_id = 0;
   g_clear_pointer (&call->ivr, cd_ivr_runner_free);
-  if (call->pipeline)
+  if (call->pipeline) {
+    cd_call_pipeline_set_inband_dtmf (call->pipeline, FALSE);
     cd_call_pipeline_set_ivr (call->pipeline, FALSE);
+  }
   switch (o->kind) {
   case CD_IVR_OUTCOME_HANGUP:
     end_call (call, call->ivr_reason ? call->ivr_reason : "ivr-hangup", "the IVR ended the call");
@@ -1828,7 +1830,17 @@ ivr_host_finish (gpointer data, const CdIvrOutcome *outcome)
                             : g_idle_add (on_ivr_done, call);
 }
 
-static const CdIvrHost ivr_host = { ivr_host_play, ivr_host_stop, ivr_host_event, ivr_host_finish };
+static void
+ivr_host_listen (gpointer data, gboolean on)
+{
+  Call *call = data;
+
+  if (call->pipeline)
+    cd_call_pipeline_set_inband_dtmf (call->pipeline, on);
+}
+
+static const CdIvrHost ivr_host = { ivr_host_play, ivr_host_stop, ivr_host_event, ivr_host_finish,
+                                    ivr_host_listen };
 
 /* Digits the visitor pressed, for the IVR if it has the call. */
 static void
@@ -1836,6 +1848,17 @@ ivr_digits (Call *call, const char *digits)
 {
   for (const char *d = digits; *d && call->ivr && call->ivr_done_id == 0; d++)
     cd_ivr_runner_digit (call->ivr, *d);
+}
+
+static void
+on_pipeline_inband_dtmf (CdCallPipeline *pipeline, int leg, const char *digit, gpointer user_data)
+{
+  Call *call = user_data;
+
+  if (leg != CD_LEG_VISITOR || call->ivr == NULL)
+    return;
+  add_event (call, "dtmf", detail_new ("digits", digit, "source", "inband", NULL));
+  ivr_digits (call, digit);
 }
 
 static void
@@ -2043,6 +2066,8 @@ on_pipeline_leg_failed (CdCallPipeline *pipeline, int leg, const char *reason, c
 
 static void on_pipeline_prompt_done (CdCallPipeline *pipeline, guint id, gboolean ok,
                                      const char *detail, gpointer user_data);
+static void on_pipeline_inband_dtmf (CdCallPipeline *pipeline, int leg, const char *digit,
+                                     gpointer user_data);
 
 static CdCallPipeline *
 call_pipeline (Call *call)
@@ -2057,6 +2082,7 @@ call_pipeline (Call *call)
     g_signal_connect (call->pipeline, "failed", G_CALLBACK (on_pipeline_failed), call);
     g_signal_connect (call->pipeline, "leg-failed", G_CALLBACK (on_pipeline_leg_failed), call);
     g_signal_connect (call->pipeline, "prompt-done", G_CALLBACK (on_pipeline_prompt_done), call);
+    g_signal_connect (call->pipeline, "inband-dtmf", G_CALLBACK (on_pipeline_inband_dtmf), call);
     if (call->ivr)
       cd_call_pipeline_set_ivr (call->pipeline, TRUE);
   }
