@@ -36,8 +36,9 @@ typedef struct {
   guint sent;
   /* --press-inband: digits played as tones in the audio sent */
   GString *inband;
-  int inband_digit; /* -1: none */
-  guint inband_pos; /* samples into the digit and its gap */
+  int inband_digit;      /* -1: none */
+  gint64 silent_from_us; /* --silent-after: nothing but silence sent from then on (0: never) */
+  guint inband_pos;      /* samples into the digit and its gap */
   double phase_low, phase_high;
 } DtmfSender;
 
@@ -56,6 +57,16 @@ on_outgoing_audio (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   gsize n;
 
   g_mutex_lock (&d->lock);
+  if (d->silent_from_us && g_get_monotonic_time () >= d->silent_from_us) {
+    buffer = gst_buffer_make_writable (GST_PAD_PROBE_INFO_BUFFER (info));
+    GST_PAD_PROBE_INFO_DATA (info) = buffer;
+    if (gst_buffer_map (buffer, &map, GST_MAP_WRITE)) {
+      memset (map.data, 0, map.size);
+      gst_buffer_unmap (buffer, &map);
+    }
+    g_mutex_unlock (&d->lock);
+    return GST_PAD_PROBE_OK;
+  }
   if (d->inband_digit < 0 && d->inband->len > 0) {
     d->inband_digit = d->inband->str[0];
     g_string_erase (d->inband, 0, 1);
@@ -128,6 +139,8 @@ typedef struct {
   guint run[MAX_TONES], gap[MAX_TONES];
   DtmfSender *dtmf; /* borrowed: freed with the listener, after the pipeline */
   gboolean press_inband;
+  guint silent_tone; /* --silent-after: the tone's index, or MAX_TONES */
+  double silent_after_s;
 } Listener;
 
 typedef struct {
@@ -391,6 +404,13 @@ on_offer_created (GstPromise *promise, gpointer user_data)
 static void
 press_on (Listener *l, guint t, gboolean heard)
 {
+  if (t == l->silent_tone && heard && l->dtmf) {
+    g_mutex_lock (&l->dtmf->lock);
+    if (l->dtmf->silent_from_us == 0)
+      l->dtmf->silent_from_us =
+          g_get_monotonic_time () + (gint64) (l->silent_after_s * G_USEC_PER_SEC);
+    g_mutex_unlock (&l->dtmf->lock);
+  }
   if (l->press[t] == NULL || l->dtmf == NULL)
     return;
   if (!heard) {
@@ -630,7 +650,7 @@ start_media (CdPeer *self, GError **error)
       "opusenc bitrate=32000 inband-fec=true ! rtpopuspay name=pay "
       "pt=%d",
       source,
-      self->options.press_inband
+      self->options.press_inband || self->options.silent_after
           ? "capsfilter name=raw caps=audio/x-raw,format=S16LE,rate=48000,channels=1 !"
           : "",
       OPUS_PT);
@@ -685,7 +705,19 @@ start_media (CdPeer *self, GError **error)
   self->dtmf->digit = -1;
   self->dtmf->inband = g_string_new (NULL);
   self->dtmf->inband_digit = -1;
-  if (self->options.press_inband) {
+  self->listener->silent_tone = MAX_TONES;
+  if (self->options.silent_after && self->options.role == CD_PEER_VISITOR) {
+    g_auto (GStrv) parts = g_strsplit (self->options.silent_after, ":", 2);
+
+    if (g_strv_length (parts) == 2 && g_ascii_strtod (parts[0], NULL) > 0 &&
+        self->listener->n_tones < MAX_TONES) {
+      self->listener->silent_tone = self->listener->n_tones;
+      self->listener->tone_hz[self->listener->n_tones++] = g_ascii_strtod (parts[0], NULL);
+      self->listener->silent_after_s = g_ascii_strtod (parts[1], NULL);
+      self->listener->dtmf = self->dtmf;
+    }
+  }
+  if (self->options.press_inband || self->options.silent_after) {
     g_autoptr (GstElement) raw = gst_bin_get_by_name (GST_BIN (self->pipeline), "raw");
     g_autoptr (GstPad) raw_src = raw ? gst_element_get_static_pad (raw, "src") : NULL;
 
@@ -810,6 +842,14 @@ send_call_start (CdPeer *self)
   if (self->options.page) {
     json_builder_set_member_name (b, "page");
     json_builder_add_string_value (b, self->options.page);
+  }
+  if (self->options.entry) {
+    json_builder_set_member_name (b, "entry");
+    json_builder_add_string_value (b, self->options.entry);
+  }
+  if (self->options.queue_id) {
+    json_builder_set_member_name (b, "queue_id");
+    json_builder_add_string_value (b, self->options.queue_id);
   }
   send_message (self, b);
 }
@@ -1468,6 +1508,9 @@ cd_peer_new (const CdPeerOptions *options)
   self->options.listen_for = g_strdup (options->listen_for);
   self->options.press_on = g_strdup (options->press_on);
   self->options.press_inband = options->press_inband;
+  self->options.entry = g_strdup (options->entry);
+  self->options.queue_id = g_strdup (options->queue_id);
+  self->options.silent_after = g_strdup (options->silent_after);
   self->options.transfer_to = g_strdup (options->transfer_to);
   self->options.transfer_mode = g_strdup (options->transfer_mode);
   self->options.monitor = g_strdup (options->monitor);
@@ -1501,6 +1544,9 @@ cd_peer_options_clear (CdPeerOptions *o)
   g_clear_pointer (&o->local_addresses, g_strfreev);
   g_clear_pointer (&o->listen_for, g_free);
   g_clear_pointer (&o->press_on, g_free);
+  g_clear_pointer (&o->entry, g_free);
+  g_clear_pointer (&o->queue_id, g_free);
+  g_clear_pointer (&o->silent_after, g_free);
   g_clear_pointer (&o->transfer_to, g_free);
   g_clear_pointer (&o->transfer_mode, g_free);
   g_clear_pointer (&o->monitor, g_free);
@@ -1628,6 +1674,13 @@ cd_peer_main (CdPeerRole role, int argc, char **argv)
     { "listen-for", 0, 0, G_OPTION_ARG_STRING, &o.listen_for,
       "report, second by second, the 50 ms windows holding each of these frequencies",
       "HZ,HZ,..." },
+    { "queue", 0, 0, G_OPTION_ARG_STRING, &o.queue_id,
+      "visitor: the queue the call asks for (no IVR)", "QUEUE_ID" },
+    { "entry", 0, 0, G_OPTION_ARG_STRING, &o.entry,
+      "visitor: the widget entry point whose IVR flow the call starts in", "NAME" },
+    { "silent-after", 0, 0, G_OPTION_ARG_STRING, &o.silent_after,
+      "visitor: send silence from SECONDS after a tone of HZ begins (a voicemail's end)",
+      "HZ:SECONDS" },
     { "press-inband", 0, 0, G_OPTION_ARG_NONE, &o.press_inband,
       "visitor: --press-on's digits as DTMF tones in the audio sent, not RFC 4733 events", NULL },
     { "press-on", 0, 0, G_OPTION_ARG_STRING, &o.press_on,

@@ -40,6 +40,9 @@ typedef struct {
   char *listen_for;        /* "HZ,HZ,...": each one's windows counted second by second */
   char *press_on;          /* visitor: "HZ:DIGITS,...": RFC 4733 digits each time HZ begins */
   gboolean press_inband;   /* visitor: press them as DTMF tones in the audio sent instead */
+  char *entry;             /* visitor: the widget entry point named in call.start */
+  char *queue_id;          /* visitor: the queue named in call.start */
+  char *silent_after;      /* visitor: "HZ:SECONDS": silent that long after HZ begins */
   char *transfer_to;       /* agent: "agent:ID" or "queue:ID", transfer_after_s after connecting */
   char *transfer_mode;     /* blind (default) or warm */
   double transfer_after_s;

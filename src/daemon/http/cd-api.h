@@ -138,6 +138,7 @@ gboolean cd_api_users_register (CdApi *api, CdHttpServer *server, GError **error
 gboolean cd_api_queues_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_ivr_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_prompts_register (CdApi *api, CdHttpServer *server, GError **error);
+gboolean cd_api_voicemails_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_widget_register (CdApi *api, CdHttpServer *server, GError **error);
 void cd_api_call_rate_limit_address (CdApiCall *call, const char *kind, guint limit, guint window_s,
                                      CdApiProceedFunc proceed);

@@ -21,6 +21,7 @@ typedef enum {
   MENU_WAIT,   /* digits, with the node's timeouts */
   GATHER_PROMPT,
   GATHER_WAIT,
+  RECORDING, /* a voicemail */
   DONE,
 } State;
 
@@ -104,7 +105,7 @@ static void
 finish (CdIvrRunner *self, CdIvrOutcome *outcome)
 {
   JsonObject *d = detail_for (self);
-  static const char *const kinds[] = { "queue", "transfer", "voicemail", "hangup" };
+  static const char *const kinds[] = { "queue", "transfer", "hangup" };
 
   g_clear_handle_id (&self->timer_id, g_source_remove);
   stop_prompt (self);
@@ -383,7 +384,7 @@ enter (CdIvrRunner *self, int node)
   d = detail_for (self);
   json_object_set_string_member (d, "type", cd_ivr_node_type_to_string (n->type));
   event (self, "ivr.node", d);
-  listen (self, n->type == CD_IVR_MENU || n->type == CD_IVR_GATHER);
+  listen (self, n->type == CD_IVR_MENU || n->type == CD_IVR_GATHER || n->type == CD_IVR_VOICEMAIL);
   switch (n->type) {
   case CD_IVR_PLAY:
   case CD_IVR_SAY:
@@ -510,10 +511,14 @@ cd_ivr_runner_prompt_done (CdIvrRunner *self, gboolean ok)
     if (n->type == CD_IVR_HANGUP) {
       hang_up (self, "ivr-hangup");
     } else if (n->type == CD_IVR_VOICEMAIL) {
-      CdIvrOutcome o = { .kind = CD_IVR_OUTCOME_VOICEMAIL,
-                         .max_s = n->max_s,
-                         .silence_s = n->silence_s };
-      finish (self, &o);
+      JsonObject *d = detail_for (self);
+
+      json_object_set_int_member (d, "max_s", n->max_s);
+      json_object_set_int_member (d, "silence_s", n->silence_s);
+      event (self, "ivr.recording", d);
+      self->state = RECORDING;
+      self->steps = 0;
+      self->host.record (self->host_data, n->max_s, n->silence_s);
     } else {
       go (self, n->next, "ivr-end");
     }
@@ -570,6 +575,10 @@ cd_ivr_runner_digit (CdIvrRunner *self, char digit)
       go (self, n->next, "ivr-end");
     }
     return;
+  case RECORDING:
+    if (digit == '#')
+      self->host.stop_recording (self->host_data, "#");
+    return;
   case MENU_RETRY:
     /* a digit during the retry's prompt is the menu's answer */
     g_string_append_c (self->typed, digit);
@@ -583,6 +592,15 @@ cd_ivr_runner_digit (CdIvrRunner *self, char digit)
     g_string_append_c (self->typed, digit);
     return;
   }
+}
+
+void
+cd_ivr_runner_recorded (CdIvrRunner *self)
+{
+  if (self->state != RECORDING)
+    return;
+  self->state = PLAYING; /* (left for the next node) */
+  go (self, current (self)->next, "voicemail");
 }
 
 GHashTable *

@@ -16,7 +16,6 @@ G_BEGIN_DECLS
 typedef enum {
   CD_IVR_OUTCOME_QUEUE,
   CD_IVR_OUTCOME_TRANSFER,
-  CD_IVR_OUTCOME_VOICEMAIL,
   CD_IVR_OUTCOME_HANGUP,
 } CdIvrOutcomeKind;
 
@@ -26,8 +25,7 @@ typedef struct {
   const char *queue_id; /* queue, transfer to a queue */
   const char *agent_id; /* transfer to an agent */
   int priority;         /* queue */
-  guint max_s, silence_s;
-  const char *reason; /* hangup: why (e.g. "ivr-hangup", "no-input") */
+  const char *reason;   /* hangup: why (e.g. "ivr-hangup", "no-input") */
 } CdIvrOutcome;
 
 typedef struct {
@@ -39,9 +37,15 @@ typedef struct {
   void (*event) (gpointer data, const char *type, JsonObject *detail);
   /* the flow ended; the runner does nothing more */
   void (*finish) (gpointer data, const CdIvrOutcome *outcome);
-  /* whether digits are awaited (a menu or a gather, its prompts included):
-   * the host listens for DTMF tones in the visitor's audio meanwhile */
+  /* whether digits are awaited (a menu, a gather or a voicemail, their
+   * prompts included): the host listens for DTMF tones in the visitor's
+   * audio meanwhile */
   void (*listen) (gpointer data, gboolean on);
+  /* a voicemail: a beep, then the visitor recorded until @max_s, @silence_s
+   * of silence or stop_recording(); the host then calls
+   * cd_ivr_runner_recorded() */
+  void (*record) (gpointer data, guint max_s, guint silence_s);
+  void (*stop_recording) (gpointer data, const char *why);
 } CdIvrHost;
 
 typedef struct {
@@ -57,6 +61,8 @@ CdIvrRunner *cd_ivr_runner_new (CdIvrFlow *flow, const CdIvrCaller *caller, cons
 void cd_ivr_runner_free (CdIvrRunner *self);
 void cd_ivr_runner_start (CdIvrRunner *self);
 void cd_ivr_runner_prompt_done (CdIvrRunner *self, gboolean ok);
+/* the voicemail was recorded (or could not be): the flow goes on */
+void cd_ivr_runner_recorded (CdIvrRunner *self);
 /* @digit: 0-9, *, #, A-D */
 void cd_ivr_runner_digit (CdIvrRunner *self, char digit);
 /* the variables set or gathered so far: name -> value */

@@ -7,6 +7,8 @@
 
 #include "cd-call-pipeline.h"
 
+#include <glib/gstdio.h>
+
 #include "../../common/cd-quality.h"
 #include "../../common/cd-srtp-gate.h"
 
@@ -27,6 +29,7 @@ enum {
   SIGNAL_DTMF,
   SIGNAL_PROMPT_DONE,
   SIGNAL_INBAND_DTMF,
+  SIGNAL_RECORDING_LEVEL,
   SIGNAL_FAILED,
   SIGNAL_LEG_FAILED,
   N_SIGNALS
@@ -116,7 +119,9 @@ struct _CdCallPipeline {
   GPtrArray *removals; /* GThread*: removals under way, joined by the teardown */
   gboolean joined;     /* the visitor heard someone: the tone is for holding now */
   gboolean ivr;        /* the IVR has the visitor: prompts or silence, no tone */
-  guint prompts;       /* prompts played, for their ids and names */
+  Branch *recording;   /* the visitor recorded (voicemail) */
+  struct _RecordingShared *recording_shared;
+  guint prompts; /* prompts played, for their ids and names */
   gboolean failed;
   gboolean stopped;
   GList *stats_waiters; /* GTask* */
@@ -1076,21 +1081,33 @@ add_prompt (CdCallPipeline *self, Leg *leg, const char *path, guint id)
   g_autoptr (GstPad) enc_src = NULL;
   GstElement *src, *demux, *dec, *convert, *resample, *filter, *sync, *enc;
 
-  src = add_element (self, b, "filesrc", src_name);
-  g_object_set (src, "location", path, NULL);
-  demux = add_element (self, b, "oggdemux", demux_name);
-  dec = add_element (self, b, "opusdec", dec_name);
+  if (path == NULL) {
+    /* a beep: 1 kHz for 300 ms */
+    src = add_element (self, b, "audiotestsrc", src_name);
+    g_object_set (src, "freq", 1000.0, "volume", 0.4, "samplesperbuffer", 960, "num-buffers", 15,
+                  NULL);
+    demux = NULL;
+    dec = add_element (self, b, "identity", dec_name);
+    if (!gst_element_link (src, dec))
+      g_error ("call %s: cannot link a beep", self->call_id);
+  } else {
+    src = add_element (self, b, "filesrc", src_name);
+    g_object_set (src, "location", path, NULL);
+    demux = add_element (self, b, "oggdemux", demux_name);
+    dec = add_element (self, b, "opusdec", dec_name);
+  }
   convert = add_element (self, b, "audioconvert", NULL);
   resample = add_element (self, b, "audioresample", NULL);
   filter = add_element (self, b, "capsfilter", NULL);
   g_object_set (filter, "caps", caps, NULL);
   sync = add_element (self, b, "clocksync", sync_name);
   enc = make_encoder (self, b);
-  if (!gst_element_link (src, demux) ||
+  if ((demux && !gst_element_link (src, demux)) ||
       !gst_element_link_many (dec, convert, resample, filter, sync, enc, NULL) ||
       !link_to_selector (b, enc, leg))
     g_error ("call %s: cannot link a prompt", self->call_id);
-  g_signal_connect (demux, "pad-added", G_CALLBACK (on_prompt_demuxed), dec);
+  if (demux)
+    g_signal_connect (demux, "pad-added", G_CALLBACK (on_prompt_demuxed), dec);
   /* the file starts at 0: it plays from its first buffer on, in step with
    * the pipeline's clock (an offset on a source pad is applied to what it
    * pushes next, segment included) */
@@ -1106,6 +1123,225 @@ add_prompt (CdCallPipeline *self, Leg *leg, const char *path, guint id)
   g_object_set (leg->source, "active-pad", b->selector_pad, NULL);
   drop_tone (self, leg);
   sync_elements (b);
+}
+
+/* ---- recording the visitor (voicemail): the decoded audio, its level
+ * told every 100 ms, encoded into Ogg/Opus; finished off the main loop ---- */
+
+typedef struct _RecordingShared {
+  gint64 frames; /* counted at the encoder (atomic) */
+  GMutex lock;
+  GCond cond;
+  gboolean eos; /* the end reached the file */
+} RecordingShared;
+
+static void
+recording_shared_clear (gpointer data)
+{
+  RecordingShared *r = data;
+
+  g_mutex_clear (&r->lock);
+  g_cond_clear (&r->cond);
+}
+
+static void
+recording_shared_release (gpointer data)
+{
+  g_atomic_rc_box_release_full (data, recording_shared_clear);
+}
+
+static GstPadProbeReturn
+on_recorded_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  RecordingShared *r = user_data;
+
+  /* S16LE mono: two bytes a frame */
+  g_atomic_pointer_add (&r->frames,
+                        (gssize) (gst_buffer_get_size (GST_PAD_PROBE_INFO_BUFFER (info)) / 2));
+  return GST_PAD_PROBE_OK;
+}
+
+static GstPadProbeReturn
+on_recording_end (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  RecordingShared *r = user_data;
+
+  if (GST_EVENT_TYPE (GST_PAD_PROBE_INFO_EVENT (info)) == GST_EVENT_EOS) {
+    g_mutex_lock (&r->lock);
+    r->eos = TRUE;
+    g_cond_signal (&r->cond);
+    g_mutex_unlock (&r->lock);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+/**
+ * cd_call_pipeline_start_recording:
+ * @path: the Ogg/Opus file to write
+ *
+ * Records what the visitor says, until cd_call_pipeline_stop_recording_async();
+ * "recording-level" tells its loudness every 100 ms.
+ *
+ * Returns: FALSE when the visitor's media is not there or a recording runs
+ */
+gboolean
+cd_call_pipeline_start_recording (CdCallPipeline *self, const char *path)
+{
+  Leg *leg = &self->legs[CD_LEG_VISITOR];
+  Branch *b;
+  g_autoptr (GstCaps) caps = NULL;
+  g_autoptr (GstPad) counted = NULL;
+  g_autoptr (GstPad) written = NULL;
+  GstElement *queue, *level, *filter, *enc, *mux, *sink;
+
+  if (self->pipeline == NULL || self->stopped || self->recording || leg->webrtc == NULL ||
+      leg->tee == NULL)
+    return FALSE;
+  ensure_decoded (self, leg);
+  b = branch_new (leg->role, 0, FALSE);
+  self->recording_shared = g_atomic_rc_box_new0 (RecordingShared);
+  g_mutex_init (&self->recording_shared->lock);
+  g_cond_init (&self->recording_shared->cond);
+  queue = add_element (self, b, "queue", "visitor-record");
+  g_object_set (queue, "max-size-time", (guint64) 2 * GST_SECOND, "max-size-bytes", 0,
+                "max-size-buffers", 0, NULL);
+  level = add_element (self, b, "level", "visitor-record-level");
+  g_object_set (level, "interval", (guint64) 100 * GST_MSECOND, "post-messages", TRUE, NULL);
+  filter = add_element (self, b, "capsfilter", NULL);
+  caps = gst_caps_from_string ("audio/x-raw,format=S16LE,rate=48000,channels=1");
+  g_object_set (filter, "caps", caps, NULL);
+  enc = add_element (self, b, "opusenc", NULL);
+  g_object_set (enc, "bitrate", 32000, NULL);
+  mux = add_element (self, b, "oggmux", NULL);
+  sink = add_element (self, b, "filesink", "visitor-record-file");
+  g_object_set (sink, "location", path, "sync", FALSE, "async", FALSE, NULL);
+  if (!gst_element_link_many (queue, level, filter, enc, mux, sink, NULL))
+    g_error ("call %s: cannot record the visitor", self->call_id);
+  counted = gst_element_get_static_pad (filter, "src");
+  gst_pad_add_probe (counted, GST_PAD_PROBE_TYPE_BUFFER, on_recorded_buffer,
+                     g_atomic_rc_box_acquire (self->recording_shared), recording_shared_release);
+  written = gst_element_get_static_pad (sink, "sink");
+  gst_pad_add_probe (written, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_recording_end,
+                     g_atomic_rc_box_acquire (self->recording_shared), recording_shared_release);
+  sync_elements (b);
+  if (!link_from_tee (b, leg->pcm, queue))
+    g_error ("call %s: cannot record the visitor", self->call_id);
+  self->recording = b;
+  return TRUE;
+}
+
+typedef struct {
+  Removal *removal;
+  RecordingShared *shared;
+  GstPad *queue_sink;
+  char *path;
+} RecordingStop;
+
+typedef struct {
+  guint ms;
+  guint64 bytes;
+} RecordingResult;
+
+/* Detaches the recording, lets its end reach the file, then stops and
+ * removes its elements: the file is whole once the task returns. */
+static void
+recording_stop_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  RecordingStop *stop = task_data;
+  RecordingShared *r = stop->shared;
+  Removal *removal = g_steal_pointer (&stop->removal);
+  gint64 until = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  gboolean whole;
+
+  for (guint i = 0; i < removal->tee_pads->len; i++)
+    detach_tee_pad (g_ptr_array_index (removal->tee_pads, i));
+  g_ptr_array_set_size (removal->tee_pads, 0);
+  gst_pad_send_event (stop->queue_sink, gst_event_new_eos ());
+  g_mutex_lock (&r->lock);
+  while (!r->eos)
+    if (!g_cond_wait_until (&r->cond, &r->lock, until))
+      break;
+  whole = r->eos;
+  g_mutex_unlock (&r->lock);
+  /* stopping the file sink closes the file */
+  g_atomic_int_inc (&live_pipelines);
+  removal_thread (removal);
+  if (!whole) {
+    g_task_return_new_error (task, CD_MEDIA_ERROR, CD_MEDIA_ERROR_FAILED,
+                             "the recording's end did not reach its file in time");
+  } else {
+    RecordingResult *result = g_new0 (RecordingResult, 1);
+    GStatBuf st;
+
+    result->ms = (guint) (g_atomic_pointer_get (&r->frames) / 48);
+    result->bytes = g_stat (stop->path, &st) == 0 ? (guint64) st.st_size : 0;
+    g_task_return_pointer (task, result, g_free);
+  }
+}
+
+static gpointer
+recording_stop_main (gpointer data)
+{
+  g_autoptr (GTask) task = data;
+
+  recording_stop_thread (task, NULL, g_task_get_task_data (task), NULL);
+  return NULL;
+}
+
+static void
+recording_stop_free (gpointer data)
+{
+  RecordingStop *stop = data;
+
+  recording_shared_release (stop->shared);
+  gst_object_unref (stop->queue_sink);
+  g_free (stop->path);
+  g_free (stop);
+}
+
+/**
+ * cd_call_pipeline_stop_recording_async:
+ *
+ * Ends the recording: the task returns the milliseconds recorded once the
+ * file is complete (also when the call's media stops meanwhile).
+ */
+void
+cd_call_pipeline_stop_recording_async (CdCallPipeline *self, GAsyncReadyCallback callback,
+                                       gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  RecordingStop *stop;
+  GstElement *queue;
+
+  if (self->recording == NULL || self->pipeline == NULL) {
+    g_task_return_new_error (task, CD_MEDIA_ERROR, CD_MEDIA_ERROR_FAILED, "nothing is recorded");
+    return;
+  }
+  stop = g_new0 (RecordingStop, 1);
+  queue = g_ptr_array_index (self->recording->elements, 0);
+  stop->queue_sink = gst_element_get_static_pad (queue, "sink");
+  g_object_get (g_ptr_array_index (self->recording->elements, self->recording->elements->len - 1),
+                "location", &stop->path, NULL);
+  stop->shared = g_steal_pointer (&self->recording_shared);
+  stop->removal = removal_new (self);
+  removal_take_branch (stop->removal, g_steal_pointer (&self->recording), TRUE, FALSE);
+  g_task_set_task_data (task, stop, recording_stop_free);
+  /* its own thread, which the teardown joins first, like a removal's */
+  g_ptr_array_add (self->removals, g_thread_new ("call-recording-stop", recording_stop_main,
+                                                 g_steal_pointer (&task)));
+}
+
+gboolean
+cd_call_pipeline_stop_recording_finish (CdCallPipeline *self, GAsyncResult *result, guint *ms,
+                                        guint64 *bytes, GError **error)
+{
+  g_autofree RecordingResult *got = g_task_propagate_pointer (G_TASK (result), error);
+
+  if (got == NULL)
+    return FALSE;
+  *ms = got->ms;
+  *bytes = got->bytes;
+  return TRUE;
 }
 
 /* ---- in-band DTMF: spandsp's detector on the visitor's decoded audio,
@@ -1200,6 +1436,13 @@ cd_call_pipeline_play_prompt (CdCallPipeline *self, const char *path)
   id = ++self->prompts;
   add_prompt (self, leg, path, id);
   return id;
+}
+
+/* A beep to the visitor, like a prompt: the id "prompt-done" will tell. */
+guint
+cd_call_pipeline_play_beep (CdCallPipeline *self)
+{
+  return cd_call_pipeline_play_prompt (self, NULL);
 }
 
 /* Ends the prompt playing, if any, without "prompt-done". */
@@ -1654,6 +1897,20 @@ on_bus_message (GstBus *bus, GstMessage *message, gpointer user_data)
     static const char digits[] = "0123456789*#ABCD";
     int number = -1;
 
+    if (e && gst_structure_has_name (e, "level") && self->recording &&
+        g_str_equal (GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), "visitor-record-level")) {
+      const GValue *rms = gst_structure_get_value (e, "rms");
+
+      G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+      if (rms && G_VALUE_HOLDS (rms, g_value_array_get_type ())) {
+        GValueArray *values = g_value_get_boxed (rms);
+        if (values && values->n_values > 0 && G_VALUE_HOLDS_DOUBLE (&values->values[0]))
+          g_signal_emit (self, signals[SIGNAL_RECORDING_LEVEL], 0,
+                         g_value_get_double (&values->values[0]));
+      }
+      G_GNUC_END_IGNORE_DEPRECATIONS
+      return G_SOURCE_CONTINUE;
+    }
     /* spandsp's dtmfdetect, on the visitor's audio */
     if (e && gst_structure_has_name (e, "dtmf-event") && self->legs[CD_LEG_VISITOR].inband &&
         g_str_has_suffix (GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), "-dtmf-detect") &&
@@ -1890,6 +2147,8 @@ cd_call_pipeline_finalize (GObject *object)
     g_clear_pointer (&self->legs[i].decoder, branch_free);
     g_clear_object (&self->legs[i].mute_pad);
   }
+  g_clear_pointer (&self->recording, branch_free);
+  g_clear_pointer (&self->recording_shared, recording_shared_release);
   g_ptr_array_unref (self->branches);
   /* (stop handed them to the teardown) */
   g_ptr_array_unref (self->removals);
@@ -1917,6 +2176,10 @@ cd_call_pipeline_class_init (CdCallPipelineClass *klass)
   signals[SIGNAL_DTMF] =
       g_signal_new ("dtmf", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                     G_TYPE_NONE, 3, G_TYPE_INT, G_TYPE_STRING, G_TYPE_UINT);
+  /* (rms dBFS): the recorded visitor's loudness over the last 100 ms */
+  signals[SIGNAL_RECORDING_LEVEL] =
+      g_signal_new ("recording-level", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                    NULL, G_TYPE_NONE, 1, G_TYPE_DOUBLE);
   /* (leg, digit): a DTMF tone heard in the leg's audio */
   signals[SIGNAL_INBAND_DTMF] =
       g_signal_new ("inband-dtmf", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,

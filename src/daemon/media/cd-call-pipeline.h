@@ -74,6 +74,12 @@ void cd_call_pipeline_set_ivr (CdCallPipeline *self, gboolean on);
 guint cd_call_pipeline_play_prompt (CdCallPipeline *self, const char *path);
 void cd_call_pipeline_stop_prompt (CdCallPipeline *self);
 void cd_call_pipeline_set_inband_dtmf (CdCallPipeline *self, gboolean on);
+guint cd_call_pipeline_play_beep (CdCallPipeline *self);
+gboolean cd_call_pipeline_start_recording (CdCallPipeline *self, const char *path);
+void cd_call_pipeline_stop_recording_async (CdCallPipeline *self, GAsyncReadyCallback callback,
+                                            gpointer user_data);
+gboolean cd_call_pipeline_stop_recording_finish (CdCallPipeline *self, GAsyncResult *result,
+                                                 guint *ms, guint64 *bytes, GError **error);
 char *cd_call_pipeline_get_dot (CdCallPipeline *self);
 void cd_call_pipeline_get_stats_async (CdCallPipeline *self, GCancellable *cancellable,
                                        GAsyncReadyCallback callback, gpointer user_data);

@@ -15,6 +15,7 @@
 #include "../routing/cd-queue-roster.h"
 #include "../store/cd-call-store.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -116,6 +117,7 @@ struct _Call {
   guint ivr_done_id; /* acts on the flow's end, once the runner returned */
   CdIvrOutcome ivr_outcome;
   char *ivr_queue_id, *ivr_agent_id, *ivr_reason;
+  struct _Voicemail *vm; /* a voicemail being recorded for the IVR */
 };
 
 /* A call sent on from queue to queue more often than this ends. */
@@ -531,6 +533,47 @@ static void end_call (Call *call, const char *reason, const char *detail);
 static void ring_consult (Call *call, Agent *a);
 static void consult_ends (Call *call, const char *why, const char *state);
 
+static void queue_voicemail (Call *call, const char *why);
+
+/* A voicemail: the beep, then the visitor recorded into the blob store. */
+typedef struct _Voicemail {
+  CdSwitchboard *self; /* a reference: the recording may outlive the call */
+  char *id, *key, *path;
+  char *call_id, *company_id, *visitor_id, *page, *country, *language;
+  char *why; /* what ended it */
+  guint beep;
+  gboolean dir_ready, beep_done, recording;
+  gboolean beeped; /* the beep was asked for (once the visitor's media is there) */
+  guint max_s, silence_s;
+  guint max_id;
+  guint silent_ticks; /* 100 ms level reports in a row below VOICEMAIL_SILENCE_DB */
+} Voicemail;
+
+/* Quieter than this (dBFS, RMS over 100 ms) is silence. */
+#define VOICEMAIL_SILENCE_DB (-45.0)
+
+static void
+voicemail_free (gpointer data)
+{
+  Voicemail *vm = data;
+
+  g_clear_handle_id (&vm->max_id, g_source_remove);
+  g_object_unref (vm->self);
+  g_free (vm->id);
+  g_free (vm->key);
+  g_free (vm->path);
+  g_free (vm->call_id);
+  g_free (vm->company_id);
+  g_free (vm->visitor_id);
+  g_free (vm->page);
+  g_free (vm->country);
+  g_free (vm->language);
+  g_free (vm->why);
+  g_free (vm);
+}
+
+static void voicemail_stop (Call *call, const char *why);
+
 static void
 call_free (gpointer data)
 {
@@ -547,6 +590,7 @@ call_free (gpointer data)
   g_free (call->transfer_to);
   g_free (call->supervisor_id);
   g_clear_handle_id (&call->ivr_done_id, g_source_remove);
+  g_clear_pointer (&call->vm, voicemail_free);
   g_clear_pointer (&call->ivr, cd_ivr_runner_free);
   g_free (call->ivr_queue_id);
   g_free (call->ivr_agent_id);
@@ -754,6 +798,9 @@ end_call (Call *call, const char *reason, const char *detail)
 
   if (call->state == CALL_ENDED)
     return;
+  /* what the visitor said before hanging up is a voicemail all the same */
+  if (call->vm)
+    voicemail_stop (call, "hangup");
   g_info ("call %s ended: %s%s%s", call->id, reason, detail ? ": " : "", detail ? detail : "");
   call->state = CALL_ENDED;
   if (self->settings.metrics) {
@@ -1347,8 +1394,7 @@ apply_fallback (Call *call, const CdQueueFallback *fallback, const char *reason)
     move_to_queue (call, fallback->queue_id, reason);
     return FALSE;
   case CD_QUEUE_ACTION_VOICEMAIL:
-    /* voicemail arrives with the IVR */
-    end_call (call, reason, "voicemail is not offered yet");
+    queue_voicemail (call, reason);
     return FALSE;
   case CD_QUEUE_ACTION_HANGUP:
   case CD_QUEUE_ACTION_PRIORITY:
@@ -1791,9 +1837,6 @@ on_ivr_done (gpointer user_data)
   case CD_IVR_OUTCOME_HANGUP:
     end_call (call, call->ivr_reason ? call->ivr_reason : "ivr-hangup", "the IVR ended the call");
     return G_SOURCE_REMOVE;
-  case CD_IVR_OUTCOME_VOICEMAIL:
-    end_call (call, "voicemail-unavailable", "voicemail is not offered yet");
-    return G_SOURCE_REMOVE;
   case CD_IVR_OUTCOME_TRANSFER:
     if (call->ivr_agent_id)
       call->transfer_to = g_steal_pointer (&call->ivr_agent_id);
@@ -1830,6 +1873,251 @@ ivr_host_finish (gpointer data, const CdIvrOutcome *outcome)
                             : g_idle_add (on_ivr_done, call);
 }
 
+/* ---- voicemail ---- */
+
+static void
+on_voicemail_stored (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autofree char *id = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL)
+    g_warning ("voicemail %s could not be stored: %s", id, error->message);
+}
+
+static void
+on_voicemail_recorded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Voicemail *vm = user_data;
+  CdSwitchboard *self = vm->self;
+  g_autoptr (GError) error = NULL;
+  guint ms = 0;
+  guint64 bytes = 0;
+  gboolean ok = cd_call_pipeline_stop_recording_finish (CD_CALL_PIPELINE (source), result, &ms,
+                                                        &bytes, &error);
+  Call *call = self->calls ? g_hash_table_lookup (self->calls, vm->call_id) : NULL;
+  JsonObject *detail;
+
+  if (!ok || ms == 0) {
+    g_message ("call %s: the voicemail was not kept: %s", vm->call_id,
+               ok ? "nothing was recorded" : error->message);
+    cd_call_store_add_event (
+        self->api->calls, vm->call_id, vm->company_id, "voicemail.failed",
+        detail_new ("reason", ok ? "nothing was recorded" : error->message, NULL), now_us ());
+  } else {
+    g_autofree char *duration = g_strdup_printf ("%u", ms);
+    g_autofree char *size = g_strdup_printf ("%" G_GUINT64_FORMAT, bytes);
+    CdPgScope scope = { .company_id = vm->company_id };
+    const char *params[] = { vm->id,   vm->company_id, vm->call_id,  vm->visitor_id,
+                             vm->page, vm->country,    vm->language, vm->key,
+                             duration, size,           vm->why };
+
+    cd_pg_pool_query_scoped_async (
+        self->api->pool, &scope,
+        "INSERT INTO voicemails (id, company_id, call_id, visitor_id, page, country, language,"
+        " storage_key, duration_ms, size_bytes, ended_by) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+        " $8, $9::int, $10::bigint, $11)",
+        params, G_N_ELEMENTS (params), NULL, on_voicemail_stored, g_strdup (vm->id));
+    detail = detail_new ("voicemail_id", vm->id, "ended_by", vm->why, NULL);
+    json_object_set_int_member (detail, "duration_ms", ms);
+    cd_call_store_add_event (self->api->calls, vm->call_id, vm->company_id, "voicemail.recorded",
+                             detail, now_us ());
+    json_object_unref (detail);
+  }
+  /* the flow goes on, if the call does; a queue's voicemail ends it */
+  if (call && call->ivr)
+    cd_ivr_runner_recorded (call->ivr);
+  else if (call && call->state != CALL_ENDED)
+    end_call (call, "voicemail", NULL);
+  voicemail_free (vm);
+}
+
+/* Ends the recording (@why: silence, #, max-length, hangup); the file is
+ * stored once whole, also when the call ends meanwhile. */
+static void
+voicemail_stop (Call *call, const char *why)
+{
+  Voicemail *vm = g_steal_pointer (&call->vm);
+
+  if (vm == NULL)
+    return;
+  g_clear_handle_id (&vm->max_id, g_source_remove);
+  if (!vm->recording || call->pipeline == NULL) {
+    /* it ended before the beep did: nothing was recorded */
+    voicemail_free (vm);
+    if (call->ivr && call->state != CALL_ENDED)
+      cd_ivr_runner_recorded (call->ivr);
+    else if (call->state != CALL_ENDED)
+      end_call (call, "voicemail", "nothing was recorded");
+    return;
+  }
+  g_free (vm->why);
+  vm->why = g_strdup (why);
+  cd_call_pipeline_stop_recording_async (call->pipeline, on_voicemail_recorded, vm);
+}
+
+static gboolean
+on_voicemail_max (gpointer user_data)
+{
+  Call *call = user_data;
+
+  call->vm->max_id = 0;
+  voicemail_stop (call, "max-length");
+  return G_SOURCE_REMOVE;
+}
+
+/* Recording starts once the beep is over and the folder is there. */
+static void
+voicemail_maybe_start (Call *call)
+{
+  Voicemail *vm = call->vm;
+
+  if (vm == NULL || vm->recording || !vm->dir_ready || !vm->beep_done)
+    return;
+  if (call->pipeline == NULL || !cd_call_pipeline_start_recording (call->pipeline, vm->path)) {
+    add_event (call, "voicemail.failed",
+               detail_new ("reason", "the visitor's media is not there to record", NULL));
+    voicemail_stop (call, "hangup");
+    return;
+  }
+  vm->recording = TRUE;
+  add_event (call, "voicemail.started", detail_new ("voicemail_id", vm->id, NULL));
+  vm->max_id = g_timeout_add_seconds (vm->max_s, on_voicemail_max, call);
+}
+
+static void
+on_voicemail_dir (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autofree char *call_id = user_data;
+  CdSwitchboard *self = CD_SWITCHBOARD (source);
+  g_autoptr (GError) error = NULL;
+  Call *call = self->calls ? g_hash_table_lookup (self->calls, call_id) : NULL;
+  gboolean ok = g_task_propagate_boolean (G_TASK (result), &error);
+
+  if (call == NULL || call->vm == NULL)
+    return;
+  if (!ok) {
+    g_warning ("call %s: no folder for its voicemail: %s", call_id, error->message);
+    add_event (call, "voicemail.failed", detail_new ("reason", error->message, NULL));
+    voicemail_stop (call, "hangup");
+    return;
+  }
+  call->vm->dir_ready = TRUE;
+  voicemail_maybe_start (call);
+}
+
+static void
+make_dir_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  if (g_mkdir_with_parents (task_data, 0700) != 0) {
+    int saved = errno;
+    g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (saved), "cannot make %s: %s",
+                             (const char *) task_data, g_strerror (saved));
+    return;
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+/* No blob store (a daemon that only lists its routes): the flow goes on. */
+static gboolean
+on_voicemail_unavailable (gpointer user_data)
+{
+  SpeechWait *w = user_data;
+  Call *call = w->self->calls ? g_hash_table_lookup (w->self->calls, w->call_id) : NULL;
+
+  if (call && call->state != CALL_ENDED) {
+    add_event (call, "voicemail.failed", detail_new ("reason", "no blob store", NULL));
+    if (call->ivr)
+      cd_ivr_runner_recorded (call->ivr);
+    else
+      end_call (call, "voicemail", "nothing was recorded");
+  }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+voicemail_beep (Call *call)
+{
+  Voicemail *vm = call->vm;
+
+  vm->beeped = TRUE;
+  vm->beep = call->pipeline ? cd_call_pipeline_play_beep (call->pipeline) : 0;
+  vm->beep_done = vm->beep == 0;
+  voicemail_maybe_start (call);
+}
+
+static void
+ivr_host_record (gpointer data, guint max_s, guint silence_s)
+{
+  Call *call = data;
+  CdSwitchboard *self = call->board;
+  Voicemail *vm;
+
+  if (self->api->blobs == NULL || call->vm) {
+    g_idle_add_full (G_PRIORITY_DEFAULT, on_voicemail_unavailable, speech_wait_new (call),
+                     speech_wait_free);
+    return;
+  }
+  vm = g_new0 (Voicemail, 1);
+  vm->self = g_object_ref (self);
+  vm->id = g_uuid_string_random ();
+  vm->key = g_strdup_printf ("voicemails/%s/%s.ogg", call->company_id, vm->id);
+  vm->path = cd_blob_store_local_path (self->api->blobs, vm->key);
+  vm->call_id = g_strdup (call->id);
+  vm->company_id = g_strdup (call->company_id);
+  vm->visitor_id = g_strdup (call->visitor_id);
+  vm->page = g_strdup (call->page);
+  vm->country = g_strdup (call->country);
+  vm->language = g_strdup (call->language);
+  vm->why = g_strdup ("hangup");
+  vm->max_s = max_s;
+  vm->silence_s = silence_s;
+  call->vm = vm;
+  {
+    g_autoptr (GTask) task = g_task_new (self, NULL, on_voicemail_dir, g_strdup (call->id));
+    g_task_set_task_data (task, g_path_get_dirname (vm->path), g_free);
+    g_task_run_in_thread (task, make_dir_thread);
+  }
+  /* the beep once the visitor can hear it */
+  if (call->leg_connected[CD_LEG_VISITOR])
+    voicemail_beep (call);
+}
+
+/* A queue closed or full whose fallback is voicemail: the visitor leaves
+ * one (up to 120 s, ending after 5 s of silence), then the call ends. */
+static void
+queue_voicemail (Call *call, const char *why)
+{
+  call->routable = FALSE;
+  g_clear_handle_id (&call->wait_id, g_source_remove);
+  g_clear_handle_id (&call->overflow_id, g_source_remove);
+  g_clear_handle_id (&call->announce_id, g_source_remove);
+  add_event (call, "queue.voicemail", detail_new ("reason", why, NULL));
+  if (call->pipeline)
+    cd_call_pipeline_set_ivr (call->pipeline, TRUE);
+  ivr_host_record (call, 120, 5);
+}
+
+static void
+ivr_host_stop_recording (gpointer data, const char *why)
+{
+  voicemail_stop (data, why);
+}
+
+static void
+on_pipeline_recording_level (CdCallPipeline *pipeline, double rms_db, gpointer user_data)
+{
+  Call *call = user_data;
+  Voicemail *vm = call->vm;
+
+  if (vm == NULL || !vm->recording)
+    return;
+  vm->silent_ticks = rms_db < VOICEMAIL_SILENCE_DB ? vm->silent_ticks + 1 : 0;
+  if (vm->silent_ticks >= vm->silence_s * 10)
+    voicemail_stop (call, "silence");
+}
+
 static void
 ivr_host_listen (gpointer data, gboolean on)
 {
@@ -1839,8 +2127,9 @@ ivr_host_listen (gpointer data, gboolean on)
     cd_call_pipeline_set_inband_dtmf (call->pipeline, on);
 }
 
-static const CdIvrHost ivr_host = { ivr_host_play, ivr_host_stop, ivr_host_event, ivr_host_finish,
-                                    ivr_host_listen };
+static const CdIvrHost ivr_host = { ivr_host_play,          ivr_host_stop,   ivr_host_event,
+                                    ivr_host_finish,        ivr_host_listen, ivr_host_record,
+                                    ivr_host_stop_recording };
 
 /* Digits the visitor pressed, for the IVR if it has the call. */
 static void
@@ -1867,6 +2156,11 @@ on_pipeline_prompt_done (CdCallPipeline *pipeline, guint id, gboolean ok, const 
 {
   Call *call = user_data;
 
+  if (call->vm && id == call->vm->beep) {
+    call->vm->beep_done = TRUE;
+    voicemail_maybe_start (call);
+    return;
+  }
   if (call->ivr == NULL || id != call->ivr_prompt)
     return;
   call->ivr_prompt = 0;
@@ -1978,6 +2272,10 @@ on_pipeline_leg_connected (CdCallPipeline *pipeline, int leg, gpointer user_data
     send_named_state (call, call->supervisor, "connected", NULL);
     return;
   }
+  if (leg == CD_LEG_VISITOR && call->vm && !call->vm->beeped) {
+    voicemail_beep (call);
+    return;
+  }
   if (leg == CD_LEG_VISITOR && call->ivr) {
     /* the flow starts once the visitor can hear it */
     cd_ivr_runner_start (call->ivr);
@@ -2068,6 +2366,8 @@ static void on_pipeline_prompt_done (CdCallPipeline *pipeline, guint id, gboolea
                                      const char *detail, gpointer user_data);
 static void on_pipeline_inband_dtmf (CdCallPipeline *pipeline, int leg, const char *digit,
                                      gpointer user_data);
+static void on_pipeline_recording_level (CdCallPipeline *pipeline, double rms_db,
+                                         gpointer user_data);
 
 static CdCallPipeline *
 call_pipeline (Call *call)
@@ -2083,7 +2383,9 @@ call_pipeline (Call *call)
     g_signal_connect (call->pipeline, "leg-failed", G_CALLBACK (on_pipeline_leg_failed), call);
     g_signal_connect (call->pipeline, "prompt-done", G_CALLBACK (on_pipeline_prompt_done), call);
     g_signal_connect (call->pipeline, "inband-dtmf", G_CALLBACK (on_pipeline_inband_dtmf), call);
-    if (call->ivr)
+    g_signal_connect (call->pipeline, "recording-level", G_CALLBACK (on_pipeline_recording_level),
+                      call);
+    if (call->ivr || call->vm)
       cd_call_pipeline_set_ivr (call->pipeline, TRUE);
   }
   return call->pipeline;
