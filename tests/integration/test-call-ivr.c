@@ -514,6 +514,19 @@ test_voicemail (void)
   g_assert_cmpfloat (ABS (hz - 440), <=, 10);
   g_assert_cmpint (json_object_get_int_member (voicemail, "size_bytes"), ==,
                    (gint64) g_bytes_get_size (audio));
+
+  /* an admin deletes it: gone from the list, its audio too */
+  {
+    g_autofree char *path =
+        g_strdup_printf ("voicemails/%s", json_object_get_string_member (voicemail, "id"));
+    g_autoptr (GBytes) gone = NULL;
+    g_autoptr (GBytes) gone_audio = NULL;
+
+    g_assert_cmpuint (api_json ("DELETE", path, NULL, NULL), ==, 204);
+    g_assert_cmpuint (api_bytes (path, &gone), ==, 404);
+    g_assert_cmpuint (api_bytes (audio_path, &gone_audio), ==, 404);
+    g_assert_cmpuint (api_json ("DELETE", path, NULL, NULL), ==, 404);
+  }
 }
 
 /* A call for a queue that is closed, whose fallback is voicemail: no IVR,

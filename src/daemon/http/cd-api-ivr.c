@@ -55,42 +55,11 @@ static const CdField entry_points_fields[] = {
   { "entry_points", CD_FIELD_OBJECT, TRUE, 0, 100 },
 };
 
-/* The caller, if an admin of the company (and the flow id looks like one);
- * NULL after answering the problem. */
 static CdJwtClaims *
 guard (CdApi *api, CdHttpRequest *request, gboolean with_flow)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims =
-      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
-
-  if (claims == NULL) {
-    cd_api_respond_auth_error (request, error);
-    return NULL;
-  }
-  if (with_flow && !cd_is_uuid (g_hash_table_lookup (request->params, "flow_id"))) {
-    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such IVR flow");
-    cd_http_respond_problem (request->msg, request->request_id, error);
-    return NULL;
-  }
-  return g_steal_pointer (&claims);
-}
-
-static CdApiCall *
-start_call (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims)
-{
-  CdApiCall *call = cd_api_call_new (api, request);
-
-  call->caller = claims;
-  return call;
-}
-
-static void
-respond (CdApiCall *call, CdHttpError code, const char *detail)
-{
-  g_autoptr (GError) error = g_error_new_literal (CD_HTTP_ERROR, code, detail);
-
-  cd_api_call_respond_error (call, error);
+  return cd_api_guard_company_admin (api, request, with_flow ? "flow_id" : NULL,
+                                     "no such IVR flow");
 }
 
 /* ---- list and read ---- */
@@ -98,61 +67,26 @@ respond (CdApiCall *call, CdHttpError code, const char *detail)
 static void
 handle_list (CdHttpRequest *request, gpointer user_data)
 {
-  CdApi *api = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autofree char *cursor_time = NULL;
-  g_autofree char *cursor_id = NULL;
-  g_autofree char *limit_text = NULL;
-  g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
-  CdApiCall *call;
-  CdPgScope scope;
-  guint limit;
+  CdJwtClaims *claims = guard (user_data, request, FALSE);
 
-  if (claims == NULL)
-    return;
-  if (!cd_api_page_params (request, &limit, &cursor_time, &cursor_id, &error)) {
-    cd_http_respond_problem (request->msg, request->request_id, error);
-    return;
-  }
-  call = start_call (api, request, g_steal_pointer (&claims));
-  scope = cd_api_scope_of (call->caller);
-  cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
-  limit_text = g_strdup_printf ("%u", limit);
-  {
-    const char *params[] = { g_hash_table_lookup (request->params, "id"), cursor_time, cursor_id,
-                             limit_text };
-    cd_pg_pool_query_scoped_async (
-        api->pool, &scope,
-        "WITH page AS (SELECT f.created_at, f.id, " FLOW_SUMMARY " AS j FROM ivr_flows f"
-        "  WHERE f.company_id = $1 AND ($2::timestamptz IS NULL"
-        "  OR (f.created_at, f.id) > ($2::timestamptz, $3::uuid))"
-        "  ORDER BY f.created_at, f.id LIMIT $4::int + 1)," CD_API_PAGE_OLDEST_FIRST (
-            "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
-        params, 4, NULL, cd_api_call_on_query, call);
-  }
+  if (claims)
+    cd_api_list (user_data, request, claims,
+                 "WITH page AS (SELECT f.created_at, f.id, " FLOW_SUMMARY " AS j FROM ivr_flows f"
+                 "  WHERE f.company_id = $1 AND ($2::timestamptz IS NULL"
+                 "  OR (f.created_at, f.id) > ($2::timestamptz, $3::uuid))"
+                 "  ORDER BY f.created_at, f.id LIMIT $4::int + 1)," CD_API_PAGE_OLDEST_FIRST (
+                     "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)");
 }
 
 static void
 handle_get (CdHttpRequest *request, gpointer user_data)
 {
-  CdApi *api = user_data;
-  g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
-  CdApiCall *call;
-  CdPgScope scope;
+  CdJwtClaims *claims = guard (user_data, request, TRUE);
 
-  if (claims == NULL)
-    return;
-  call = start_call (api, request, g_steal_pointer (&claims));
-  scope = cd_api_scope_of (call->caller);
-  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
-  {
-    const char *params[] = { g_hash_table_lookup (request->params, "id"),
-                             g_hash_table_lookup (request->params, "flow_id") };
-    cd_pg_pool_query_scoped_async (api->pool, &scope,
-                                   "SELECT " FLOW_JSON " FROM ivr_flows f"
-                                   " WHERE f.company_id = $1 AND f.id = $2",
-                                   params, 2, NULL, cd_api_call_on_query, call);
-  }
+  if (claims)
+    cd_api_get_one (user_data, request, claims, "flow_id",
+                    "SELECT " FLOW_JSON " FROM ivr_flows f"
+                    " WHERE f.company_id = $1 AND f.id = $2");
 }
 
 static void
@@ -165,7 +99,7 @@ handle_versions (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   scope = cd_api_scope_of (call->caller);
   cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
   {
@@ -200,7 +134,7 @@ handle_version (CdHttpRequest *request, gpointer user_data)
     cd_http_respond_problem (request->msg, request->request_id, error);
     return;
   }
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   scope = cd_api_scope_of (call->caller);
   cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
   {
@@ -280,7 +214,8 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (res == NULL) {
     if (g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_CONSTRAINT)) {
-      respond (call, CD_HTTP_ERROR_CONFLICT, "an IVR flow with this name exists");
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
+                                   "an IVR flow with this name exists");
       return;
     }
     cd_api_call_respond_error (call, error);
@@ -288,7 +223,7 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
   }
   if (PQntuples (res) == 1 && !PQgetisnull (res, 0, 0)) {
     g_autofree char *detail = g_strdup_printf ("flow: %.500s", PQgetvalue (res, 0, 0));
-    respond (call, CD_HTTP_ERROR_INVALID_FIELD, detail);
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_INVALID_FIELD, detail);
     return;
   }
   if (PQntuples (res) == 1 && !PQgetisnull (res, 0, 1)) {
@@ -297,8 +232,8 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   /* a create finds no company, an edit no flow */
-  respond (call, CD_HTTP_ERROR_NOT_FOUND,
-           call->answer_status == 201 ? "no such company" : "no such IVR flow");
+  cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND,
+                               call->answer_status == 201 ? "no such company" : "no such IVR flow");
 }
 
 static void
@@ -341,7 +276,7 @@ handle_create (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL || (d = read_definition (request)) == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   call->answer_status = 201;
   call->data = d;
   call->data_free = definition_free;
@@ -360,7 +295,7 @@ handle_replace (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL || (d = read_definition (request)) == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   call->answer_status = 200;
   call->data = d;
   call->data_free = definition_free;
@@ -406,29 +341,31 @@ on_published (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (res == NULL) {
     if (cd_store_error_is_foreign_key (error)) {
-      respond (call, CD_HTTP_ERROR_CONFLICT,
-               "a queue or prompt the flow uses was deleted meanwhile; publish again");
+      cd_api_call_respond_problem (
+          call, CD_HTTP_ERROR_CONFLICT,
+          "a queue or prompt the flow uses was deleted meanwhile; publish again");
       return;
     }
     if (g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_CONSTRAINT)) {
-      respond (call, CD_HTTP_ERROR_CONFLICT, "the flow was published meanwhile");
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
+                                   "the flow was published meanwhile");
       return;
     }
     cd_api_call_respond_error (call, error);
     return;
   }
   if (g_str_equal (PQgetvalue (res, 0, 0), "0")) {
-    respond (call, CD_HTTP_ERROR_NOT_FOUND, "no such IVR flow");
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such IVR flow");
     return;
   }
   if (!PQgetisnull (res, 0, 1)) {
     g_autofree char *detail = g_strdup_printf ("flow: %.500s", PQgetvalue (res, 0, 1));
-    respond (call, CD_HTTP_ERROR_INVALID_FIELD, detail);
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_INVALID_FIELD, detail);
     return;
   }
   if (PQgetisnull (res, 0, 2)) {
-    respond (call, CD_HTTP_ERROR_CONFLICT,
-             "the draft changed while it was being published; publish again");
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
+                                 "the draft changed while it was being published; publish again");
     return;
   }
   {
@@ -453,12 +390,13 @@ on_draft_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   if (PQntuples (res) == 0) {
-    respond (call, CD_HTTP_ERROR_NOT_FOUND, "no such IVR flow");
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such IVR flow");
     return;
   }
   if (PQgetisnull (res, 0, 0)) {
-    respond (call, CD_HTTP_ERROR_CONFLICT,
-             "nothing to publish: the flow has no draft (its last edit is live already)");
+    cd_api_call_respond_problem (
+        call, CD_HTTP_ERROR_CONFLICT,
+        "nothing to publish: the flow has no draft (its last edit is live already)");
     return;
   }
   object = cd_json_parse_object (PQgetvalue (res, 0, 0), PQgetlength (res, 0, 0), NULL, &error);
@@ -467,7 +405,7 @@ on_draft_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
     /* stored drafts were checked when saved: a stricter daemon refuses it now */
     g_autofree char *detail =
         g_strdup_printf ("flow: %s (edit the draft, then publish)", error->message);
-    respond (call, CD_HTTP_ERROR_INVALID_FIELD, detail);
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_INVALID_FIELD, detail);
     return;
   }
   refs = cd_ivr_flow_references (flow);
@@ -533,7 +471,7 @@ handle_publish (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   scope = cd_api_scope_of (call->caller);
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
@@ -555,22 +493,22 @@ on_deleted (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (res == NULL) {
     if (cd_store_error_is_foreign_key (error)) {
-      respond (call, CD_HTTP_ERROR_CONFLICT,
-               "a widget entry point was pointed at the flow meanwhile");
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
+                                   "a widget entry point was pointed at the flow meanwhile");
       return;
     }
     cd_api_call_respond_error (call, error);
     return;
   }
   if (g_str_equal (PQgetvalue (res, 0, 0), "0")) {
-    respond (call, CD_HTTP_ERROR_NOT_FOUND, "no such IVR flow");
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such IVR flow");
     return;
   }
   if (!PQgetisnull (res, 0, 1)) {
     g_autofree char *detail = g_strdup_printf (
         "widget calls start in this flow (entry points: %.300s); point them at another flow first",
         PQgetvalue (res, 0, 1));
-    respond (call, CD_HTTP_ERROR_CONFLICT, detail);
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT, detail);
     return;
   }
   cd_api_call_respond_empty (call, 204);
@@ -586,7 +524,7 @@ handle_delete (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   scope = cd_api_scope_of (call->caller);
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
@@ -619,7 +557,7 @@ handle_get_entry_points (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   scope = cd_api_scope_of (call->caller);
   cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
   {
@@ -656,19 +594,20 @@ on_entry_points_set (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (res == NULL) {
     if (cd_store_error_is_foreign_key (error)) {
-      respond (call, CD_HTTP_ERROR_CONFLICT, "a flow named here was deleted meanwhile");
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
+                                   "a flow named here was deleted meanwhile");
       return;
     }
     cd_api_call_respond_error (call, error);
     return;
   }
   if (g_str_equal (PQgetvalue (res, 0, 0), "0")) {
-    respond (call, CD_HTTP_ERROR_NOT_FOUND, "no such company");
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such company");
     return;
   }
   if (!PQgetisnull (res, 0, 1)) {
     g_autofree char *detail = g_strdup_printf ("entry_points.%.300s", PQgetvalue (res, 0, 1));
-    respond (call, CD_HTTP_ERROR_INVALID_FIELD, detail);
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_INVALID_FIELD, detail);
     return;
   }
   cd_api_call_respond_empty (call, 204);
@@ -722,7 +661,7 @@ handle_set_entry_points (CdHttpRequest *request, gpointer user_data)
     }
     json_object_set_string_member (canonical, name, flow_id);
   }
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   map_node = json_node_init_object (json_node_alloc (), canonical);
   map = cd_json_to_string (map_node);
   scope = cd_api_scope_of (call->caller);

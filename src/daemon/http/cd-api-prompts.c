@@ -21,102 +21,36 @@
   " coalesce((SELECT jsonb_agg(f.name ORDER BY f.name) FROM ivr_flow_prompts u"              \
   "  JOIN ivr_flows f ON f.id = u.flow_id WHERE u.prompt_id = p.id), '[]'))"
 
-/* The caller, if an admin of the company (and the prompt id looks like
- * one); NULL after answering the problem. */
 static CdJwtClaims *
 guard (CdApi *api, CdHttpRequest *request, gboolean with_prompt)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims =
-      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
-
-  if (claims == NULL) {
-    cd_api_respond_auth_error (request, error);
-    return NULL;
-  }
-  if (with_prompt && !cd_is_uuid (g_hash_table_lookup (request->params, "prompt_id"))) {
-    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such prompt");
-    cd_http_respond_problem (request->msg, request->request_id, error);
-    return NULL;
-  }
-  return g_steal_pointer (&claims);
-}
-
-static CdApiCall *
-start_call (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims)
-{
-  CdApiCall *call = cd_api_call_new (api, request);
-
-  call->caller = claims;
-  return call;
-}
-
-static void
-respond (CdApiCall *call, CdHttpError code, const char *detail)
-{
-  g_autoptr (GError) error = g_error_new_literal (CD_HTTP_ERROR, code, detail);
-
-  cd_api_call_respond_error (call, error);
+  return cd_api_guard_company_admin (api, request, with_prompt ? "prompt_id" : NULL,
+                                     "no such prompt");
 }
 
 static void
 handle_list (CdHttpRequest *request, gpointer user_data)
 {
-  CdApi *api = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autofree char *cursor_time = NULL;
-  g_autofree char *cursor_id = NULL;
-  g_autofree char *limit_text = NULL;
-  g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
-  CdApiCall *call;
-  CdPgScope scope;
-  guint limit;
+  CdJwtClaims *claims = guard (user_data, request, FALSE);
 
-  if (claims == NULL)
-    return;
-  if (!cd_api_page_params (request, &limit, &cursor_time, &cursor_id, &error)) {
-    cd_http_respond_problem (request->msg, request->request_id, error);
-    return;
-  }
-  call = start_call (api, request, g_steal_pointer (&claims));
-  scope = cd_api_scope_of (call->caller);
-  cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
-  limit_text = g_strdup_printf ("%u", limit);
-  {
-    const char *params[] = { g_hash_table_lookup (request->params, "id"), cursor_time, cursor_id,
-                             limit_text };
-    cd_pg_pool_query_scoped_async (
-        api->pool, &scope,
-        "WITH page AS (SELECT p.created_at, p.id, " PROMPT_JSON " AS j FROM prompts p"
-        "  WHERE p.company_id = $1 AND ($2::timestamptz IS NULL"
-        "  OR (p.created_at, p.id) > ($2::timestamptz, $3::uuid))"
-        "  ORDER BY p.created_at, p.id LIMIT $4::int + 1)," CD_API_PAGE_OLDEST_FIRST (
-            "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
-        params, 4, NULL, cd_api_call_on_query, call);
-  }
+  if (claims)
+    cd_api_list (user_data, request, claims,
+                 "WITH page AS (SELECT p.created_at, p.id, " PROMPT_JSON " AS j FROM prompts p"
+                 "  WHERE p.company_id = $1 AND ($2::timestamptz IS NULL"
+                 "  OR (p.created_at, p.id) > ($2::timestamptz, $3::uuid))"
+                 "  ORDER BY p.created_at, p.id LIMIT $4::int + 1)," CD_API_PAGE_OLDEST_FIRST (
+                     "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)");
 }
 
 static void
 handle_get (CdHttpRequest *request, gpointer user_data)
 {
-  CdApi *api = user_data;
-  g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
-  CdApiCall *call;
-  CdPgScope scope;
+  CdJwtClaims *claims = guard (user_data, request, TRUE);
 
-  if (claims == NULL)
-    return;
-  call = start_call (api, request, g_steal_pointer (&claims));
-  scope = cd_api_scope_of (call->caller);
-  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
-  {
-    const char *params[] = { g_hash_table_lookup (request->params, "id"),
-                             g_hash_table_lookup (request->params, "prompt_id") };
-    cd_pg_pool_query_scoped_async (api->pool, &scope,
-                                   "SELECT " PROMPT_JSON " FROM prompts p"
-                                   " WHERE p.company_id = $1 AND p.id = $2",
-                                   params, 2, NULL, cd_api_call_on_query, call);
-  }
+  if (claims)
+    cd_api_get_one (user_data, request, claims, "prompt_id",
+                    "SELECT " PROMPT_JSON " FROM prompts p"
+                    " WHERE p.company_id = $1 AND p.id = $2");
 }
 
 /* ---- upload ---- */
@@ -169,14 +103,14 @@ on_stored (GObject *source, GAsyncResult *result, gpointer user_data)
     drop_blob (call->api, u->key);
   if (res == NULL) {
     if (g_error_matches (error, CD_STORE_ERROR, CD_STORE_ERROR_CONSTRAINT)) {
-      respond (call, CD_HTTP_ERROR_CONFLICT, "a prompt with this name exists");
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT, "a prompt with this name exists");
       return;
     }
     cd_api_call_respond_error (call, error);
     return;
   }
   if (PQgetisnull (res, 0, 1)) {
-    respond (call, CD_HTTP_ERROR_NOT_FOUND, "no such company");
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such company");
     return;
   }
   {
@@ -199,16 +133,16 @@ on_imported (GObject *source, GAsyncResult *result, gpointer user_data)
   if (!cd_prompt_import_finish (result, &u->info, &error)) {
     switch (error->code) {
     case CD_PROMPT_ERROR_TYPE:
-      respond (call, CD_HTTP_ERROR_UNSUPPORTED_MEDIA_TYPE, error->message);
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_UNSUPPORTED_MEDIA_TYPE, error->message);
       return;
     case CD_PROMPT_ERROR_EMPTY:
     case CD_PROMPT_ERROR_DAMAGED:
     case CD_PROMPT_ERROR_TOO_LONG:
-      respond (call, CD_HTTP_ERROR_INVALID_FIELD, error->message);
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_INVALID_FIELD, error->message);
       return;
     default:
       g_warning ("a prompt upload failed: %s", error->message);
-      respond (call, CD_HTTP_ERROR_INTERNAL, "the prompt could not be stored");
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL, "the prompt could not be stored");
       return;
     }
   }
@@ -300,7 +234,7 @@ handle_upload (CdHttpRequest *request, gpointer user_data)
     cd_http_respond_problem (request->msg, request->request_id, problem);
     return;
   }
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   u = g_new0 (Upload, 1);
   u->id = g_uuid_string_random ();
   u->name = g_strdup (name);
@@ -316,36 +250,9 @@ handle_upload (CdHttpRequest *request, gpointer user_data)
 /* ---- listen ---- */
 
 static void
-on_audio_read (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  CdApiCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) audio = cd_blob_store_read_finish (CD_BLOB_STORE (source), result, &error);
-
-  if (audio == NULL) {
-    g_warning ("a stored prompt cannot be read: %s", error->message);
-    respond (call, CD_HTTP_ERROR_INTERNAL, "the prompt's audio cannot be read");
-    return;
-  }
-  cd_api_call_respond_bytes (call, 200, "audio/ogg", audio);
-}
-
-static void
 on_audio_key (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  CdApiCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
-
-  if (res == NULL) {
-    cd_api_call_respond_error (call, error);
-    return;
-  }
-  if (PQntuples (res) == 0) {
-    respond (call, CD_HTTP_ERROR_NOT_FOUND, "no such prompt");
-    return;
-  }
-  cd_blob_store_read_async (call->api->blobs, PQgetvalue (res, 0, 0), NULL, on_audio_read, call);
+  cd_api_call_respond_blob (user_data, result, "audio/ogg", "no such prompt");
 }
 
 static void
@@ -358,7 +265,7 @@ handle_audio (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   scope = cd_api_scope_of (call->caller);
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
@@ -381,22 +288,22 @@ on_deleted (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (res == NULL) {
     if (cd_store_error_is_foreign_key (error)) {
-      respond (call, CD_HTTP_ERROR_CONFLICT,
-               "an IVR flow that plays the prompt was published meanwhile");
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
+                                   "an IVR flow that plays the prompt was published meanwhile");
       return;
     }
     cd_api_call_respond_error (call, error);
     return;
   }
   if (g_str_equal (PQgetvalue (res, 0, 0), "0")) {
-    respond (call, CD_HTTP_ERROR_NOT_FOUND, "no such prompt");
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such prompt");
     return;
   }
   if (!PQgetisnull (res, 0, 1)) {
     g_autofree char *detail =
         g_strdup_printf ("live IVR flows play this prompt: %.300s (publish them without it first)",
                          PQgetvalue (res, 0, 1));
-    respond (call, CD_HTTP_ERROR_CONFLICT, detail);
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT, detail);
     return;
   }
   if (!PQgetisnull (res, 0, 2))
@@ -414,7 +321,7 @@ handle_delete (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   scope = cd_api_scope_of (call->caller);
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),

@@ -46,70 +46,24 @@ static const CdField members_fields[] = {
   { "members", CD_FIELD_OBJECT, TRUE, 0, 1000 },
 };
 
-/* The caller, if an admin of the company (and the queue id looks like
- * one); NULL after answering the problem. */
 static CdJwtClaims *
 guard (CdApi *api, CdHttpRequest *request, gboolean with_queue)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims =
-      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
-
-  if (claims == NULL) {
-    cd_api_respond_auth_error (request, error);
-    return NULL;
-  }
-  if (with_queue && !cd_is_uuid (g_hash_table_lookup (request->params, "queue_id"))) {
-    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such queue");
-    cd_http_respond_problem (request->msg, request->request_id, error);
-    return NULL;
-  }
-  return g_steal_pointer (&claims);
-}
-
-static CdApiCall *
-start_call (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims)
-{
-  CdApiCall *call = cd_api_call_new (api, request);
-
-  call->caller = claims;
-  return call;
+  return cd_api_guard_company_admin (api, request, with_queue ? "queue_id" : NULL, "no such queue");
 }
 
 static void
 handle_list (CdHttpRequest *request, gpointer user_data)
 {
-  CdApi *api = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autofree char *cursor_time = NULL;
-  g_autofree char *cursor_id = NULL;
-  g_autofree char *limit_text = NULL;
-  g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
-  CdApiCall *call;
-  CdPgScope scope;
-  guint limit;
+  CdJwtClaims *claims = guard (user_data, request, FALSE);
 
-  if (claims == NULL)
-    return;
-  if (!cd_api_page_params (request, &limit, &cursor_time, &cursor_id, &error)) {
-    cd_http_respond_problem (request->msg, request->request_id, error);
-    return;
-  }
-  call = start_call (api, request, g_steal_pointer (&claims));
-  scope = cd_api_scope_of (call->caller);
-  cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
-  limit_text = g_strdup_printf ("%u", limit);
-  {
-    const char *params[] = { g_hash_table_lookup (request->params, "id"), cursor_time, cursor_id,
-                             limit_text };
-    cd_pg_pool_query_scoped_async (
-        api->pool, &scope,
+  if (claims)
+    cd_api_list (
+        user_data, request, claims,
         "WITH page AS (SELECT q.*, " QUEUE_JSON " AS j FROM queues q WHERE q.company_id = $1"
         "  AND ($2::timestamptz IS NULL OR (q.created_at, q.id) > ($2::timestamptz, $3::uuid))"
         "  ORDER BY q.created_at, q.id LIMIT $4::int + 1)," CD_API_PAGE_OLDEST_FIRST (
-            "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
-        params, 4, NULL, cd_api_call_on_query, call);
-  }
+            "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)");
 }
 
 /* ---- create and replace ---- */
@@ -275,7 +229,7 @@ handle_create (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL || (d = read_definition (request, NULL)) == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   call->answer_status = 201;
   call->data = d;
   call->data_free = definition_free;
@@ -294,7 +248,7 @@ handle_replace (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL || (d = read_definition (request, queue_id)) == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   call->answer_status = 200;
   call->data = d;
   call->data_free = definition_free;
@@ -343,24 +297,12 @@ handle_replace (CdHttpRequest *request, gpointer user_data)
 static void
 handle_get (CdHttpRequest *request, gpointer user_data)
 {
-  CdApi *api = user_data;
-  g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
-  CdApiCall *call;
-  CdPgScope scope;
+  CdJwtClaims *claims = guard (user_data, request, TRUE);
 
-  if (claims == NULL)
-    return;
-  call = start_call (api, request, g_steal_pointer (&claims));
-  scope = cd_api_scope_of (call->caller);
-  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
-  {
-    const char *params[] = { g_hash_table_lookup (request->params, "id"),
-                             g_hash_table_lookup (request->params, "queue_id") };
-    cd_pg_pool_query_scoped_async (api->pool, &scope,
-                                   "SELECT " QUEUE_JSON " FROM queues q"
-                                   " WHERE q.company_id = $1 AND q.id = $2",
-                                   params, 2, NULL, cd_api_call_on_query, call);
-  }
+  if (claims)
+    cd_api_get_one (user_data, request, claims, "queue_id",
+                    "SELECT " QUEUE_JSON " FROM queues q"
+                    " WHERE q.company_id = $1 AND q.id = $2");
 }
 
 /* A statement answering (queue found, a reason to refuse or NULL, ...):
@@ -425,7 +367,7 @@ handle_delete (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   call->data = (gpointer) &still_receiving;
   scope = cd_api_scope_of (call->caller);
   {
@@ -504,7 +446,7 @@ handle_set_members (CdHttpRequest *request, gpointer user_data)
     }
     json_object_set_int_member (canonical, id, json_node_get_int (level));
   }
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   call->data = (gpointer) &stranger;
   members_node = json_node_init_object (json_node_alloc (), canonical);
   members = cd_json_to_string (members_node);
@@ -554,7 +496,7 @@ handle_get_countries (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   scope = cd_api_scope_of (call->caller);
   cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
   {
@@ -597,7 +539,7 @@ handle_set_countries (CdHttpRequest *request, gpointer user_data)
     cd_http_respond_problem (request->msg, request->request_id, invalid);
     return;
   }
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   call->data = (gpointer) &foreign_queue;
   map_node = json_node_init_object (json_node_alloc (), canonical);
   map = cd_json_to_string (map_node);
@@ -729,7 +671,7 @@ handle_simulate (CdHttpRequest *request, gpointer user_data)
     cd_http_respond_problem (request->msg, request->request_id, error);
     return;
   }
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   call->body = g_steal_pointer (&body);
   scope = cd_api_scope_of (call->caller);
   {

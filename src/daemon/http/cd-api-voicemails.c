@@ -15,135 +15,43 @@
   " v.language, 'duration_ms', v.duration_ms, 'size_bytes', v.size_bytes, 'ended_by'," \
   " v.ended_by, 'created_at', v.created_at)"
 
-/* The caller, if an admin of the company (and the voicemail id looks like
- * one); NULL after answering the problem. */
 static CdJwtClaims *
 guard (CdApi *api, CdHttpRequest *request, gboolean with_voicemail)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CdJwtClaims) claims =
-      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
-
-  if (claims == NULL) {
-    cd_api_respond_auth_error (request, error);
-    return NULL;
-  }
-  if (with_voicemail && !cd_is_uuid (g_hash_table_lookup (request->params, "voicemail_id"))) {
-    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such voicemail");
-    cd_http_respond_problem (request->msg, request->request_id, error);
-    return NULL;
-  }
-  return g_steal_pointer (&claims);
-}
-
-static CdApiCall *
-start_call (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims)
-{
-  CdApiCall *call = cd_api_call_new (api, request);
-
-  call->caller = claims;
-  return call;
+  return cd_api_guard_company_admin (api, request, with_voicemail ? "voicemail_id" : NULL,
+                                     "no such voicemail");
 }
 
 static void
 handle_list (CdHttpRequest *request, gpointer user_data)
 {
-  CdApi *api = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autofree char *cursor_time = NULL;
-  g_autofree char *cursor_id = NULL;
-  g_autofree char *limit_text = NULL;
-  g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
-  CdApiCall *call;
-  CdPgScope scope;
-  guint limit;
+  CdJwtClaims *claims = guard (user_data, request, FALSE);
 
-  if (claims == NULL)
-    return;
-  if (!cd_api_page_params (request, &limit, &cursor_time, &cursor_id, &error)) {
-    cd_http_respond_problem (request->msg, request->request_id, error);
-    return;
-  }
-  call = start_call (api, request, g_steal_pointer (&claims));
-  scope = cd_api_scope_of (call->caller);
-  cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
-  limit_text = g_strdup_printf ("%u", limit);
-  {
-    const char *params[] = { g_hash_table_lookup (request->params, "id"), cursor_time, cursor_id,
-                             limit_text };
-    cd_pg_pool_query_scoped_async (
-        api->pool, &scope,
+  if (claims)
+    cd_api_list (
+        user_data, request, claims,
         "WITH page AS (SELECT v.created_at, v.id, " VOICEMAIL_JSON " AS j FROM voicemails v"
         "  WHERE v.company_id = $1 AND ($2::timestamptz IS NULL"
         "  OR (v.created_at, v.id) < ($2::timestamptz, $3::uuid))"
         "  ORDER BY v.created_at DESC, v.id DESC LIMIT $4::int + 1)," CD_API_PAGE_NEWEST_FIRST (
-            "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
-        params, 4, NULL, cd_api_call_on_query, call);
-  }
+            "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)");
 }
 
 static void
 handle_get (CdHttpRequest *request, gpointer user_data)
 {
-  CdApi *api = user_data;
-  g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
-  CdApiCall *call;
-  CdPgScope scope;
+  CdJwtClaims *claims = guard (user_data, request, TRUE);
 
-  if (claims == NULL)
-    return;
-  call = start_call (api, request, g_steal_pointer (&claims));
-  scope = cd_api_scope_of (call->caller);
-  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
-  {
-    const char *params[] = { g_hash_table_lookup (request->params, "id"),
-                             g_hash_table_lookup (request->params, "voicemail_id") };
-    cd_pg_pool_query_scoped_async (api->pool, &scope,
-                                   "SELECT " VOICEMAIL_JSON " FROM voicemails v"
-                                   " WHERE v.company_id = $1 AND v.id = $2",
-                                   params, 2, NULL, cd_api_call_on_query, call);
-  }
-}
-
-static void
-respond (CdApiCall *call, CdHttpError code, const char *detail)
-{
-  g_autoptr (GError) error = g_error_new_literal (CD_HTTP_ERROR, code, detail);
-
-  cd_api_call_respond_error (call, error);
-}
-
-static void
-on_audio_read (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  CdApiCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) audio = cd_blob_store_read_finish (CD_BLOB_STORE (source), result, &error);
-
-  if (audio == NULL) {
-    g_warning ("a stored voicemail cannot be read: %s", error->message);
-    respond (call, CD_HTTP_ERROR_INTERNAL, "the voicemail's audio cannot be read");
-    return;
-  }
-  cd_api_call_respond_bytes (call, 200, "audio/ogg", audio);
+  if (claims)
+    cd_api_get_one (user_data, request, claims, "voicemail_id",
+                    "SELECT " VOICEMAIL_JSON " FROM voicemails v"
+                    " WHERE v.company_id = $1 AND v.id = $2");
 }
 
 static void
 on_audio_key (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  CdApiCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
-
-  if (res == NULL) {
-    cd_api_call_respond_error (call, error);
-    return;
-  }
-  if (PQntuples (res) == 0) {
-    respond (call, CD_HTTP_ERROR_NOT_FOUND, "no such voicemail");
-    return;
-  }
-  cd_blob_store_read_async (call->api->blobs, PQgetvalue (res, 0, 0), NULL, on_audio_read, call);
+  cd_api_call_respond_blob (user_data, result, "audio/ogg", "no such voicemail");
 }
 
 static void
@@ -156,7 +64,7 @@ handle_audio (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   scope = cd_api_scope_of (call->caller);
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
@@ -190,7 +98,7 @@ on_deleted (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   if (PQgetisnull (res, 0, 0)) {
-    respond (call, CD_HTTP_ERROR_NOT_FOUND, "no such voicemail");
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such voicemail");
     return;
   }
   cd_blob_store_delete_async (call->api->blobs, PQgetvalue (res, 0, 0), NULL, on_blob_dropped,
@@ -208,7 +116,7 @@ handle_delete (CdHttpRequest *request, gpointer user_data)
 
   if (claims == NULL)
     return;
-  call = start_call (api, request, g_steal_pointer (&claims));
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   scope = cd_api_scope_of (call->caller);
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),

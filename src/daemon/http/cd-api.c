@@ -439,6 +439,144 @@ cd_api_guard (CdApi *api, CdHttpRequest *request, CdRoles roles, const char *com
   return g_steal_pointer (&claims);
 }
 
+/**
+ * cd_api_guard_company_admin:
+ * @item_param: (nullable): a path parameter that must be a UUID
+ * @missing: the 404's detail when it is not
+ *
+ * For the routes of a company's own things (queues, flows, prompts...):
+ * the caller must be an admin of the company the path names ("id"), or the
+ * super admin.
+ *
+ * Returns: (transfer full): the caller, or %NULL once the problem is answered
+ */
+CdJwtClaims *
+cd_api_guard_company_admin (CdApi *api, CdHttpRequest *request, const char *item_param,
+                            const char *missing)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdJwtClaims) claims =
+      cd_api_guard (api, request, CD_ROLE_SUPERADMIN | CD_ROLE_COMPANY_ADMIN, "id", &error);
+
+  if (claims == NULL) {
+    cd_api_respond_auth_error (request, error);
+    return NULL;
+  }
+  if (item_param && !cd_is_uuid (g_hash_table_lookup (request->params, item_param))) {
+    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, missing);
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return NULL;
+  }
+  return g_steal_pointer (&claims);
+}
+
+/* A request answered later, for @claims (taken). */
+CdApiCall *
+cd_api_call_start (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims)
+{
+  CdApiCall *call = cd_api_call_new (api, request);
+
+  call->caller = claims;
+  return call;
+}
+
+void
+cd_api_call_respond_problem (CdApiCall *call, CdHttpError code, const char *detail)
+{
+  g_autoptr (GError) error = g_error_new_literal (CD_HTTP_ERROR, code, detail);
+
+  cd_api_call_respond_error (call, error);
+}
+
+static void
+on_blob_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) data = cd_blob_store_read_finish (CD_BLOB_STORE (source), result, &error);
+
+  if (data == NULL) {
+    g_warning ("a stored file cannot be read: %s", error->message);
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL, "the stored file cannot be read");
+    return;
+  }
+  cd_api_call_respond_bytes (call, 200, call->data, data);
+}
+
+/* A statement's answer (the blob's key, or no row): the blob as
+ * @content_type (static), or 404 @missing. */
+void
+cd_api_call_respond_blob (CdApiCall *call, GAsyncResult *result, const char *content_type,
+                          const char *missing)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (call->api->pool, result, &error);
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (PQntuples (res) == 0) {
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, missing);
+    return;
+  }
+  call->data = (gpointer) content_type;
+  cd_blob_store_read_async (call->api->blobs, PQgetvalue (res, 0, 0), NULL, on_blob_read, call);
+}
+
+/**
+ * cd_api_list:
+ * @claims: (transfer full): the caller
+ * @sql: a keyset-paged list (CD_API_PAGE_*): $1 the company of the path,
+ *   $2 and $3 the cursor's time and id (NULL on the first page), $4 the limit
+ */
+void
+cd_api_list (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims, const char *sql)
+{
+  g_autoptr (CdJwtClaims) caller = claims;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *cursor_time = NULL;
+  g_autofree char *cursor_id = NULL;
+  g_autofree char *limit_text = NULL;
+  CdApiCall *call;
+  CdPgScope scope;
+  guint limit;
+
+  if (!cd_api_page_params (request, &limit, &cursor_time, &cursor_id, &error)) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  call = cd_api_call_start (api, request, g_steal_pointer (&caller));
+  scope = cd_api_scope_of (call->caller);
+  cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
+  limit_text = g_strdup_printf ("%u", limit);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"), cursor_time, cursor_id,
+                             limit_text };
+    cd_pg_pool_query_scoped_async (api->pool, &scope, sql, params, 4, NULL, cd_api_call_on_query,
+                                   call);
+  }
+}
+
+/**
+ * cd_api_get_one:
+ * @claims: (transfer full): the caller
+ * @sql: one row's JSON: $1 the company of the path, $2 its @item_param
+ */
+void
+cd_api_get_one (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims, const char *item_param,
+                const char *sql)
+{
+  CdApiCall *call = cd_api_call_start (api, request, claims);
+  CdPgScope scope = cd_api_scope_of (call->caller);
+  const char *params[] = { g_hash_table_lookup (request->params, "id"),
+                           g_hash_table_lookup (request->params, item_param) };
+
+  cd_api_call_expect (call, CD_API_ANSWER_ROW, 200, NULL);
+  cd_pg_pool_query_scoped_async (api->pool, &scope, sql, params, 2, NULL, cd_api_call_on_query,
+                                 call);
+}
+
 /* The super admin sees every company's rows; anyone else their company's. */
 CdPgScope
 cd_api_scope_of (const CdJwtClaims *claims)

@@ -14,6 +14,7 @@
 #include "../store/cd-call-store.h"
 #include "../store/cd-pg-pool.h"
 #include "../store/cd-redis.h"
+#include "cd-http-problem.h"
 #include "cd-http-server.h"
 
 G_BEGIN_DECLS
@@ -104,6 +105,11 @@ typedef enum {
 CdJwtClaims *cd_api_guard (CdApi *api, CdHttpRequest *request, CdRoles roles,
                            const char *company_param, GError **error);
 CdPgScope cd_api_scope_of (const CdJwtClaims *claims);
+CdJwtClaims *cd_api_guard_company_admin (CdApi *api, CdHttpRequest *request, const char *item_param,
+                                         const char *missing);
+void cd_api_list (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims, const char *sql);
+void cd_api_get_one (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims,
+                     const char *item_param, const char *sql);
 void cd_api_call_respond_rows (CdApiCall *call, guint status, PGresult *res);
 void cd_api_call_respond_page (CdApiCall *call, PGresult *res);
 void cd_api_call_expect (CdApiCall *call, CdApiAnswer answer, guint status,
@@ -145,6 +151,10 @@ void cd_api_call_rate_limit_address (CdApiCall *call, const char *kind, guint li
 
 CdJwtClaims *cd_api_authenticate (CdApi *api, CdHttpRequest *request, GError **error);
 CdApiCall *cd_api_call_new (CdApi *api, CdHttpRequest *request);
+CdApiCall *cd_api_call_start (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims);
+void cd_api_call_respond_problem (CdApiCall *call, CdHttpError code, const char *detail);
+void cd_api_call_respond_blob (CdApiCall *call, GAsyncResult *result, const char *content_type,
+                               const char *missing);
 void cd_api_call_respond_json (CdApiCall *call, guint status, JsonNode *body);
 void cd_api_call_respond_empty (CdApiCall *call, guint status);
 void cd_api_call_respond_bytes (CdApiCall *call, guint status, const char *content_type,
