@@ -120,6 +120,25 @@ runs_of (JsonObject *call, double hz)
   return runs;
 }
 
+/* The first second a short tone began in: it holds some of @hz and, with
+ * the next second, at least SOUNDED windows (a menu cut 200 ms in may
+ * straddle two seconds; a stray window of the speech is not a tone). */
+static int
+first_heard (JsonObject *call, double hz)
+{
+  JsonArray *counts = cd_test_report_per_second (call, hz);
+  guint n = json_array_get_length (counts);
+
+  for (guint i = 0; i < n; i++) {
+    gint64 here = json_array_get_int_element (counts, i);
+    gint64 next = i + 1 < n ? json_array_get_int_element (counts, i + 1) : 0;
+
+    if (here > 0 && here + next >= SOUNDED)
+      return (int) i;
+  }
+  return -1;
+}
+
 /* All the 50 ms windows that held @hz. */
 static guint
 windows_of (JsonObject *call, double hz)
@@ -271,7 +290,7 @@ press_two (gboolean inband)
   /* (the menu is cut short by the digit: its windows may fall in two
    * seconds, too few in each to count as sounded) */
   g_assert_cmpuint (windows_of (call, MENU_HZ), >=, SOUNDED);
-  menu_at = cd_test_report_first_second (call, MENU_HZ);
+  menu_at = first_heard (call, MENU_HZ);
   support_at = first_sounded (call, SUPPORT_HZ);
   g_test_message ("menu heard from second %d, the support prompt from %d", menu_at, support_at);
   g_assert_cmpint (menu_at, >=, 0);
@@ -347,7 +366,9 @@ test_invalid_digit (void)
    * separate runs second by second: the timeline below orders them) */
   g_assert_cmpuint (windows_of (call, MENU_HZ), >=, 2 * SOUNDED);
   g_assert_cmpuint (runs_of (call, INVALID_HZ), ==, 1);
-  g_assert_cmpint (first_sounded (call, INVALID_HZ), >=, first_sounded (call, MENU_HZ));
+  /* (a cut menu may not count as sounded in any one second) */
+  g_assert_cmpint (first_heard (call, MENU_HZ), >=, 0);
+  g_assert_cmpint (first_sounded (call, INVALID_HZ), >=, first_heard (call, MENU_HZ));
   g_assert_cmpint (first_sounded (call, SORRY_HZ), >, first_sounded (call, INVALID_HZ));
   g_assert_cmpint (first_sounded (call, SUPPORT_HZ), ==, -1);
   g_assert_cmpint (first_sounded (call, TIMEOUT_HZ), ==, -1);
