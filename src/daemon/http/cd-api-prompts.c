@@ -213,7 +213,6 @@ static void
 handle_upload (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
-  g_autoptr (GError) error = NULL;
   g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
   g_autoptr (GBytes) body = NULL;
   g_autofree char *path = NULL;
@@ -224,16 +223,6 @@ handle_upload (CdHttpRequest *request, gpointer user_data)
   if (claims == NULL || (name = upload_name (request)) == NULL)
     return;
   body = soup_message_body_flatten (soup_server_message_get_request_body (request->msg));
-  /* refused at once when it is plainly not audio (the rest decoding tells) */
-  if (cd_prompt_sniff (body, &error) == NULL) {
-    g_autoptr (GError) problem = g_error_new_literal (CD_HTTP_ERROR,
-                                                      error->code == CD_PROMPT_ERROR_TYPE
-                                                          ? CD_HTTP_ERROR_UNSUPPORTED_MEDIA_TYPE
-                                                          : CD_HTTP_ERROR_INVALID_FIELD,
-                                                      error->message);
-    cd_http_respond_problem (request->msg, request->request_id, problem);
-    return;
-  }
   call = cd_api_call_start (api, request, g_steal_pointer (&claims));
   u = g_new0 (Upload, 1);
   u->id = g_uuid_string_random ();

@@ -279,6 +279,12 @@ import_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
   gint64 ms;
   CdPromptInfo *info;
 
+  /* an upload's kind, from its content (the type finders read up to a
+   * few hundred kilobytes: here, not on the caller's main loop) */
+  if (job->data && (job->source_type = cd_prompt_sniff (job->data, &error)) == NULL) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
   if (g_mkdir_with_parents (dir, 0700) != 0) {
     int saved = errno;
     g_task_return_new_error (task, CD_PROMPT_ERROR, CD_PROMPT_ERROR_FAILED,
@@ -317,23 +323,16 @@ cd_prompt_import_async (GBytes *data, const char *dest_path, guint max_ms,
                         GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
-  g_autoptr (GError) error = NULL;
   g_autofree char *name = g_uuid_string_random ();
   g_autofree char *dir = g_path_get_dirname (dest_path);
-  const char *type = cd_prompt_sniff (data, &error);
   Job *job;
 
   g_task_set_source_tag (task, cd_prompt_import_async);
-  if (type == NULL) {
-    g_task_return_error (task, g_steal_pointer (&error));
-    return;
-  }
   job = g_new0 (Job, 1);
   job->data = g_bytes_ref (data);
   job->dest_path = g_strdup (dest_path);
   job->tmp_path = g_strdup_printf ("%s/.import-%s.tmp", dir, name);
   job->max_ms = max_ms;
-  job->source_type = type;
   g_task_set_task_data (task, job, job_free);
   g_task_run_in_thread (task, import_thread);
 }
