@@ -11,6 +11,7 @@
 
 #include "../../common/cd-quality.h"
 #include "../../common/cd-srtp-gate.h"
+#include "../../common/cd-tee.h"
 
 #include <gst/gst.h>
 #include <gst/rtp/rtp.h>
@@ -644,7 +645,7 @@ add_crossing_queue (CdCallPipeline *self, Branch *b, const char *name)
 static gboolean
 link_from_tee (Branch *b, GstElement *tee, GstElement *sink)
 {
-  GstPad *src = gst_element_request_pad_simple (tee, "src_%u");
+  GstPad *src = cd_tee_request_pad (tee);
   g_autoptr (GstPad) sinkpad = gst_element_get_static_pad (sink, "sink");
 
   g_ptr_array_add (b->tee_pads, src);
@@ -1203,8 +1204,10 @@ cd_call_pipeline_start_recording (CdCallPipeline *self, const char *path)
   g_mutex_init (&self->recording_shared->lock);
   g_cond_init (&self->recording_shared->cond);
   queue = add_element (self, b, "queue", "visitor-record");
+  /* leaky: a disk that stalls for more than 2 s loses recorded audio, but
+   * never holds up the visitor's decoded audio, which the mixes share */
   g_object_set (queue, "max-size-time", (guint64) 2 * GST_SECOND, "max-size-bytes", 0,
-                "max-size-buffers", 0, NULL);
+                "max-size-buffers", 0, "leaky", 1, NULL);
   level = add_element (self, b, "level", "visitor-record-level");
   g_object_set (level, "interval", (guint64) 100 * GST_MSECOND, "post-messages", TRUE, NULL);
   filter = add_element (self, b, "capsfilter", NULL);
