@@ -8,6 +8,7 @@
 #include "cd-daemon.h"
 #include "cd-log.h"
 #include "cd-process.h"
+#include "cdseal/gstcdsealsink.h"
 #include "http/cd-http-fields.h"
 #include "routing/cd-geoip.h"
 
@@ -16,6 +17,7 @@
 #include <gst/gst.h>
 #include <locale.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +185,11 @@ main (int argc, char **argv)
 
   if (!gst_init_check (NULL, NULL, &error)) {
     g_printerr ("calldockerd: cannot initialise GStreamer: %s\n", error->message);
+    return 1;
+  }
+  cd_plugins_register ();
+  if (sodium_init () < 0) {
+    g_printerr ("calldockerd: cannot initialise libsodium\n");
     return 1;
   }
 
