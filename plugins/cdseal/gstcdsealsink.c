@@ -70,8 +70,7 @@ fail (GstCdSealSink *self, const char *reason)
   self->failed = TRUE;
   GST_WARNING_OBJECT (self, "%s", reason);
   s = gst_structure_new ("cd-seal-failed", "reason", G_TYPE_STRING, reason, "plain-bytes",
-                         G_TYPE_UINT64, (guint64) g_atomic_pointer_get (&self->plain_bytes),
-                         NULL);
+                         G_TYPE_UINT64, (guint64) g_atomic_pointer_get (&self->plain_bytes), NULL);
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
 
@@ -156,8 +155,8 @@ gst_cd_seal_sink_start (GstBaseSink *sink)
   g_atomic_pointer_set (&self->sealed_bytes, 0);
   if (self->location == NULL || key == NULL || g_bytes_get_size (key) != CD_SEAL_KEY_BYTES ||
       company == NULL || company[0] == '\0' || strlen (company) > 255) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("cdsealsink needs a location, a key and a company"),
-                       (NULL));
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+                       ("cdsealsink needs a location, a key and a company"), (NULL));
     return FALSE;
   }
   self->sealer = cd_sealer_new (g_bytes_get_data (key, NULL), company, version);
@@ -355,18 +354,18 @@ gst_cd_seal_sink_class_init (GstCdSealSinkClass *klass)
   object_class->set_property = gst_cd_seal_sink_set_property;
   object_class->get_property = gst_cd_seal_sink_get_property;
   object_class->finalize = gst_cd_seal_sink_finalize;
-  g_object_class_install_property (
-      object_class, PROP_LOCATION,
-      g_param_spec_string ("location", "Location", "The file to write (made owner-only)", NULL,
-                           rw | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (object_class, PROP_LOCATION,
+                                   g_param_spec_string ("location", "Location",
+                                                        "The file to write (made owner-only)", NULL,
+                                                        rw | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (
       object_class, PROP_KEY,
       g_param_spec_boxed ("key", "Key", "The company's key (32 bytes)", G_TYPE_BYTES,
                           G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
-  g_object_class_install_property (
-      object_class, PROP_COMPANY,
-      g_param_spec_string ("company", "Company", "Whose file it is (named in its header)", NULL,
-                           rw | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (object_class, PROP_COMPANY,
+                                   g_param_spec_string ("company", "Company",
+                                                        "Whose file it is (named in its header)",
+                                                        NULL, rw | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (
       object_class, PROP_KEY_VERSION,
       g_param_spec_uint ("key-version", "Key version", "The version of the company's key", 0,
@@ -381,14 +380,14 @@ gst_cd_seal_sink_class_init (GstCdSealSinkClass *klass)
       g_param_spec_uint64 ("sync-interval", "Sync interval",
                            "Sync the file to disk at least this often (ns; 0: only at the end)", 0,
                            G_MAXUINT64, 5 * GST_SECOND, rw));
-  g_object_class_install_property (
-      object_class, PROP_PLAIN_BYTES,
-      g_param_spec_uint64 ("plain-bytes", "Plain bytes", "Bytes sealed so far", 0, G_MAXUINT64, 0,
-                           ro));
-  g_object_class_install_property (
-      object_class, PROP_SEALED_BYTES,
-      g_param_spec_uint64 ("sealed-bytes", "Sealed bytes", "Bytes written to the file so far", 0,
-                           G_MAXUINT64, 0, ro));
+  g_object_class_install_property (object_class, PROP_PLAIN_BYTES,
+                                   g_param_spec_uint64 ("plain-bytes", "Plain bytes",
+                                                        "Bytes sealed so far", 0, G_MAXUINT64, 0,
+                                                        ro));
+  g_object_class_install_property (object_class, PROP_SEALED_BYTES,
+                                   g_param_spec_uint64 ("sealed-bytes", "Sealed bytes",
+                                                        "Bytes written to the file so far", 0,
+                                                        G_MAXUINT64, 0, ro));
 
   gst_element_class_set_static_metadata (element_class, "Sealed file sink", "Sink/File",
                                          "Writes a stream sealed with a company's key",

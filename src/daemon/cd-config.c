@@ -157,6 +157,9 @@ static const KeyInfo keys[] = {
     "longest prompt an admin may upload, in seconds of audio" },
   { "blobs", "dir", KEY_STRING, OFF (blobs_dir), 0, 0, "",
     "the folder stored prompts live in; empty: blobs under the state folder" },
+  { "blobs", "master_key_file", KEY_STRING, OFF (blobs_master_key_file), 0, 0, "",
+    "the master key that seals recordings and voicemails (32 bytes, base64); empty: "
+    "STATE/keys/master.key, made once. Every daemon of one database needs the same" },
   { "log", "level", KEY_LOG_LEVEL, OFF (log_level), 0, 0, "info",
     "lowest level logged: debug, info, message, warning" },
   { "shutdown", "timeout_s", KEY_UINT, OFF (shutdown_timeout_s), 1, 3600, "10",
@@ -263,6 +266,7 @@ cd_config_free (CdConfig *config)
   g_free (config->listen_host);
   g_free (config->state_dir);
   g_free (config->blobs_dir);
+  g_free (config->blobs_master_key_file);
   g_free (config->pg_conninfo);
   g_free (config->pg_app_role);
   g_free (config->redis_url);

@@ -108,7 +108,8 @@ typedef struct {
   guint64 ivr_max_prompt_bytes;
   guint ivr_max_prompt_s;
   /* [blobs] */
-  char *blobs_dir; /* empty: blobs under the state folder */
+  char *blobs_dir;             /* empty: blobs under the state folder */
+  char *blobs_master_key_file; /* empty: STATE/keys/master.key, made once */
   /* [log] */
   char *log_level;
   /* [shutdown] */

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <gst/gst.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -407,6 +408,8 @@ on_app_role_checked (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   cd_mailer_start (self->mailer);
+  if (self->signal)
+    cd_signal_server_recover_recordings (self->signal);
   load_blocks (self);
 }
 
@@ -610,6 +613,7 @@ cd_daemon_dispose (GObject *object)
   g_clear_pointer (&self->api.turn_secret, g_free);
   g_clear_object (&self->api.calls);
   g_clear_object (&self->api.blobs);
+  g_clear_object (&self->api.keyring);
   if (self->mailer)
     cd_mailer_stop (self->mailer);
   g_clear_object (&self->mailer);
@@ -732,6 +736,25 @@ start_api (CdDaemon *self, GError **error)
                                  ? g_strdup (config->blobs_dir)
                                  : g_build_filename (config->state_dir, "blobs", NULL);
     self->api.blobs = cd_blob_store_new_local (blobs);
+  }
+  {
+    g_autofree char *master_file =
+        config->blobs_master_key_file[0]
+            ? g_strdup (config->blobs_master_key_file)
+            : g_build_filename (config->state_dir, "keys", "master.key", NULL);
+    guint8 *master = sodium_malloc (CD_SEAL_KEY_BYTES);
+    gboolean ok;
+
+    g_assert (master != NULL);
+    ok = cd_keyring_load_master (master_file, config->blobs_master_key_file[0] == '\0', master,
+                                 error);
+    if (ok)
+      self->api.keyring = cd_keyring_new (self->pool, master);
+    sodium_free (master);
+    if (!ok) {
+      g_prefix_error (error, "blobs.master_key_file: ");
+      return FALSE;
+    }
   }
   return TRUE;
 }

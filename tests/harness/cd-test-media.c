@@ -13,11 +13,11 @@
 gint16 *
 cd_test_decode_ogg (GBytes *ogg, guint channels, gsize *frames)
 {
-  g_autofree char *description = g_strdup_printf (
-      "appsrc name=in ! oggdemux ! opusdec ! audioconvert ! audioresample ! "
-      "audio/x-raw,format=S16LE,rate=48000,channels=%u,layout=interleaved ! "
-      "appsink name=out sync=false",
-      channels);
+  g_autofree char *description =
+      g_strdup_printf ("appsrc name=in ! oggdemux ! opusdec ! audioconvert ! audioresample ! "
+                       "audio/x-raw,format=S16LE,rate=48000,channels=%u,layout=interleaved ! "
+                       "appsink name=out sync=false",
+                       channels);
   g_autoptr (GError) error = NULL;
   g_autoptr (GstElement) pipeline = gst_parse_launch (description, &error);
   g_autoptr (GstElement) in = NULL;
@@ -31,7 +31,8 @@ cd_test_decode_ogg (GBytes *ogg, guint channels, gsize *frames)
   gst_app_src_push_buffer (GST_APP_SRC (in), gst_buffer_new_wrapped_bytes (ogg));
   gst_app_src_end_of_stream (GST_APP_SRC (in));
   for (;;) {
-    g_autoptr (GstSample) sample = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 30 * GST_SECOND);
+    g_autoptr (GstSample) sample =
+        gst_app_sink_try_pull_sample (GST_APP_SINK (out), 30 * GST_SECOND);
     GstBuffer *buffer;
     GstMapInfo map;
 

@@ -15,8 +15,8 @@ gint16 *cd_test_decode_ogg (GBytes *ogg, guint channels, gsize *frames);
 /* Opens a sealed file with @key (CD_SEAL_KEY_BYTES) for @company: what
  * opened, and @error when that is not the whole file (a cut file gives its
  * whole chunks and CD_SEAL_ERROR_TRUNCATED). */
-GBytes *cd_test_unseal (GBytes *sealed, const guint8 *key, const char *company,
-                        guint32 key_version, GError **error);
+GBytes *cd_test_unseal (GBytes *sealed, const guint8 *key, const char *company, guint32 key_version,
+                        GError **error);
 
 /* The dominant frequency of @channel in each whole second of @pcm (0 when
  * that second is silent), as "440 440 0 880" for messages and checks. */

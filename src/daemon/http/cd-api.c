@@ -388,7 +388,8 @@ cd_api_register (CdApi *api, CdHttpServer *server, GError **error)
          cd_api_call_media_register (api, server, error) &&
          cd_api_queues_register (api, server, error) && cd_api_ivr_register (api, server, error) &&
          cd_api_prompts_register (api, server, error) &&
-         cd_api_voicemails_register (api, server, error) && cd_http_static_register (server, error);
+         cd_api_voicemails_register (api, server, error) &&
+         cd_api_recordings_register (api, server, error) && cd_http_static_register (server, error);
 }
 
 static CdRoles

@@ -12,6 +12,7 @@
 #include "../routing/cd-queue-roster.h"
 #include "../store/cd-blob-store.h"
 #include "../store/cd-call-store.h"
+#include "../store/cd-keyring.h"
 #include "../store/cd-pg-pool.h"
 #include "../store/cd-redis.h"
 #include "cd-http-problem.h"
@@ -40,7 +41,15 @@ typedef struct {
   CdPasswordPolicy *passwords;
   CdMailer *mailer;   /* nullable: mails then wait in the outbox */
   CdCallStore *calls; /* calls and their timelines, written behind */
-  CdBlobStore *blobs; /* prompts */
+  CdBlobStore *blobs; /* prompts, voicemails, recordings */
+  CdKeyring *keyring; /* the keys that seal recordings and voicemails */
+  /* the call recordings this daemon controls (set by the signal server):
+   * @action start, pause, resume or stop; @only_agent: the agent who asks,
+   * who must be the call's (NULL for admins); FALSE and @error (a CD_HTTP_ERROR
+   * for the client) when it cannot */
+  gboolean (*control_recording) (gpointer data, const char *company_id, const char *call_id,
+                                 const char *action, const char *only_agent, GError **error);
+  gpointer control_recording_data;
   /* the calls live on this daemon, for media engineers (set by the signal server) */
   CdCallPipeline *(*lookup_pipeline) (gpointer data, const char *company_id, const char *call_id);
   gpointer lookup_pipeline_data;
@@ -145,6 +154,7 @@ gboolean cd_api_queues_register (CdApi *api, CdHttpServer *server, GError **erro
 gboolean cd_api_ivr_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_prompts_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_voicemails_register (CdApi *api, CdHttpServer *server, GError **error);
+gboolean cd_api_recordings_register (CdApi *api, CdHttpServer *server, GError **error);
 gboolean cd_api_widget_register (CdApi *api, CdHttpServer *server, GError **error);
 void cd_api_call_rate_limit_address (CdApiCall *call, const char *kind, guint limit, guint window_s,
                                      CdApiProceedFunc proceed);

@@ -31,6 +31,7 @@ enum {
   SIGNAL_PROMPT_DONE,
   SIGNAL_INBAND_DTMF,
   SIGNAL_RECORDING_LEVEL,
+  SIGNAL_RECORDING_FAILED,
   SIGNAL_FAILED,
   SIGNAL_LEG_FAILED,
   N_SIGNALS
@@ -122,6 +123,8 @@ struct _CdCallPipeline {
   gboolean ivr;        /* the IVR has the visitor: prompts or silence, no tone */
   Branch *recording;   /* the visitor recorded (voicemail) */
   struct _RecordingShared *recording_shared;
+  Branch *call_recording; /* the call recorded (both parties, sealed) */
+  struct _RecordingShared *call_recording_shared;
   guint prompts; /* prompts played, for their ids and names */
   gboolean failed;
   gboolean stopped;
@@ -1130,7 +1133,9 @@ add_prompt (CdCallPipeline *self, Leg *leg, const char *path, guint id)
  * told every 100 ms, encoded into Ogg/Opus; finished off the main loop ---- */
 
 typedef struct _RecordingShared {
-  gint64 frames; /* counted at the encoder (atomic) */
+  gint64 frames;  /* counted at the encoder (atomic) */
+  guint channels; /* of what is counted, set before any probe runs */
+  gint paused;    /* atomic: while set, what is recorded is silence */
   GMutex lock;
   GCond cond;
   gboolean eos; /* the end reached the file */
@@ -1156,9 +1161,10 @@ on_recorded_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
   RecordingShared *r = user_data;
 
-  /* S16LE mono: two bytes a frame */
+  /* S16LE: two bytes a sample */
   g_atomic_pointer_add (&r->frames,
-                        (gssize) (gst_buffer_get_size (GST_PAD_PROBE_INFO_BUFFER (info)) / 2));
+                        (gssize) (gst_buffer_get_size (GST_PAD_PROBE_INFO_BUFFER (info)) /
+                                  (2 * MAX (r->channels, 1))));
   return GST_PAD_PROBE_OK;
 }
 
@@ -1201,6 +1207,7 @@ cd_call_pipeline_start_recording (CdCallPipeline *self, const char *path)
   ensure_decoded (self, leg);
   b = branch_new (leg->role, 0, FALSE);
   self->recording_shared = g_atomic_rc_box_new0 (RecordingShared);
+  self->recording_shared->channels = 1;
   g_mutex_init (&self->recording_shared->lock);
   g_cond_init (&self->recording_shared->cond);
   queue = add_element (self, b, "queue", "visitor-record");
@@ -1236,13 +1243,15 @@ cd_call_pipeline_start_recording (CdCallPipeline *self, const char *path)
 typedef struct {
   Removal *removal;
   RecordingShared *shared;
-  GstPad *queue_sink;
+  GPtrArray *queue_sinks; /* GstPad*: where the recorded audio enters */
   char *path;
+  GstElement *sink; /* a cdsealsink, or NULL */
 } RecordingStop;
 
 typedef struct {
   guint ms;
   guint64 bytes;
+  guint64 plain_bytes;
 } RecordingResult;
 
 /* Detaches the recording, lets its end reach the file, then stops and
@@ -1259,7 +1268,8 @@ recording_stop_thread (GTask *task, gpointer source, gpointer task_data, GCancel
   for (guint i = 0; i < removal->tee_pads->len; i++)
     detach_tee_pad (g_ptr_array_index (removal->tee_pads, i));
   g_ptr_array_set_size (removal->tee_pads, 0);
-  gst_pad_send_event (stop->queue_sink, gst_event_new_eos ());
+  for (guint i = 0; i < stop->queue_sinks->len; i++)
+    gst_pad_send_event (g_ptr_array_index (stop->queue_sinks, i), gst_event_new_eos ());
   g_mutex_lock (&r->lock);
   while (!r->eos)
     if (!g_cond_wait_until (&r->cond, &r->lock, until))
@@ -1278,6 +1288,8 @@ recording_stop_thread (GTask *task, gpointer source, gpointer task_data, GCancel
 
     result->ms = (guint) (g_atomic_pointer_get (&r->frames) / 48);
     result->bytes = g_stat (stop->path, &st) == 0 ? (guint64) st.st_size : 0;
+    if (stop->sink)
+      g_object_get (stop->sink, "plain-bytes", &result->plain_bytes, NULL);
     g_task_return_pointer (task, result, g_free);
   }
 }
@@ -1297,7 +1309,8 @@ recording_stop_free (gpointer data)
   RecordingStop *stop = data;
 
   recording_shared_release (stop->shared);
-  gst_object_unref (stop->queue_sink);
+  g_ptr_array_unref (stop->queue_sinks);
+  g_clear_object (&stop->sink);
   g_free (stop->path);
   g_free (stop);
 }
@@ -1322,7 +1335,8 @@ cd_call_pipeline_stop_recording_async (CdCallPipeline *self, GAsyncReadyCallback
   }
   stop = g_new0 (RecordingStop, 1);
   queue = g_ptr_array_index (self->recording->elements, 0);
-  stop->queue_sink = gst_element_get_static_pad (queue, "sink");
+  stop->queue_sinks = g_ptr_array_new_with_free_func (gst_object_unref);
+  g_ptr_array_add (stop->queue_sinks, gst_element_get_static_pad (queue, "sink"));
   g_object_get (g_ptr_array_index (self->recording->elements, self->recording->elements->len - 1),
                 "location", &stop->path, NULL);
   stop->shared = g_steal_pointer (&self->recording_shared);
@@ -1344,6 +1358,193 @@ cd_call_pipeline_stop_recording_finish (CdCallPipeline *self, GAsyncResult *resu
     return FALSE;
   *ms = got->ms;
   *bytes = got->bytes;
+  return TRUE;
+}
+
+/* ---- recording the call: the visitor's decoded audio on the left, the
+ * agent's on the right, interleaved live, encoded into Ogg/Opus and sealed
+ * as it is written (cdsealsink); paused, both channels carry silence ---- */
+
+static GstPadProbeReturn
+on_call_recording_feed (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  RecordingShared *r = user_data;
+  GstBuffer *buffer;
+
+  if (!g_atomic_int_get (&r->paused))
+    return GST_PAD_PROBE_OK;
+  /* the same length of silence, so the recording's timeline stays true */
+  buffer = gst_buffer_make_writable (GST_PAD_PROBE_INFO_BUFFER (info));
+  gst_buffer_memset (buffer, 0, 0, gst_buffer_get_size (buffer));
+  GST_PAD_PROBE_INFO_DATA (info) = buffer;
+  return GST_PAD_PROBE_OK;
+}
+
+/**
+ * cd_call_pipeline_start_call_recording:
+ * @path: the file to write (sealed)
+ * @key: the company's key (32 bytes), @company and @key_version for the
+ *   file's header
+ *
+ * Records the call in stereo until cd_call_pipeline_stop_call_recording_async():
+ * the visitor left, the agent right (silence for a party not there). A
+ * file that cannot be written is told by "recording-failed"; the call goes
+ * on.
+ */
+gboolean
+cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, GBytes *key,
+                                       const char *company, guint32 key_version, GError **error)
+{
+  static const CdLegRole parties[] = { CD_LEG_VISITOR, CD_LEG_AGENT };
+  g_autoptr (GstCaps) caps = NULL;
+  g_autoptr (GstPad) counted = NULL;
+  g_autoptr (GstPad) written = NULL;
+  GstElement *interleave, *filter, *enc, *mux, *sink;
+  GstElement *feeds[G_N_ELEMENTS (parties)] = { NULL };
+  Branch *b;
+
+  if (self->pipeline == NULL || self->stopped) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_FAILED,
+                         "the call's media has ended");
+    return FALSE;
+  }
+  if (self->call_recording) {
+    g_set_error_literal (error, CD_MEDIA_ERROR, CD_MEDIA_ERROR_FAILED,
+                         "the call is recorded already");
+    return FALSE;
+  }
+  b = branch_new (CD_LEG_VISITOR, 0, FALSE);
+  self->call_recording_shared = g_atomic_rc_box_new0 (RecordingShared);
+  self->call_recording_shared->channels = 2;
+  g_mutex_init (&self->call_recording_shared->lock);
+  g_cond_init (&self->call_recording_shared->cond);
+  interleave = add_element (self, b, "audiointerleave", "call-record-interleave");
+  /* on time even while a party says nothing or is not there */
+  g_object_set (interleave, "force-live", TRUE, "latency", (guint64) 100 * GST_MSECOND, NULL);
+  gst_util_set_object_arg (G_OBJECT (interleave), "start-time-selection", "first");
+  filter = add_element (self, b, "capsfilter", NULL);
+  caps = gst_caps_from_string ("audio/x-raw,format=S16LE,rate=48000,channels=2");
+  g_object_set (filter, "caps", caps, NULL);
+  enc = add_element (self, b, "opusenc", NULL);
+  g_object_set (enc, "bitrate", 64000, NULL);
+  mux = add_element (self, b, "oggmux", NULL);
+  /* a page at least every half second, for the sink to seal */
+  g_object_set (mux, "max-delay", (guint64) 500 * GST_MSECOND, "max-page-delay",
+                (guint64) 500 * GST_MSECOND, NULL);
+  sink = add_element (self, b, "cdsealsink", "call-record-file");
+  g_object_set (sink, "location", path, "key", key, "company", company, "key-version", key_version,
+                NULL);
+  if (!gst_element_link_many (interleave, filter, enc, mux, sink, NULL))
+    g_error ("call %s: cannot record the call", self->call_id);
+  for (gsize i = 0; i < G_N_ELEMENTS (parties); i++) {
+    Leg *leg = &self->legs[parties[i]];
+    g_autofree char *qname = g_strdup_printf ("%s-record", leg_names[parties[i]]);
+    g_autoptr (GstPad) qsrc = NULL;
+    g_autoptr (GstPad) isink = NULL;
+
+    /* requested in order: the visitor's pad is channel 0, the agent's 1 */
+    isink = gst_element_request_pad_simple (interleave, "sink_%u");
+    if (leg->webrtc == NULL || leg->tee == NULL)
+      continue;
+    ensure_decoded (self, leg);
+    feeds[i] = add_crossing_queue (self, b, qname);
+    qsrc = gst_element_get_static_pad (feeds[i], "src");
+    gst_pad_add_probe (qsrc, GST_PAD_PROBE_TYPE_BUFFER, on_call_recording_feed,
+                       g_atomic_rc_box_acquire (self->call_recording_shared),
+                       recording_shared_release);
+    if (gst_pad_link (qsrc, isink) != GST_PAD_LINK_OK)
+      g_error ("call %s: cannot record the %s", self->call_id, leg->name);
+  }
+  counted = gst_element_get_static_pad (filter, "src");
+  gst_pad_add_probe (counted, GST_PAD_PROBE_TYPE_BUFFER, on_recorded_buffer,
+                     g_atomic_rc_box_acquire (self->call_recording_shared),
+                     recording_shared_release);
+  written = gst_element_get_static_pad (sink, "sink");
+  gst_pad_add_probe (written, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_recording_end,
+                     g_atomic_rc_box_acquire (self->call_recording_shared),
+                     recording_shared_release);
+  sync_elements (b);
+  for (gsize i = 0; i < G_N_ELEMENTS (parties); i++)
+    if (feeds[i] && !link_from_tee (b, self->legs[parties[i]].pcm, feeds[i]))
+      g_error ("call %s: cannot record the call", self->call_id);
+  self->call_recording = b;
+  return TRUE;
+}
+
+/* Pauses (silence of the same length) or resumes the call's recording. */
+void
+cd_call_pipeline_pause_call_recording (CdCallPipeline *self, gboolean paused)
+{
+  if (self->call_recording_shared)
+    g_atomic_int_set (&self->call_recording_shared->paused, paused);
+}
+
+gboolean
+cd_call_pipeline_is_call_recorded (CdCallPipeline *self)
+{
+  return self->call_recording != NULL;
+}
+
+/**
+ * cd_call_pipeline_stop_call_recording_async:
+ *
+ * Ends the call's recording: the task returns once its file is whole.
+ */
+void
+cd_call_pipeline_stop_call_recording_async (CdCallPipeline *self, GAsyncReadyCallback callback,
+                                            gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  RecordingStop *stop;
+
+  if (self->call_recording == NULL || self->pipeline == NULL) {
+    g_task_return_new_error (task, CD_MEDIA_ERROR, CD_MEDIA_ERROR_FAILED,
+                             "the call is not recorded");
+    return;
+  }
+  stop = g_new0 (RecordingStop, 1);
+  stop->queue_sinks = g_ptr_array_new_with_free_func (gst_object_unref);
+  for (guint i = 0; i < self->call_recording->elements->len; i++) {
+    GstElement *e = g_ptr_array_index (self->call_recording->elements, i);
+
+    if (g_object_get_data (G_OBJECT (e), "cd-crossing"))
+      g_ptr_array_add (stop->queue_sinks, gst_element_get_static_pad (e, "sink"));
+    if (g_str_equal (GST_OBJECT_NAME (e), "call-record-file"))
+      stop->sink = gst_object_ref (e);
+  }
+  if (stop->queue_sinks->len == 0) {
+    /* nobody fed it: the end goes in where the audio would */
+    GstElement *interleave = g_ptr_array_index (self->call_recording->elements, 0);
+    g_autoptr (GstIterator) it = gst_element_iterate_sink_pads (interleave);
+    GValue item = G_VALUE_INIT;
+
+    while (gst_iterator_next (it, &item) == GST_ITERATOR_OK) {
+      g_ptr_array_add (stop->queue_sinks, g_value_dup_object (&item));
+      g_value_reset (&item);
+    }
+    g_value_unset (&item);
+  }
+  g_object_get (stop->sink, "location", &stop->path, NULL);
+  stop->shared = g_steal_pointer (&self->call_recording_shared);
+  stop->removal = removal_new (self);
+  removal_take_branch (stop->removal, g_steal_pointer (&self->call_recording), TRUE, FALSE);
+  g_task_set_task_data (task, stop, recording_stop_free);
+  g_ptr_array_add (self->removals, g_thread_new ("call-recording-stop", recording_stop_main,
+                                                 g_steal_pointer (&task)));
+}
+
+gboolean
+cd_call_pipeline_stop_call_recording_finish (CdCallPipeline *self, GAsyncResult *result, guint *ms,
+                                             guint64 *bytes, guint64 *plain_bytes, GError **error)
+{
+  g_autofree RecordingResult *got = g_task_propagate_pointer (G_TASK (result), error);
+
+  if (got == NULL)
+    return FALSE;
+  *ms = got->ms;
+  *bytes = got->bytes;
+  if (plain_bytes)
+    *plain_bytes = got->plain_bytes;
   return TRUE;
 }
 
@@ -1914,6 +2115,13 @@ on_bus_message (GstBus *bus, GstMessage *message, gpointer user_data)
       G_GNUC_END_IGNORE_DEPRECATIONS
       return G_SOURCE_CONTINUE;
     }
+    /* the call's recording cannot be written: the call goes on */
+    if (e && gst_structure_has_name (e, "cd-seal-failed") &&
+        g_str_equal (GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), "call-record-file")) {
+      g_signal_emit (self, signals[SIGNAL_RECORDING_FAILED], 0,
+                     gst_structure_get_string (e, "reason"));
+      return G_SOURCE_CONTINUE;
+    }
     /* spandsp's dtmfdetect, on the visitor's audio */
     if (e && gst_structure_has_name (e, "dtmf-event") && self->legs[CD_LEG_VISITOR].inband &&
         g_str_has_suffix (GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), "-dtmf-detect") &&
@@ -2152,6 +2360,8 @@ cd_call_pipeline_finalize (GObject *object)
   }
   g_clear_pointer (&self->recording, branch_free);
   g_clear_pointer (&self->recording_shared, recording_shared_release);
+  g_clear_pointer (&self->call_recording, branch_free);
+  g_clear_pointer (&self->call_recording_shared, recording_shared_release);
   g_ptr_array_unref (self->branches);
   /* (stop handed them to the teardown) */
   g_ptr_array_unref (self->removals);
@@ -2183,6 +2393,10 @@ cd_call_pipeline_class_init (CdCallPipelineClass *klass)
   signals[SIGNAL_RECORDING_LEVEL] =
       g_signal_new ("recording-level", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                     NULL, G_TYPE_NONE, 1, G_TYPE_DOUBLE);
+  /* (reason): the call's recording cannot be written (the call goes on) */
+  signals[SIGNAL_RECORDING_FAILED] =
+      g_signal_new ("recording-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                    NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
   /* (leg, digit): a DTMF tone heard in the leg's audio */
   signals[SIGNAL_INBAND_DTMF] =
       g_signal_new ("inband-dtmf", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,

@@ -57,6 +57,8 @@ G_DECLARE_FINAL_TYPE (CdCallPipeline, cd_call_pipeline, CD, CALL_PIPELINE, GObje
  *   "local-candidate" (CdLegRole leg, guint mline, const char *candidate)
  *   "leg-connected" (CdLegRole leg): ICE and DTLS up, audio arriving
  *   "dtmf" (CdLegRole leg, const char *digit, guint duration_ms): RFC 4733
+ *   "recording-failed" (const char *reason): the call's recording cannot be
+ *     written (a folder that cannot be written, a full disk); the call goes on
  *   "failed" (const char *reason, const char *detail): the call cannot go on
  *     (reason pipeline-error)
  *   "leg-failed" (CdLegRole leg, const char *reason, const char *detail): that
@@ -80,6 +82,16 @@ void cd_call_pipeline_stop_recording_async (CdCallPipeline *self, GAsyncReadyCal
                                             gpointer user_data);
 gboolean cd_call_pipeline_stop_recording_finish (CdCallPipeline *self, GAsyncResult *result,
                                                  guint *ms, guint64 *bytes, GError **error);
+gboolean cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, GBytes *key,
+                                                const char *company, guint32 key_version,
+                                                GError **error);
+void cd_call_pipeline_pause_call_recording (CdCallPipeline *self, gboolean paused);
+gboolean cd_call_pipeline_is_call_recorded (CdCallPipeline *self);
+void cd_call_pipeline_stop_call_recording_async (CdCallPipeline *self, GAsyncReadyCallback callback,
+                                                 gpointer user_data);
+gboolean cd_call_pipeline_stop_call_recording_finish (CdCallPipeline *self, GAsyncResult *result,
+                                                      guint *ms, guint64 *bytes,
+                                                      guint64 *plain_bytes, GError **error);
 char *cd_call_pipeline_get_dot (CdCallPipeline *self);
 void cd_call_pipeline_get_stats_async (CdCallPipeline *self, GCancellable *cancellable,
                                        GAsyncReadyCallback callback, gpointer user_data);

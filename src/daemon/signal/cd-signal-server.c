@@ -397,6 +397,8 @@ cd_signal_server_new (CdApi *api, const CdSignalSettings *settings)
   self->switchboard = cd_switchboard_new (api, &settings->calls);
   api->lookup_pipeline = (gpointer) cd_switchboard_lookup_pipeline;
   api->lookup_pipeline_data = self->switchboard;
+  api->control_recording = (gpointer) cd_switchboard_control_recording;
+  api->control_recording_data = self->switchboard;
   api->lookup_member = (gpointer) cd_switchboard_member_now;
   api->lookup_member_data = self->switchboard;
   self->settings.calls.media.local_addresses = NULL; /* the switchboard keeps its copy */
@@ -412,6 +414,13 @@ void
 cd_signal_server_attach (CdSignalServer *self, CdHttpServer *http)
 {
   cd_http_server_add_websocket (http, "/api/v1/ws", on_websocket, self);
+}
+
+/* Once the database is ready: what a daemon that died left recording. */
+void
+cd_signal_server_recover_recordings (CdSignalServer *self)
+{
+  cd_switchboard_recover_recordings (self->switchboard);
 }
 
 guint

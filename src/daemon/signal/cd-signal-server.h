@@ -29,6 +29,7 @@ typedef struct {
 CdSignalServer *cd_signal_server_new (CdApi *api, const CdSignalSettings *settings);
 void cd_signal_server_attach (CdSignalServer *self, CdHttpServer *http);
 guint cd_signal_server_get_session_count (CdSignalServer *self);
+void cd_signal_server_recover_recordings (CdSignalServer *self);
 void cd_signal_server_close_all (CdSignalServer *self);
 CdSwitchboard *cd_signal_server_get_switchboard (CdSignalServer *self);
 

@@ -6,6 +6,8 @@
 
 #include "cd-switchboard.h"
 
+#include "cd-call-recorder.h"
+
 #include "../../common/cd-json.h"
 #include "../http/cd-http-fields.h"
 #include "../ivr/cd-ivr-runner.h"
@@ -149,10 +151,11 @@ struct _CdSwitchboard {
   GHashTable *agents; /* user id -> Agent* (owned) */
   GHashTable *queues; /* queue id -> QueueEntry* (owned) */
   CdPresence *presence;
-  guint renew_id;              /* renews the reservations this daemon holds */
-  guint retry_id;              /* routes again once held agents may be free */
-  GHashTable *supervising;     /* user id -> calls they supervise here (GUINT) */
-  CdTtsCache *tts;             /* nullable: no blob store */
+  guint renew_id;          /* renews the reservations this daemon holds */
+  guint retry_id;          /* routes again once held agents may be free */
+  GHashTable *supervising; /* user id -> calls they supervise here (GUINT) */
+  CdTtsCache *tts;         /* nullable: no blob store */
+  CdCallRecorder *recorder;
   GHashTable *retry_companies; /* company ids to route then */
 };
 
@@ -801,6 +804,9 @@ end_call (Call *call, const char *reason, const char *detail)
   /* what the visitor said before hanging up is a voicemail all the same */
   if (call->vm)
     voicemail_stop (call, "hangup");
+  /* the recording's file is finished before the pipeline stops */
+  if (cd_call_recorder_is_recording (self->recorder, call->id))
+    cd_call_recorder_stop (self->recorder, call->id, NULL);
   g_info ("call %s ended: %s%s%s", call->id, reason, detail ? ": " : "", detail ? detail : "");
   call->state = CALL_ENDED;
   if (self->settings.metrics) {
@@ -3329,6 +3335,7 @@ cd_switchboard_dispose (GObject *object)
   g_clear_pointer (&self->supervising, g_hash_table_unref);
   g_clear_object (&self->presence);
   g_clear_object (&self->tts);
+  g_clear_object (&self->recorder);
   G_OBJECT_CLASS (cd_switchboard_parent_class)->dispose (object);
 }
 
@@ -3378,6 +3385,7 @@ cd_switchboard_new (CdApi *api, const CdSwitchboardSettings *settings)
 
     if (api->redis)
       self->presence = cd_presence_new (api->redis, daemon_id, self->settings.reservation_lease_ms);
+    self->recorder = cd_call_recorder_new (api, daemon_id, settings->metrics);
   }
   if (api->blobs)
     self->tts = cd_tts_cache_new (api->blobs, api->settings.max_prompt_ms, settings->metrics);
@@ -3567,6 +3575,42 @@ cd_switchboard_lookup_pipeline (CdSwitchboard *self, const char *company_id, con
   if (call == NULL || !g_str_equal (call->company_id, company_id))
     return NULL;
   return call->pipeline;
+}
+
+void
+cd_switchboard_recover_recordings (CdSwitchboard *self)
+{
+  cd_call_recorder_recover (self->recorder);
+}
+
+gboolean
+cd_switchboard_control_recording (CdSwitchboard *self, const char *company_id, const char *call_id,
+                                  const char *action, const char *only_agent, GError **error)
+{
+  Call *call = g_hash_table_lookup (self->calls, call_id);
+
+  if (call == NULL || !g_str_equal (call->company_id, company_id) || call->state == CALL_ENDED ||
+      (only_agent && (call->agent == NULL || !g_str_equal (call->agent->user_id, only_agent)))) {
+    g_set_error_literal (error, CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND,
+                         "no such call in progress on this server");
+    return FALSE;
+  }
+  if (g_str_equal (action, "start")) {
+    if (call->pipeline == NULL) {
+      g_set_error_literal (error, CD_HTTP_ERROR, CD_HTTP_ERROR_CONFLICT,
+                           "the call has no media yet: start recording once it is connected");
+      return FALSE;
+    }
+    return cd_call_recorder_start (self->recorder, call->pipeline, call->company_id, call->id,
+                                   call->agent ? call->agent->user_id : NULL, error);
+  }
+  if (g_str_equal (action, "pause") || g_str_equal (action, "resume"))
+    return cd_call_recorder_pause (self->recorder, call->id, g_str_equal (action, "pause"), error);
+  if (g_str_equal (action, "stop"))
+    return cd_call_recorder_stop (self->recorder, call->id, error);
+  g_set_error (error, CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+               "action: \"%s\" is none of start, pause, resume, stop", action);
+  return FALSE;
 }
 
 guint

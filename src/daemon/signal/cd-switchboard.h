@@ -39,6 +39,10 @@ gboolean cd_switchboard_member_now (CdSwitchboard *self, const char *company_id,
                                     const char *agent_id, CdMemberNow *now);
 CdCallPipeline *cd_switchboard_lookup_pipeline (CdSwitchboard *self, const char *company_id,
                                                 const char *call_id);
+gboolean cd_switchboard_control_recording (CdSwitchboard *self, const char *company_id,
+                                           const char *call_id, const char *action,
+                                           const char *only_agent, GError **error);
+void cd_switchboard_recover_recordings (CdSwitchboard *self);
 guint cd_switchboard_get_call_count (CdSwitchboard *self);
 void cd_switchboard_end_all (CdSwitchboard *self, const char *reason);
 

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Call recordings (docs/storage.md): started, paused, resumed and stopped
+ * on a live call by its agent or an admin; listed with filters, read, and
+ * listened to (opened with the company's key as it is served). */
+
+#define G_LOG_DOMAIN "calldocker-http"
+
+#include "cd-api.h"
+
+#include "../../common/cd-json.h"
+#include "cd-http-fields.h"
+#include "cd-http-problem.h"
+
+#include <string.h>
+
+#define RECORDING_JSON                                                                        \
+  "jsonb_build_object('id', r.id, 'company_id', r.company_id, 'call_id', r.call_id,"          \
+  " 'parties', r.parties, 'started_at', r.started_at, 'ended_at', r.ended_at, 'duration_ms'," \
+  " r.duration_ms, 'size_bytes', r.size_bytes, 'state', r.state, 'reason', r.reason,"         \
+  " 'checksum', r.checksum)"
+
+/* ---- on a live call ---- */
+
+static const CdField control_fields[] = {
+  { "action", CD_FIELD_STRING, TRUE, 1, 10 },
+};
+
+static void
+handle_control (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdJwtClaims) claims = cd_api_guard (api, request, CD_ROLE_ANY, "company_id", &error);
+  g_autoptr (JsonObject) body = NULL;
+  const char *call_id = g_hash_table_lookup (request->params, "call_id");
+  const char *action;
+  gboolean agent;
+
+  if (claims == NULL) {
+    cd_api_respond_auth_error (request, error);
+    return;
+  }
+  body = cd_http_request_read_json (request, control_fields, G_N_ELEMENTS (control_fields), &error);
+  if (body == NULL) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  action = json_object_get_string_member (body, "action");
+  agent = g_strcmp0 (claims->role, "agent") == 0;
+  if (!cd_is_uuid (call_id) || api->control_recording == NULL) {
+    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND,
+                                 "no such call in progress on this server");
+  } else if (api->control_recording (api->control_recording_data,
+                                     g_hash_table_lookup (request->params, "company_id"), call_id,
+                                     action, agent ? claims->sub : NULL, &error)) {
+    g_autoptr (JsonBuilder) b = json_builder_new ();
+    g_autoptr (JsonNode) root = NULL;
+    g_autofree char *text = NULL;
+
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "call_id");
+    json_builder_add_string_value (b, call_id);
+    json_builder_set_member_name (b, "action");
+    json_builder_add_string_value (b, action);
+    json_builder_end_object (b);
+    root = json_builder_get_root (b);
+    text = json_to_string (root, FALSE);
+    /* accepted: what follows (the file, its row) is told on the timeline */
+    soup_server_message_set_status (request->msg, 202, NULL);
+    soup_server_message_set_response (request->msg, "application/json", SOUP_MEMORY_COPY, text,
+                                      strlen (text));
+    return;
+  }
+  cd_http_respond_problem (request->msg, request->request_id, error);
+}
+
+/* ---- stored ---- */
+
+static CdJwtClaims *
+guard (CdApi *api, CdHttpRequest *request, gboolean with_recording)
+{
+  return cd_api_guard_company_admin (api, request, with_recording ? "recording_id" : NULL,
+                                     "no such recording");
+}
+
+static const char *const states[] = { "recording", "complete", "partial", "failed", NULL };
+
+static void
+handle_list (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *cursor_time = NULL;
+  g_autofree char *cursor_id = NULL;
+  g_autofree char *limit_text = NULL;
+  const char *call_id = NULL, *state = NULL;
+  CdApiCall *call;
+  CdPgScope scope;
+  guint limit;
+
+  if (claims == NULL)
+    return;
+  if (!cd_api_page_params (request, &limit, &cursor_time, &cursor_id, &error)) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  if (request->query) {
+    call_id = g_hash_table_lookup (request->query, "call_id");
+    state = g_hash_table_lookup (request->query, "state");
+  }
+  if (call_id && !cd_is_uuid (call_id)) {
+    error = g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD, "call_id: not a UUID");
+  } else if (state && !g_strv_contains (states, state)) {
+    error = g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
+                         "state: none of recording, complete, partial, failed");
+  }
+  if (error) {
+    cd_http_respond_problem (request->msg, request->request_id, error);
+    return;
+  }
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
+  scope = cd_api_scope_of (call->caller);
+  cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
+  limit_text = g_strdup_printf ("%u", limit);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"),
+                             cursor_time,
+                             cursor_id,
+                             limit_text,
+                             call_id,
+                             state };
+    cd_pg_pool_query_scoped_async (
+        api->pool, &scope,
+        "WITH page AS (SELECT r.started_at AS created_at, r.id, " RECORDING_JSON " AS j"
+        "  FROM recordings r WHERE r.company_id = $1 AND ($2::timestamptz IS NULL"
+        "  OR (r.started_at, r.id) < ($2::timestamptz, $3::uuid))"
+        "  AND ($5::uuid IS NULL OR r.call_id = $5::uuid) AND ($6::text IS NULL OR r.state = $6)"
+        "  ORDER BY r.started_at DESC, r.id DESC LIMIT $4::int + 1)," CD_API_PAGE_NEWEST_FIRST (
+            "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
+        params, G_N_ELEMENTS (params), NULL, cd_api_call_on_query, call);
+  }
+}
+
+static void
+handle_get (CdHttpRequest *request, gpointer user_data)
+{
+  CdJwtClaims *claims = guard (user_data, request, TRUE);
+
+  if (claims)
+    cd_api_get_one (user_data, request, claims, "recording_id",
+                    "SELECT " RECORDING_JSON " FROM recordings r"
+                    " WHERE r.company_id = $1 AND r.id = $2");
+}
+
+/* ---- listening: the sealed file opened with the company's key in a
+ * worker thread; a file that fails its check is refused, never played ---- */
+
+typedef struct {
+  char *path;
+  char *company_id;
+  guint32 key_version;
+  CdCompanyKey *key;
+  GBytes *plain;
+} Opening;
+
+static void
+opening_free (Opening *o)
+{
+  g_free (o->path);
+  g_free (o->company_id);
+  g_clear_pointer (&o->key, cd_company_key_unref);
+  g_clear_pointer (&o->plain, g_bytes_unref);
+  g_free (o);
+}
+
+static void
+open_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  Opening *o = task_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GFile) file = g_file_new_for_path (o->path);
+  g_autoptr (GFileInputStream) in = g_file_read (file, cancellable, &error);
+  g_autoptr (CdUnsealer) unsealer = NULL;
+  g_autoptr (GInputStream) opening = NULL;
+  g_autoptr (GOutputStream) plain = g_memory_output_stream_new_resizable ();
+
+  if (in == NULL) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  unsealer = cd_unsealer_new (o->key->key, o->company_id, o->key_version);
+  opening = g_converter_input_stream_new (G_INPUT_STREAM (in), G_CONVERTER (unsealer));
+  if (g_output_stream_splice (plain, opening, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, cancellable,
+                              &error) < 0) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  o->plain = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (plain));
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_opened (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Opening *o = g_task_get_task_data (G_TASK (result));
+  g_autoptr (GError) error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error)) {
+    g_warning ("request %s: the recording %s does not open: %s", call->request_id, o->path,
+               error->message);
+    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND,
+                                   "the recording's file is missing from storage");
+    else if (error->domain == CD_SEAL_ERROR)
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
+                                   "the recording's file fails its check (changed or cut) and is "
+                                   "not served");
+    else
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL,
+                                   "the recording's file cannot be read");
+    return;
+  }
+  /* the whole body: libsoup answers a Range request with just that part */
+  cd_api_call_respond_bytes (call, 200, "audio/ogg", o->plain);
+}
+
+static void
+on_key (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Opening *o = call->data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GTask) task = NULL;
+
+  o->key = cd_keyring_get_finish (CD_KEYRING (source), result, &error);
+  if (o->key == NULL) {
+    g_warning ("request %s: no key for a recording: %s", call->request_id, error->message);
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL, "the recording's key cannot be had");
+    return;
+  }
+  call->data = NULL;
+  call->data_free = NULL;
+  task = g_task_new (NULL, NULL, on_opened, call);
+  g_task_set_task_data (task, o, (GDestroyNotify) opening_free);
+  g_task_run_in_thread (task, open_thread);
+}
+
+static void
+on_audio_row (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+  Opening *o;
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (PQntuples (res) == 0) {
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such recording");
+    return;
+  }
+  if (g_str_equal (PQgetvalue (res, 0, 3), "failed") ||
+      g_str_equal (PQgetvalue (res, 0, 3), "recording")) {
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
+                                 g_str_equal (PQgetvalue (res, 0, 3), "failed")
+                                     ? "the recording failed: nothing to listen to"
+                                     : "the recording is still being made");
+    return;
+  }
+  o = g_new0 (Opening, 1);
+  o->path = cd_blob_store_local_path (call->api->blobs, PQgetvalue (res, 0, 0));
+  o->company_id = g_strdup (PQgetvalue (res, 0, 1));
+  o->key_version = (guint32) g_ascii_strtoull (PQgetvalue (res, 0, 2), NULL, 10);
+  call->data = o;
+  call->data_free = (GDestroyNotify) opening_free;
+  cd_keyring_get_async (call->api->keyring, o->company_id, o->key_version, NULL, on_key, call);
+}
+
+static void
+handle_audio (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
+  CdApiCall *call;
+  CdPgScope scope;
+
+  if (claims == NULL)
+    return;
+  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
+  if (api->keyring == NULL || api->blobs == NULL) {
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_UNAVAILABLE,
+                                 "this server has no storage for recordings");
+    return;
+  }
+  scope = cd_api_scope_of (call->caller);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"),
+                             g_hash_table_lookup (request->params, "recording_id") };
+    cd_pg_pool_query_scoped_async (api->pool, &scope,
+                                   "SELECT storage_key, company_id, key_version, state"
+                                   " FROM recordings WHERE company_id = $1 AND id = $2",
+                                   params, 2, NULL, on_audio_row, call);
+  }
+}
+
+gboolean
+cd_api_recordings_register (CdApi *api, CdHttpServer *server, GError **error)
+{
+  return cd_http_server_add_route (server, "POST",
+                                   "/api/v1/companies/{company_id}/calls/{call_id}/recording",
+                                   handle_control, api, error) &&
+         cd_http_server_add_route (server, "GET", "/api/v1/companies/{id}/recordings", handle_list,
+                                   api, error) &&
+         cd_http_server_add_route (server, "GET",
+                                   "/api/v1/companies/{id}/recordings/{recording_id}", handle_get,
+                                   api, error) &&
+         cd_http_server_add_route (server, "GET",
+                                   "/api/v1/companies/{id}/recordings/{recording_id}/audio",
+                                   handle_audio, api, error);
+}

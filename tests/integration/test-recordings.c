@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Call recordings through the real daemon, with the C peers over WebRTC:
+ * the visitor sends 440 Hz, the agent 880 Hz; an admin records 10 s of the
+ * call with 2 s paused in the middle. The stored file is sealed (no Ogg in
+ * the clear), opens with the company's key, decodes to 10 s with 440 Hz on
+ * the left and 880 Hz on the right and 2 s of silence on both; the API
+ * serves byte ranges of it, refuses a tampered file, and shows another
+ * company's admin nothing. */
+
+#include "cd-audio.h"
+#include "cd-json.h"
+#include "cd-test-harness.h"
+#include "cd-test-media.h"
+#include "cd-test-seed.h"
+#include "store/cd-keyring.h"
+#include "store/cd-seal.h"
+
+#include <gst/gst.h>
+#include <libsoup/soup.h>
+#include <math.h>
+#include <signal.h>
+#include <sodium.h>
+#include <string.h>
+
+#define PASSWORD "correct horse battery staple"
+#define ORIGIN   "https://rec.test"
+
+static char *state;
+static CdTestDaemon *daemon_proc;
+static char *company, *other_company, *admin_token, *other_token, *password_file;
+static char *recording_id;
+
+static guint
+request (const char *method, const char *token, const char *path, const char *json,
+         const char *range, GBytes **body, GHashTable **headers)
+{
+  g_autoptr (SoupSession) session = soup_session_new_with_options ("timeout", 30, NULL);
+  g_autofree char *url = g_strdup_printf ("%sapi/v1/%s", daemon_proc->base_url, path);
+  g_autoptr (SoupMessage) msg = soup_message_new (method, url);
+  g_autofree char *auth = g_strdup_printf ("Bearer %s", token);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) reply = NULL;
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+  if (range)
+    soup_message_headers_replace (soup_message_get_request_headers (msg), "Range", range);
+  if (json) {
+    g_autoptr (GBytes) b = g_bytes_new (json, strlen (json));
+    soup_message_set_request_body_from_bytes (msg, "application/json", b);
+  }
+  reply = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  if (headers) {
+    *headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+    soup_message_headers_iter_init (&iter, soup_message_get_response_headers (msg));
+    while (soup_message_headers_iter_next (&iter, &name, &value))
+      g_hash_table_insert (*headers, g_ascii_strdown (name, -1), g_strdup (value));
+  }
+  if (soup_message_get_status (msg) >= 300)
+    g_test_message ("%s %s: %u %.*s", method, path, soup_message_get_status (msg),
+                    (int) g_bytes_get_size (reply), (const char *) g_bytes_get_data (reply, NULL));
+  if (body)
+    *body = g_steal_pointer (&reply);
+  return soup_message_get_status (msg);
+}
+
+static JsonObject *
+get_json (const char *token, const char *path, guint expect)
+{
+  g_autoptr (GBytes) body = NULL;
+  guint status = request ("GET", token, path, NULL, NULL, &body, NULL);
+
+  g_assert_cmpuint (status, ==, expect);
+  return cd_json_parse_object (g_bytes_get_data (body, NULL), g_bytes_get_size (body), NULL, NULL);
+}
+
+static guint
+control (const char *call_id, const char *action)
+{
+  g_autofree char *path = g_strdup_printf ("companies/%s/calls/%s/recording", company, call_id);
+  g_autofree char *json = g_strdup_printf ("{\"action\":\"%s\"}", action);
+
+  return request ("POST", admin_token, path, json, NULL, NULL, NULL);
+}
+
+/* The call in progress, once it is connected. */
+static char *
+connected_call (guint timeout_ms)
+{
+  gint64 until = g_get_monotonic_time () + timeout_ms * 1000;
+  g_autofree char *path = g_strdup_printf ("companies/%s/calls", company);
+
+  while (g_get_monotonic_time () < until) {
+    g_autoptr (JsonObject) page = get_json (admin_token, path, 200);
+    JsonArray *items = json_object_get_array_member (page, "items");
+
+    for (guint i = 0; i < json_array_get_length (items); i++) {
+      JsonObject *c = json_array_get_object_element (items, i);
+
+      if (g_strcmp0 (json_object_get_string_member (c, "state"), "connected") == 0)
+        return g_strdup (json_object_get_string_member (c, "id"));
+    }
+    cd_test_sleep (100);
+  }
+  g_assert_not_reached ();
+}
+
+/* The call's one recording, once it is in @state. */
+static JsonObject *
+recording_in (const char *call_id, const char *want, guint timeout_ms)
+{
+  gint64 until = g_get_monotonic_time () + timeout_ms * 1000;
+  g_autofree char *path = g_strdup_printf ("companies/%s/recordings?call_id=%s", company, call_id);
+
+  while (g_get_monotonic_time () < until) {
+    g_autoptr (JsonObject) page = get_json (admin_token, path, 200);
+    JsonArray *items = json_object_get_array_member (page, "items");
+
+    if (json_array_get_length (items) == 1) {
+      JsonObject *r = json_array_get_object_element (items, 0);
+
+      if (g_strcmp0 (json_object_get_string_member (r, "state"), want) == 0)
+        return json_object_ref (r);
+    }
+    cd_test_sleep (50);
+  }
+  g_assert_not_reached ();
+}
+
+static void
+sleep_until (gint64 t)
+{
+  gint64 left = t - g_get_monotonic_time ();
+
+  if (left > 0)
+    cd_test_sleep ((guint) (left / 1000));
+}
+
+/* 100 ms windows of @channel below -60 dBFS */
+static guint
+silent_windows (const gint16 *pcm, gsize frames, guint channel)
+{
+  guint silent = 0;
+
+  for (gsize at = 0; at + 4800 <= frames; at += 4800) {
+    double sum = 0;
+
+    for (gsize i = 0; i < 4800; i++) {
+      double v = pcm[(at + i) * 2 + channel] / 32768.0;
+      sum += v * v;
+    }
+    if (sqrt (sum / 4800) < 0.001)
+      silent++;
+  }
+  return silent;
+}
+
+static void
+test_stereo_with_pause (void)
+{
+  CdTestPeer *agent = cd_test_peer_start_argv (
+      "calldocker-agent", daemon_proc->base_url, NULL,
+      (const char *const[]){ "--email", "agent1@rec.test", "--password-file", password_file,
+                             "--tone", "880", "--calls", "1", "--timeout", "90", NULL });
+  CdTestPeer *visitor = NULL;
+  g_autofree char *call_id = NULL;
+  g_autoptr (JsonObject) recording = NULL;
+  g_autoptr (JsonObject) done = NULL;
+  g_autoptr (JsonObject) visitor_report = NULL;
+  g_autoptr (JsonObject) agent_report = NULL;
+  g_autoptr (GBytes) audio = NULL;
+  g_autoptr (GHashTable) headers = NULL;
+  g_autofree gint16 *pcm = NULL;
+  g_autofree char *left = NULL, *right = NULL, *audio_path = NULL;
+  gsize frames = 0;
+  gint64 t0;
+  double seconds;
+  guint quiet_left, quiet_right;
+  gboolean good = FALSE;
+
+  cd_test_sleep (1000); /* the agent signs in and is available */
+  visitor = cd_test_peer_start_argv ("calldocker-visitor", daemon_proc->base_url, NULL,
+                                     (const char *const[]){ "--company", company, "--origin",
+                                                            ORIGIN, "--tone", "440", "--hold", "18",
+                                                            "--timeout", "90", NULL });
+  call_id = connected_call (30000);
+  cd_test_sleep (1500); /* both parties' audio flows */
+  g_assert_cmpuint (control (call_id, "start"), ==, 202);
+  /* twice is refused */
+  g_assert_cmpuint (control (call_id, "start"), ==, 409);
+  recording = recording_in (call_id, "recording", 10000);
+  t0 = g_get_monotonic_time ();
+  recording_id = g_strdup (json_object_get_string_member (recording, "id"));
+  sleep_until (t0 + 4 * G_USEC_PER_SEC);
+  g_assert_cmpuint (control (call_id, "pause"), ==, 202);
+  g_assert_cmpuint (control (call_id, "pause"), ==, 409);
+  sleep_until (t0 + 6 * G_USEC_PER_SEC);
+  g_assert_cmpuint (control (call_id, "resume"), ==, 202);
+  sleep_until (t0 + 10 * G_USEC_PER_SEC);
+  g_assert_cmpuint (control (call_id, "stop"), ==, 202);
+  done = recording_in (call_id, "complete", 15000);
+  g_test_message ("recorded %" G_GINT64_FORMAT " ms, %" G_GINT64_FORMAT " bytes stored",
+                  json_object_get_int_member (done, "duration_ms"),
+                  json_object_get_int_member (done, "size_bytes"));
+  g_assert_cmpint (labs (json_object_get_int_member (done, "duration_ms") - 10000), <=, 300);
+  g_assert_cmpuint (strlen (json_object_get_string_member (done, "checksum")), ==, 64);
+
+  /* the call goes on after the recording: it ends when the visitor hangs up */
+  visitor_report = cd_test_peer_finish (visitor, 60000, &good);
+  g_assert_true (good);
+  agent_report = cd_test_peer_finish (agent, 60000, NULL);
+
+  audio_path = g_strdup_printf ("companies/%s/recordings/%s/audio", company, recording_id);
+  g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, NULL, &audio, &headers), ==,
+                    200);
+  g_assert_cmpstr (g_hash_table_lookup (headers, "content-type"), ==, "audio/ogg");
+  pcm = cd_test_decode_ogg (audio, 2, &frames);
+  seconds = frames / 48000.0;
+  left = cd_test_seconds_of (pcm, frames, 2, 0);
+  right = cd_test_seconds_of (pcm, frames, 2, 1);
+  quiet_left = silent_windows (pcm, frames, 0);
+  quiet_right = silent_windows (pcm, frames, 1);
+  g_test_message ("decodes to %.3f s; left: %s; right: %s; silent 100 ms windows: %u left, %u "
+                  "right",
+                  seconds, left, right, quiet_left, quiet_right);
+  g_assert_cmpfloat (fabs (seconds - 10.0), <=, 0.3);
+  /* each party on its channel: before and after the pause */
+  g_assert_true (g_str_has_prefix (left, "440 440 440"));
+  g_assert_true (g_str_has_prefix (right, "880 880 880"));
+  g_assert_true (g_str_has_suffix (left, "440 440"));
+  g_assert_true (g_str_has_suffix (right, "880 880"));
+  g_assert_null (strstr (left, "880"));
+  g_assert_null (strstr (right, "440"));
+  /* the pause: 2 s of silence on both, where it was */
+  g_assert_cmpuint (quiet_left, >=, 17);
+  g_assert_cmpuint (quiet_left, <=, 23);
+  g_assert_cmpuint (quiet_right, >=, 17);
+  g_assert_cmpuint (quiet_right, <=, 23);
+  {
+    g_auto (GStrv) l = g_strsplit (left, " ", -1);
+    g_auto (GStrv) r = g_strsplit (right, " ", -1);
+
+    g_assert_cmpuint (g_strv_length (l), >=, 6);
+    g_assert_cmpstr (l[5], ==, "0");
+    g_assert_cmpstr (r[5], ==, "0");
+  }
+
+  /* a byte range of it, as a player seeks */
+  {
+    g_autoptr (GBytes) part = NULL;
+    g_autoptr (GHashTable) part_headers = NULL;
+    g_autofree char *expect =
+        g_strdup_printf ("bytes 1000-1999/%" G_GSIZE_FORMAT, g_bytes_get_size (audio));
+
+    g_assert_cmpuint (
+        request ("GET", admin_token, audio_path, NULL, "bytes=1000-1999", &part, &part_headers), ==,
+        206);
+    g_assert_cmpstr (g_hash_table_lookup (part_headers, "content-range"), ==, expect);
+    g_assert_cmpuint (g_bytes_get_size (part), ==, 1000);
+    g_assert_cmpmem (g_bytes_get_data (part, NULL), 1000,
+                     (const guint8 *) g_bytes_get_data (audio, NULL) + 1000, 1000);
+  }
+  {
+    g_autoptr (GBytes) none = NULL;
+    g_autofree char *beyond =
+        g_strdup_printf ("bytes=%" G_GSIZE_FORMAT "-", g_bytes_get_size (audio) + 10);
+
+    g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, beyond, &none, NULL), ==, 416);
+  }
+}
+
+/* What is stored is sealed: no Ogg page in the clear, and it opens only
+ * with the company's key (read here from the master key file and the
+ * database, as a second daemon would). */
+static void
+test_stored_sealed (void)
+{
+  g_autofree char *file = g_build_filename (state, "blobs", "recordings", company, NULL);
+  g_autofree char *path = g_strdup_printf ("%s/%s.sealed", file, recording_id);
+  g_autofree char *data = NULL;
+  gsize length = 0;
+  g_autofree char *whose = NULL;
+  guint32 version = 0;
+
+  g_assert_nonnull (recording_id);
+  g_assert_true (g_file_get_contents (path, &data, &length, NULL));
+  g_assert_null (g_strstr_len (data, length, "OggS"));
+  g_assert_null (g_strstr_len (data, length, "OpusHead"));
+  g_assert_true (cd_seal_peek_header ((const guint8 *) data, length, &whose, &version, NULL));
+  g_assert_cmpstr (whose, ==, company);
+  g_assert_cmpuint (version, ==, 1);
+}
+
+static void
+test_tampered_refused (void)
+{
+  g_autofree char *path =
+      g_strdup_printf ("%s/blobs/recordings/%s/%s.sealed", state, company, recording_id);
+  g_autofree char *audio_path =
+      g_strdup_printf ("companies/%s/recordings/%s/audio", company, recording_id);
+  g_autofree char *data = NULL;
+  g_autofree char *saved = NULL;
+  gsize length = 0;
+  g_autoptr (GBytes) body = NULL;
+
+  g_assert_true (g_file_get_contents (path, &data, &length, NULL));
+  saved = g_memdup2 (data, length);
+  data[length / 2] ^= 0x40;
+  g_assert_true (g_file_set_contents (path, data, length, NULL));
+  g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, NULL, &body, NULL), ==, 409);
+  g_assert_nonnull (
+      g_strstr_len (g_bytes_get_data (body, NULL), g_bytes_get_size (body), "fails its check"));
+  g_assert_null (g_strstr_len (g_bytes_get_data (body, NULL), g_bytes_get_size (body), "OggS"));
+  g_assert_true (g_file_set_contents (path, saved, length, NULL));
+  g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, NULL, NULL, NULL), ==, 200);
+}
+
+/* Another company's admin: the recording is not there for them. */
+static void
+test_other_company (void)
+{
+  g_autofree char *own = g_strdup_printf ("companies/%s/recordings/%s", company, recording_id);
+  g_autofree char *audio = g_strdup_printf ("%s/audio", own);
+  g_autofree char *theirs =
+      g_strdup_printf ("companies/%s/recordings/%s/audio", other_company, recording_id);
+  g_autofree char *list = g_strdup_printf ("companies/%s/recordings", other_company);
+  g_autoptr (JsonObject) page = NULL;
+
+  g_assert_cmpuint (request ("GET", other_token, own, NULL, NULL, NULL, NULL), ==, 404);
+  g_assert_cmpuint (request ("GET", other_token, audio, NULL, NULL, NULL, NULL), ==, 404);
+  g_assert_cmpuint (request ("GET", other_token, theirs, NULL, NULL, NULL, NULL), ==, 404);
+  page = get_json (other_token, list, 200);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (page, "items")), ==, 0);
+}
+
+static void
+test_bad_requests (void)
+{
+  g_autofree char *no_call = g_uuid_string_random ();
+  g_autofree char *path = g_strdup_printf ("companies/%s/calls/%s/recording", company, no_call);
+  g_autofree char *bad_filter = g_strdup_printf ("companies/%s/recordings?state=lost", company);
+  g_autofree char *bad_call = g_strdup_printf ("companies/%s/recordings?call_id=nope", company);
+
+  g_assert_cmpuint (request ("POST", admin_token, path, "{\"action\":\"start\"}", NULL, NULL, NULL),
+                    ==, 404);
+  g_assert_cmpuint (request ("POST", admin_token, path, "{}", NULL, NULL, NULL), ==, 422);
+  g_assert_cmpuint (request ("POST", admin_token, path, "{\"action\":7}", NULL, NULL, NULL), ==,
+                    422);
+  g_assert_cmpuint (request ("GET", admin_token, bad_filter, NULL, NULL, NULL, NULL), ==, 422);
+  g_assert_cmpuint (request ("GET", admin_token, bad_call, NULL, NULL, NULL, NULL), ==, 422);
+}
+
+/* The daemon is killed (SIGKILL) 5 s into a recording and started again:
+ * the recording is found, kept up to its last whole page and marked
+ * 'partial'; it decodes to within 3 s of the kill. */
+static void
+test_killed_daemon_partial (void)
+{
+  const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1", NULL };
+  CdTestPeer *agent = cd_test_peer_start_argv (
+      "calldocker-agent", daemon_proc->base_url, NULL,
+      (const char *const[]){ "--email", "agent1@rec.test", "--password-file", password_file,
+                             "--tone", "880", "--calls", "1", "--timeout", "60", "--quiet", NULL });
+  CdTestPeer *visitor;
+  g_autofree char *call_id = NULL;
+  g_autoptr (JsonObject) recording = NULL;
+  g_autoptr (JsonObject) recovered = NULL;
+  g_autoptr (GBytes) audio = NULL;
+  g_autofree char *audio_path = NULL;
+  g_autofree gint16 *pcm = NULL;
+  g_autofree char *left = NULL;
+  gsize frames = 0;
+  gint64 t0;
+  double recorded_s, decoded_s;
+
+  cd_test_sleep (1000);
+  visitor = cd_test_peer_start_argv ("calldocker-visitor", daemon_proc->base_url, NULL,
+                                     (const char *const[]){ "--company", company, "--origin",
+                                                            ORIGIN, "--tone", "440", "--hold", "30",
+                                                            "--timeout", "60", "--quiet", NULL });
+  call_id = connected_call (30000);
+  cd_test_sleep (1500);
+  g_assert_cmpuint (control (call_id, "start"), ==, 202);
+  recording = recording_in (call_id, "recording", 10000);
+  t0 = g_get_monotonic_time ();
+  sleep_until (t0 + 5 * G_USEC_PER_SEC);
+  g_subprocess_send_signal (daemon_proc->process, SIGKILL);
+  recorded_s = (g_get_monotonic_time () - t0) / (double) G_USEC_PER_SEC;
+  cd_test_daemon_wait_exit (daemon_proc, 10000);
+  cd_test_daemon_free (daemon_proc);
+  /* the peers lose the call with the daemon */
+  cd_test_peer_wait (visitor, 60000);
+  cd_test_peer_wait (agent, 60000);
+  cd_test_peer_free (visitor);
+  cd_test_peer_free (agent);
+
+  daemon_proc = cd_test_daemon_spawn (state, NULL, env);
+  cd_test_daemon_wait_ready (daemon_proc, 60000);
+  recovered = recording_in (call_id, "partial", 30000);
+  g_test_message ("killed %.2f s into the recording; recovered: %" G_GINT64_FORMAT " ms, %s",
+                  recorded_s, json_object_get_int_member (recovered, "duration_ms"),
+                  json_object_get_string_member (recovered, "reason"));
+  audio_path = g_strdup_printf ("companies/%s/recordings/%s/audio", company,
+                                json_object_get_string_member (recovered, "id"));
+  g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, NULL, &audio, NULL), ==, 200);
+  pcm = cd_test_decode_ogg (audio, 2, &frames);
+  decoded_s = frames / 48000.0;
+  left = cd_test_seconds_of (pcm, frames, 2, 0);
+  g_test_message ("decodes to %.3f s; left: %s", decoded_s, left);
+  g_assert_cmpfloat (decoded_s, >, 0.5);
+  g_assert_cmpfloat (fabs (decoded_s - recorded_s), <=, 3.0);
+  g_assert_cmpfloat (
+      fabs (decoded_s - json_object_get_int_member (recovered, "duration_ms") / 1000.0), <=, 0.1);
+  g_assert_true (g_str_has_prefix (left, "440 440"));
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1", NULL };
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+  gst_init (NULL, NULL);
+  g_assert_cmpint (sodium_init (), >=, 0);
+  state = cd_test_make_tmp_dir ("cd-rec-XXXXXX");
+  daemon_proc = cd_test_daemon_spawn (state, NULL, env);
+  cd_test_daemon_wait_ready (daemon_proc, 60000);
+  company = cd_test_seed_company (state, "rec", ORIGIN, 1, PASSWORD);
+  other_company = cd_test_seed_company (state, "other", "https://other.test", 1, PASSWORD);
+  admin_token = cd_test_login (daemon_proc->base_url, "admin@rec.test", PASSWORD);
+  other_token = cd_test_login (daemon_proc->base_url, "admin@other.test", PASSWORD);
+  password_file = g_build_filename (state, "password", NULL);
+  g_assert_true (g_file_set_contents (password_file, PASSWORD, -1, NULL));
+  g_test_add_func ("/recordings/stereo-with-pause", test_stereo_with_pause);
+  g_test_add_func ("/recordings/stored-sealed", test_stored_sealed);
+  g_test_add_func ("/recordings/tampered-refused", test_tampered_refused);
+  g_test_add_func ("/recordings/other-company", test_other_company);
+  g_test_add_func ("/recordings/bad-requests", test_bad_requests);
+  /* last: it kills the daemon and starts another */
+  g_test_add_func ("/recordings/killed-daemon-partial", test_killed_daemon_partial);
+  status = g_test_run ();
+  cd_test_daemon_free (daemon_proc);
+  cd_test_remove_tree (state);
+  g_free (state);
+  return status;
+}
