@@ -39,6 +39,57 @@ page_crc (const guint8 *page, gsize length)
   return crc;
 }
 
+/* Samples (at 48 kHz) in an Opus packet, from its TOC byte (RFC 6716,
+ * 3.1); 0 for one too short to say. */
+static guint
+opus_packet_samples (const guint8 *packet, gsize length)
+{
+  static const guint silk[] = { 480, 960, 1920, 2880 };
+  static const guint hybrid[] = { 480, 960 };
+  static const guint celt[] = { 120, 240, 480, 960 };
+  guint config, frame, frames;
+
+  if (length < 1)
+    return 0;
+  config = packet[0] >> 3;
+  frame = config < 12 ? silk[config & 3] : config < 16 ? hybrid[config & 1] : celt[config & 3];
+  switch (packet[0] & 3) {
+  case 0:
+    frames = 1;
+    break;
+  case 1:
+  case 2:
+    frames = 2;
+    break;
+  default:
+    if (length < 2)
+      return 0;
+    frames = packet[1] & 0x3f;
+    break;
+  }
+  return frame * frames;
+}
+
+/* The samples of the packets that end on @page (whose segment table is
+ * @segments long): its first audio page's, to find where the audio starts. */
+static guint64
+page_samples (const guint8 *page, guint segments)
+{
+  const guint8 *body = page + 27 + segments;
+  gsize start = 0, length = 0;
+  guint64 samples = 0;
+
+  for (guint i = 0; i < segments; i++) {
+    length += page[27 + i];
+    if (page[27 + i] < 255) {
+      samples += opus_packet_samples (body + start, length);
+      start += length;
+      length = 0;
+    }
+  }
+  return samples;
+}
+
 static guint32
 read_le32 (const guint8 *p)
 {
@@ -49,6 +100,7 @@ gboolean
 cd_ogg_scan (const guint8 *data, gsize length, CdOggScan *scan)
 {
   static GOnce once = G_ONCE_INIT;
+  gboolean started = FALSE;
   gsize at = 0;
 
   g_once (&once, make_crc_table, NULL);
@@ -77,8 +129,18 @@ cd_ogg_scan (const guint8 *data, gsize length, CdOggScan *scan)
       scan->pre_skip =
           page[HEADER_BYTES + segments + 10] | (guint) page[HEADER_BYTES + segments + 11] << 8;
     /* -1: no packet ends on this page */
-    if (granule != G_MAXUINT64)
+    if (granule != G_MAXUINT64) {
       scan->last_granule = (gint64) MIN (granule, (guint64) G_MAXINT64);
+      /* the header pages have 0; the first audio page the samples up to
+       * its end, counted from where the stream starts */
+      if (granule > 0 && !started) {
+        guint64 on_page = page_samples (page, segments);
+
+        scan->start_granule =
+            on_page < granule ? (gint64) MIN (granule - on_page, (guint64) G_MAXINT64) : 0;
+        started = TRUE;
+      }
+    }
     scan->ends_stream = (page[5] & 0x04) != 0;
     scan->pages++;
     at += size;
@@ -90,7 +152,7 @@ cd_ogg_scan (const guint8 *data, gsize length, CdOggScan *scan)
 guint
 cd_ogg_opus_ms (const CdOggScan *scan)
 {
-  gint64 samples = scan->last_granule - (gint64) scan->pre_skip;
+  gint64 samples = scan->last_granule - scan->start_granule - (gint64) scan->pre_skip;
 
   if (scan->last_granule < 0 || samples <= 0)
     return 0;

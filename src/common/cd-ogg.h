@@ -12,6 +12,7 @@ typedef struct {
   guint pages;          /* whole pages (checksums good) */
   gint64 last_granule;  /* the last whole page's granule position, -1 if none */
   guint pre_skip;       /* from OpusHead, 0 if none was found */
+  gint64 start_granule; /* where the audio starts (a live stream need not start at 0) */
   gboolean ends_stream; /* the last whole page ends its stream (EOS flag) */
 } CdOggScan;
 

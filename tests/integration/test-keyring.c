@@ -178,7 +178,7 @@ test_other_master_refused (void)
 
   memset (master, 8, sizeof master);
   other = cd_keyring_new (app, master);
-  g_test_expect_message ("calldocker-store", G_LOG_LEVEL_WARNING, "*wrapped by master key*");
+  g_test_expect_message ("calldocker-store", G_LOG_LEVEL_MESSAGE, "*wrapped by master key*");
   key = get_key (other, company_a, 0, &error);
   g_test_assert_expected_messages ();
   g_assert_null (key);
@@ -213,7 +213,7 @@ test_changed_wrapped_key_refused (void)
                     params, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpint (PQntuples (changed), ==, 1);
-  g_test_expect_message ("calldocker-store", G_LOG_LEVEL_WARNING, "*does not unwrap*");
+  g_test_expect_message ("calldocker-store", G_LOG_LEVEL_MESSAGE, "*does not unwrap*");
   key = get_key (keyring, company_b, 0, &error);
   g_test_assert_expected_messages ();
   g_assert_null (key);

@@ -51,6 +51,11 @@ request (const char *method, const char *token, const char *path, const char *js
     soup_message_set_request_body_from_bytes (msg, "application/json", b);
   }
   reply = soup_session_send_and_read (session, msg, NULL, &error);
+  if (error) {
+    /* the daemon's last words, on stderr where the test runner shows them */
+    cd_test_iterate (200);
+    g_printerr ("daemon:\n%s%s\n", daemon_proc->out->str, daemon_proc->err->str);
+  }
   g_assert_no_error (error);
   if (headers) {
     *headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);

@@ -12,14 +12,16 @@
 #include <gst/gst.h>
 #include <string.h>
 
+/* @seconds of a tone; its timestamps starting at @start_s, as a live
+ * stream's do (the granule positions then do not start at 0) */
 static GBytes *
-encode (double seconds)
+encode_from (double seconds, double start_s)
 {
-  g_autofree char *description =
-      g_strdup_printf ("audiotestsrc freq=440 num-buffers=%d samplesperbuffer=960 ! "
-                       "audio/x-raw,rate=48000,channels=2 ! opusenc ! oggmux max-delay=200000000 "
-                       "max-page-delay=200000000 ! appsink name=out sync=false",
-                       (int) (seconds * 50));
+  g_autofree char *description = g_strdup_printf (
+      "audiotestsrc freq=440 num-buffers=%d samplesperbuffer=960 timestamp-offset=%" G_GINT64_FORMAT
+      " ! audio/x-raw,rate=48000,channels=2 ! opusenc ! oggmux max-delay=200000000 "
+      "max-page-delay=200000000 ! appsink name=out sync=false",
+      (int) (seconds * 50), (gint64) (start_s * GST_SECOND));
   g_autoptr (GError) error = NULL;
   g_autoptr (GstElement) pipeline = gst_parse_launch (description, &error);
   g_autoptr (GstElement) out = NULL;
@@ -43,6 +45,12 @@ encode (double seconds)
   return g_byte_array_free_to_bytes (g_steal_pointer (&file));
 }
 
+static GBytes *
+encode (double seconds)
+{
+  return encode_from (seconds, 0);
+}
+
 static void
 test_whole_file (void)
 {
@@ -56,6 +64,26 @@ test_whole_file (void)
   g_test_message ("%u pages, %u ms, pre-skip %u", scan.pages, cd_ogg_opus_ms (&scan),
                   scan.pre_skip);
   g_assert_cmpint (ABS ((int) cd_ogg_opus_ms (&scan) - 3000), <=, 20);
+}
+
+/* A stream whose audio starts 3 s into its timeline still lasts what it
+ * holds. */
+static void
+test_late_start (void)
+{
+  g_autoptr (GBytes) ogg = encode_from (2.0, 3.0);
+  g_autofree gint16 *pcm = NULL;
+  gsize frames = 0;
+  CdOggScan scan;
+
+  g_assert_true (cd_ogg_scan (g_bytes_get_data (ogg, NULL), g_bytes_get_size (ogg), &scan));
+  pcm = cd_test_decode_ogg (ogg, 2, &frames);
+  g_test_message ("starts at granule %" G_GINT64_FORMAT ", ends at %" G_GINT64_FORMAT ": %u ms; "
+                  "decodes to %" G_GSIZE_FORMAT " ms",
+                  scan.start_granule, scan.last_granule, cd_ogg_opus_ms (&scan), frames / 48);
+  g_assert_cmpint (scan.start_granule, >, 0);
+  g_assert_cmpint (ABS ((int) cd_ogg_opus_ms (&scan) - 2000), <=, 20);
+  g_assert_cmpint (ABS ((gint64) (frames / 48) - (gint64) cd_ogg_opus_ms (&scan)), <=, 30);
 }
 
 static void
@@ -129,6 +157,7 @@ main (int argc, char **argv)
   gst_init (&argc, &argv);
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/ogg/whole-file", test_whole_file);
+  g_test_add_func ("/ogg/late-start", test_late_start);
   g_test_add_func ("/ogg/cut-anywhere", test_cut_anywhere);
   g_test_add_func ("/ogg/damaged-page", test_damaged_page);
   g_test_add_func ("/ogg/not-ogg", test_not_ogg);

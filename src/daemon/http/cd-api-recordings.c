@@ -208,7 +208,7 @@ on_opened (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
 
   if (!g_task_propagate_boolean (G_TASK (result), &error)) {
-    g_warning ("request %s: the recording %s does not open: %s", call->request_id, o->path,
+    g_message ("request %s: the recording %s does not open: %s", call->request_id, o->path,
                error->message);
     if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
       cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND,
@@ -236,7 +236,7 @@ on_key (GObject *source, GAsyncResult *result, gpointer user_data)
 
   o->key = cd_keyring_get_finish (CD_KEYRING (source), result, &error);
   if (o->key == NULL) {
-    g_warning ("request %s: no key for a recording: %s", call->request_id, error->message);
+    g_message ("request %s: no key for a recording: %s", call->request_id, error->message);
     cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL, "the recording's key cannot be had");
     return;
   }

@@ -1418,9 +1418,11 @@ cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, G
   self->call_recording_shared->channels = 2;
   g_mutex_init (&self->call_recording_shared->lock);
   g_cond_init (&self->call_recording_shared->cond);
+  /* live (the legs are): a party that says nothing or is not there is
+   * silence once the latency has passed, so the file keeps the call's time
+   * (not force-live, which never ends: it makes silence after the EOS) */
   interleave = add_element (self, b, "audiointerleave", "call-record-interleave");
-  /* on time even while a party says nothing or is not there */
-  g_object_set (interleave, "force-live", TRUE, "latency", (guint64) 100 * GST_MSECOND, NULL);
+  g_object_set (interleave, "latency", (guint64) 100 * GST_MSECOND, NULL);
   gst_util_set_object_arg (G_OBJECT (interleave), "start-time-selection", "first");
   filter = add_element (self, b, "capsfilter", NULL);
   caps = gst_caps_from_string ("audio/x-raw,format=S16LE,rate=48000,channels=2");
@@ -1512,14 +1514,17 @@ cd_call_pipeline_stop_call_recording_async (CdCallPipeline *self, GAsyncReadyCal
     if (g_str_equal (GST_OBJECT_NAME (e), "call-record-file"))
       stop->sink = gst_object_ref (e);
   }
-  if (stop->queue_sinks->len == 0) {
-    /* nobody fed it: the end goes in where the audio would */
+  {
+    /* a party's pad nobody fed: the end goes in where its audio would */
     GstElement *interleave = g_ptr_array_index (self->call_recording->elements, 0);
     g_autoptr (GstIterator) it = gst_element_iterate_sink_pads (interleave);
     GValue item = G_VALUE_INIT;
 
     while (gst_iterator_next (it, &item) == GST_ITERATOR_OK) {
-      g_ptr_array_add (stop->queue_sinks, g_value_dup_object (&item));
+      GstPad *pad = g_value_get_object (&item);
+
+      if (!gst_pad_is_linked (pad))
+        g_ptr_array_add (stop->queue_sinks, gst_object_ref (pad));
       g_value_reset (&item);
     }
     g_value_unset (&item);

@@ -104,7 +104,7 @@ on_row_written (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
 
   if (res == NULL)
-    g_warning ("the recording row could not be written (%s): %s", what, error->message);
+    g_message ("the recording row could not be written (%s): %s", what, error->message);
 }
 
 static void
@@ -125,7 +125,7 @@ fail (Recording *r, const char *kind, const char *reason)
 
   if (r->failure)
     return;
-  g_warning ("call %s: recording %s failed: %s", r->call_id, r->id, reason);
+  g_message ("call %s: recording %s failed: %s", r->call_id, r->id, reason);
   r->failure = g_strdup (reason);
   count (r->recorder, "calldocker_recordings_failed_total", labels);
   row_query (r, "UPDATE recordings SET state = 'failed', reason = $2 WHERE id = $1", params, 2,
@@ -258,7 +258,7 @@ on_row_inserted (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GBytes) key = g_steal_pointer (&r->key);
 
   if (res == NULL) {
-    g_warning ("call %s: recording %s not started, its row cannot be written: %s", r->call_id,
+    g_message ("call %s: recording %s not started, its row cannot be written: %s", r->call_id,
                r->id, error->message);
     count (r->recorder, "calldocker_recordings_failed_total", "kind=\"database\"");
     drop (r);
@@ -347,7 +347,7 @@ on_folder (GObject *source, GAsyncResult *result, gpointer user_data)
     /* the row tells it, failed from the start */
     r->stop_asked = TRUE;
     r->failure = g_strdup (error->message);
-    g_warning ("call %s: recording %s failed: %s", r->call_id, r->id, error->message);
+    g_message ("call %s: recording %s failed: %s", r->call_id, r->id, error->message);
     count (r->recorder, "calldocker_recordings_failed_total", "kind=\"write\"");
     add_event (r, "recording.failed", "reason", error->message, 0);
     insert_row (r, "failed", error->message);
@@ -367,7 +367,7 @@ on_key (GObject *source, GAsyncResult *result, gpointer user_data)
   if (key == NULL) {
     g_autofree char *reason = g_strdup_printf ("no key to seal it: %s", error->message);
 
-    g_warning ("call %s: recording %s failed: %s", r->call_id, r->id, reason);
+    g_message ("call %s: recording %s failed: %s", r->call_id, r->id, reason);
     count (r->recorder, "calldocker_recordings_failed_total", "kind=\"key\"");
     add_event (r, "recording.failed", "reason", reason, 0);
     drop (r);
@@ -642,7 +642,7 @@ on_recovery_key (GObject *source, GAsyncResult *result, gpointer user_data)
 
   v->key = cd_keyring_get_finish (CD_KEYRING (source), result, &error);
   if (v->key == NULL) {
-    g_warning ("recording %s cannot be recovered yet, no key: %s", v->id, error->message);
+    g_message ("recording %s cannot be recovered yet, no key: %s", v->id, error->message);
     recovery_free (v);
     return;
   }
@@ -659,7 +659,7 @@ on_orphans (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
 
   if (res == NULL) {
-    g_warning ("recordings left by a stopped daemon cannot be looked for: %s", error->message);
+    g_message ("recordings left by a stopped daemon cannot be looked for: %s", error->message);
     return;
   }
   for (int i = 0; i < PQntuples (res); i++) {

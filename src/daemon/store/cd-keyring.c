@@ -240,7 +240,7 @@ on_fetched (GObject *source, GAsyncResult *result, gpointer user_data)
   version = (guint32) g_ascii_strtoull (PQgetvalue (res, 0, 0), NULL, 10);
   key = company_key_new (f->company_id, version);
   if (!unwrap (self, PQgetvalue (res, 0, 2), PQgetvalue (res, 0, 1), key, &error)) {
-    g_warning ("%s", error->message);
+    g_message ("%s", error->message);
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
