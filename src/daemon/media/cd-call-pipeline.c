@@ -13,6 +13,7 @@
 #include "../../common/cd-srtp-gate.h"
 #include "../../common/cd-tee.h"
 
+#include <gst/audio/audio.h>
 #include <gst/gst.h>
 #include <gst/rtp/rtp.h>
 #include <gst/sdp/sdp.h>
@@ -1423,6 +1424,24 @@ cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, G
    * (not force-live, which never ends: it makes silence after the EOS) */
   interleave = add_element (self, b, "audiointerleave", "call-record-interleave");
   g_object_set (interleave, "latency", (guint64) 100 * GST_MSECOND, NULL);
+  {
+    /* left and right, said: from the inputs (mono, their caps arriving in
+     * any order) audiointerleave would sort the channels by position, and
+     * swap them when the agent's audio comes first */
+    G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+    GValueArray *positions = g_value_array_new (2);
+    GValue v = G_VALUE_INIT;
+
+    g_value_init (&v, GST_TYPE_AUDIO_CHANNEL_POSITION);
+    g_value_set_enum (&v, GST_AUDIO_CHANNEL_POSITION_FRONT_LEFT);
+    g_value_array_append (positions, &v);
+    g_value_set_enum (&v, GST_AUDIO_CHANNEL_POSITION_FRONT_RIGHT);
+    g_value_array_append (positions, &v);
+    g_value_unset (&v);
+    g_object_set (interleave, "channel-positions", positions, NULL);
+    g_value_array_free (positions);
+    G_GNUC_END_IGNORE_DEPRECATIONS
+  }
   gst_util_set_object_arg (G_OBJECT (interleave), "start-time-selection", "first");
   filter = add_element (self, b, "capsfilter", NULL);
   caps = gst_caps_from_string ("audio/x-raw,format=S16LE,rate=48000,channels=2");
