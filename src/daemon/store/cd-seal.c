@@ -72,6 +72,10 @@ cd_seal_peek_header (const guint8 *data, gsize length, char **company, guint32 *
     goto not_sealed;
   if (length < (gsize) MAGIC_LENGTH + 5 + n + SS (HEADERBYTES))
     goto short_header;
+  /* our files name their company in plain text (a UUID) */
+  for (guint i = 0; i < n; i++)
+    if (!g_ascii_isprint (data[MAGIC_LENGTH + 5 + i]))
+      goto not_sealed;
   memcpy (&be, data + MAGIC_LENGTH, 4);
   if (key_version)
     *key_version = GUINT32_FROM_BE (be);
