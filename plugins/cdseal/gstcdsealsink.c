@@ -27,6 +27,7 @@ enum {
   PROP_SYNC_INTERVAL,
   PROP_PLAIN_BYTES,
   PROP_SEALED_BYTES,
+  PROP_LAST_ERROR,
 };
 
 struct _GstCdSealSink {
@@ -40,8 +41,9 @@ struct _GstCdSealSink {
   GstClockTime flush_interval;
   GstClockTime sync_interval;
 
-  /* streaming thread */
+  /* streaming thread (start and stop: the state change's thread) */
   int fd;
+  gboolean opened; /* tried to open the file (in the streaming thread) */
   CdSealer *sealer;
   gboolean failed;
   gboolean finished;
@@ -49,8 +51,10 @@ struct _GstCdSealSink {
   gint64 last_sync_us;
   guint8 *out; /* sealed bytes on their way to the file */
   gsize out_size;
-  guint64 plain_bytes;  /* atomic */
-  guint64 sealed_bytes; /* atomic */
+  /* object lock: read by the application */
+  guint64 plain_bytes;
+  guint64 sealed_bytes;
+  char *last_error; /* why the file was given up; NULL while all is well */
 };
 
 G_DEFINE_TYPE (GstCdSealSink, gst_cd_seal_sink, GST_TYPE_BASE_SINK)
@@ -64,13 +68,19 @@ static void
 fail (GstCdSealSink *self, const char *reason)
 {
   GstStructure *s;
+  guint64 plain;
 
   if (self->failed)
     return;
   self->failed = TRUE;
   GST_WARNING_OBJECT (self, "%s", reason);
+  GST_OBJECT_LOCK (self);
+  g_free (self->last_error);
+  self->last_error = g_strdup (reason);
+  plain = self->plain_bytes;
+  GST_OBJECT_UNLOCK (self);
   s = gst_structure_new ("cd-seal-failed", "reason", G_TYPE_STRING, reason, "plain-bytes",
-                         G_TYPE_UINT64, (guint64) g_atomic_pointer_get (&self->plain_bytes), NULL);
+                         G_TYPE_UINT64, plain, NULL);
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
 
@@ -90,7 +100,9 @@ write_all (GstCdSealSink *self, const guint8 *data, gsize length)
     }
     data += n;
     length -= (gsize) n;
-    g_atomic_pointer_add (&self->sealed_bytes, n);
+    GST_OBJECT_LOCK (self);
+    self->sealed_bytes += (guint64) n;
+    GST_OBJECT_UNLOCK (self);
   }
   return TRUE;
 }
@@ -135,26 +147,55 @@ sync_file (GstCdSealSink *self)
   return TRUE;
 }
 
+/* The file is made at the first buffer (or the end), in the streaming
+ * thread: a state change may come from the application's main loop, which
+ * must not wait on storage. */
+static void
+open_file (GstCdSealSink *self)
+{
+  g_autofree char *location = NULL;
+
+  if (self->opened)
+    return;
+  self->opened = TRUE;
+  GST_OBJECT_LOCK (self);
+  location = g_strdup (self->location);
+  GST_OBJECT_UNLOCK (self);
+  self->fd = open (location, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (self->fd < 0) {
+    g_autofree char *reason =
+        g_strdup_printf ("cannot create %s: %s", location, g_strerror (errno));
+    fail (self, reason);
+    return;
+  }
+  self->last_flush_us = self->last_sync_us = g_get_monotonic_time ();
+  /* the header at once: even an empty recording is a sealed file */
+  if (seal (self, NULL, 0, G_CONVERTER_FLUSH))
+    sync_file (self);
+}
+
 static gboolean
 gst_cd_seal_sink_start (GstBaseSink *sink)
 {
   GstCdSealSink *self = GST_CD_SEAL_SINK (sink);
   g_autoptr (GBytes) key = NULL;
   g_autofree char *company = NULL;
+  gboolean located;
   guint version;
 
   GST_OBJECT_LOCK (self);
   key = self->key ? g_bytes_ref (self->key) : NULL;
   company = g_strdup (self->company);
   version = self->key_version;
+  located = self->location != NULL;
+  self->plain_bytes = self->sealed_bytes = 0;
+  g_clear_pointer (&self->last_error, g_free);
   GST_OBJECT_UNLOCK (self);
 
-  self->failed = self->finished = FALSE;
+  self->failed = self->finished = self->opened = FALSE;
   self->fd = -1;
-  g_atomic_pointer_set (&self->plain_bytes, 0);
-  g_atomic_pointer_set (&self->sealed_bytes, 0);
-  if (self->location == NULL || key == NULL || g_bytes_get_size (key) != CD_SEAL_KEY_BYTES ||
-      company == NULL || company[0] == '\0' || strlen (company) > 255) {
+  if (!located || key == NULL || g_bytes_get_size (key) != CD_SEAL_KEY_BYTES || company == NULL ||
+      company[0] == '\0' || strlen (company) > 255) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
                        ("cdsealsink needs a location, a key and a company"), (NULL));
     return FALSE;
@@ -162,17 +203,6 @@ gst_cd_seal_sink_start (GstBaseSink *sink)
   self->sealer = cd_sealer_new (g_bytes_get_data (key, NULL), company, version);
   self->out_size = CD_SEAL_CHUNK_BYTES + 1024;
   self->out = g_malloc (self->out_size);
-  self->fd = open (self->location, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (self->fd < 0) {
-    g_autofree char *reason =
-        g_strdup_printf ("cannot create %s: %s", self->location, g_strerror (errno));
-    fail (self, reason);
-    return TRUE;
-  }
-  self->last_flush_us = self->last_sync_us = g_get_monotonic_time ();
-  /* the header at once: even an empty recording is a sealed file */
-  if (seal (self, NULL, 0, G_CONVERTER_FLUSH))
-    sync_file (self);
   return TRUE;
 }
 
@@ -184,13 +214,17 @@ gst_cd_seal_sink_render (GstBaseSink *sink, GstBuffer *buffer)
   gint64 now = g_get_monotonic_time ();
   gboolean ok;
 
+  open_file (self);
   if (self->failed || self->finished || self->fd < 0)
     return GST_FLOW_OK;
   if (!gst_buffer_map (buffer, &map, GST_MAP_READ))
     return GST_FLOW_OK;
   ok = seal (self, map.data, map.size, 0);
-  if (ok)
-    g_atomic_pointer_add (&self->plain_bytes, map.size);
+  if (ok) {
+    GST_OBJECT_LOCK (self);
+    self->plain_bytes += map.size;
+    GST_OBJECT_UNLOCK (self);
+  }
   gst_buffer_unmap (buffer, &map);
   if (ok && self->flush_interval != GST_CLOCK_TIME_NONE &&
       (GstClockTime) (now - self->last_flush_us) * GST_USECOND >= self->flush_interval) {
@@ -208,7 +242,9 @@ static void
 finish (GstCdSealSink *self)
 {
   GstStructure *s;
+  guint64 plain, sealed;
 
+  open_file (self);
   if (self->finished || self->fd < 0)
     return;
   self->finished = TRUE;
@@ -224,9 +260,12 @@ finish (GstCdSealSink *self)
     return;
   }
   self->fd = -1;
-  s = gst_structure_new ("cd-seal-done", "plain-bytes", G_TYPE_UINT64,
-                         (guint64) g_atomic_pointer_get (&self->plain_bytes), "sealed-bytes",
-                         G_TYPE_UINT64, (guint64) g_atomic_pointer_get (&self->sealed_bytes), NULL);
+  GST_OBJECT_LOCK (self);
+  plain = self->plain_bytes;
+  sealed = self->sealed_bytes;
+  GST_OBJECT_UNLOCK (self);
+  s = gst_structure_new ("cd-seal-done", "plain-bytes", G_TYPE_UINT64, plain, "sealed-bytes",
+                         G_TYPE_UINT64, sealed, NULL);
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
 
@@ -257,6 +296,10 @@ gst_cd_seal_sink_stop (GstBaseSink *sink)
   }
   g_clear_object (&self->sealer);
   g_clear_pointer (&self->out, g_free);
+  /* the key is not kept past its use */
+  GST_OBJECT_LOCK (self);
+  g_clear_pointer (&self->key, g_bytes_unref);
+  GST_OBJECT_UNLOCK (self);
   return TRUE;
 }
 
@@ -319,10 +362,13 @@ gst_cd_seal_sink_get_property (GObject *object, guint prop_id, GValue *value, GP
     g_value_set_uint64 (value, self->sync_interval);
     break;
   case PROP_PLAIN_BYTES:
-    g_value_set_uint64 (value, (guint64) g_atomic_pointer_get (&self->plain_bytes));
+    g_value_set_uint64 (value, self->plain_bytes);
     break;
   case PROP_SEALED_BYTES:
-    g_value_set_uint64 (value, (guint64) g_atomic_pointer_get (&self->sealed_bytes));
+    g_value_set_uint64 (value, self->sealed_bytes);
+    break;
+  case PROP_LAST_ERROR:
+    g_value_set_string (value, self->last_error);
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -339,6 +385,7 @@ gst_cd_seal_sink_finalize (GObject *object)
   g_free (self->location);
   g_clear_pointer (&self->key, g_bytes_unref);
   g_free (self->company);
+  g_free (self->last_error);
   G_OBJECT_CLASS (gst_cd_seal_sink_parent_class)->finalize (object);
 }
 
@@ -388,6 +435,12 @@ gst_cd_seal_sink_class_init (GstCdSealSinkClass *klass)
                                    g_param_spec_uint64 ("sealed-bytes", "Sealed bytes",
                                                         "Bytes written to the file so far", 0,
                                                         G_MAXUINT64, 0, ro));
+
+  g_object_class_install_property (
+      object_class, PROP_LAST_ERROR,
+      g_param_spec_string ("last-error", "Last error",
+                           "Why the file was given up (NULL while all is well; kept after stop)",
+                           NULL, ro));
 
   gst_element_class_set_static_metadata (element_class, "Sealed file sink", "Sink/File",
                                          "Writes a stream sealed with a company's key",

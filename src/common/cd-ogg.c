@@ -78,11 +78,15 @@ page_samples (const guint8 *page, guint segments)
   const guint8 *body = page + 27 + segments;
   gsize start = 0, length = 0;
   guint64 samples = 0;
+  /* a packet continued from the page before: its start (and TOC) is there */
+  gboolean continued = (page[5] & 0x01) != 0;
 
   for (guint i = 0; i < segments; i++) {
     length += page[27 + i];
     if (page[27 + i] < 255) {
-      samples += opus_packet_samples (body + start, length);
+      if (!continued)
+        samples += opus_packet_samples (body + start, length);
+      continued = FALSE;
       start += length;
       length = 0;
     }

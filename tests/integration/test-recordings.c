@@ -18,7 +18,9 @@
 #include <gst/gst.h>
 #include <libsoup/soup.h>
 #include <math.h>
+#include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/statvfs.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -29,6 +31,11 @@ static char *state;
 static CdTestDaemon *daemon_proc;
 static char *company, *other_company, *admin_token, *other_token, *password_file;
 static char *recording_id;
+/* the blob store: a small tmpfs of its own when the test may mount one,
+ * so a full disk and a read-only folder can be made */
+static char *blobs;
+static gboolean blobs_mounted;
+static const char *daemon_env[3];
 
 static guint
 request (const char *method, const char *token, const char *path, const char *json,
@@ -322,7 +329,7 @@ test_stereo_with_pause (void)
 static void
 test_stored_sealed (void)
 {
-  g_autofree char *file = g_build_filename (state, "blobs", "recordings", company, NULL);
+  g_autofree char *file = g_build_filename (blobs, "recordings", company, NULL);
   g_autofree char *path = g_strdup_printf ("%s/%s.sealed", file, recording_id);
   g_autofree char *data = NULL;
   gsize length = 0;
@@ -342,7 +349,7 @@ static void
 test_tampered_refused (void)
 {
   g_autofree char *path =
-      g_strdup_printf ("%s/blobs/recordings/%s/%s.sealed", state, company, recording_id);
+      g_strdup_printf ("%s/recordings/%s/%s.sealed", blobs, company, recording_id);
   g_autofree char *audio_path =
       g_strdup_printf ("companies/%s/recordings/%s/audio", company, recording_id);
   g_autofree char *data = NULL;
@@ -403,7 +410,6 @@ test_bad_requests (void)
 static void
 test_killed_daemon_partial (void)
 {
-  const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1", NULL };
   CdTestPeer *agent = cd_test_peer_start_argv (
       "calldocker-agent", daemon_proc->base_url, NULL,
       (const char *const[]){ "--email", "agent1@rec.test", "--password-file", password_file,
@@ -441,7 +447,7 @@ test_killed_daemon_partial (void)
   cd_test_peer_free (visitor);
   cd_test_peer_free (agent);
 
-  daemon_proc = cd_test_daemon_spawn (state, NULL, env);
+  daemon_proc = cd_test_daemon_spawn (state, NULL, daemon_env);
   cd_test_daemon_wait_ready (daemon_proc, 60000);
   recovered = recording_in (call_id, "partial", 30000);
   g_test_message ("killed %.2f s into the recording; recovered: %" G_GINT64_FORMAT " ms, %s",
@@ -461,17 +467,134 @@ test_killed_daemon_partial (void)
   g_assert_true (g_str_has_prefix (left, "440 440"));
 }
 
+static gboolean
+run (const char *const *argv)
+{
+  g_autoptr (GError) error = NULL;
+  int wait_status = 0;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                     NULL, NULL, NULL, NULL, &wait_status, &error))
+    return FALSE;
+  return g_spawn_check_wait_status (wait_status, NULL);
+}
+
+/* The metric's value now. */
+static double
+metric (const char *series)
+{
+  g_autofree char *url = g_strconcat (daemon_proc->base_url, "metrics", NULL);
+  g_autofree char *body = NULL;
+  g_autofree char *needle = g_strdup_printf ("\n%s ", series);
+  const char *at;
+
+  g_assert_cmpuint (cd_test_http_get (url, &body, NULL), ==, 200);
+  at = strstr (body, needle);
+  return at ? g_ascii_strtod (at + strlen (needle), NULL) : 0;
+}
+
+/* A call recorded while its storage fails: the call goes on to its end,
+ * the recording's row says 'failed' and why (@reason in it), and the
+ * failure is counted. */
+static void
+record_failing (const char *reason, double seconds)
+{
+  CdTestPeer *agent = cd_test_peer_start_argv (
+      "calldocker-agent", daemon_proc->base_url, NULL,
+      (const char *const[]){ "--email", "agent1@rec.test", "--password-file", password_file,
+                             "--tone", "880", "--calls", "1", "--timeout", "60", "--quiet", NULL });
+  CdTestPeer *visitor;
+  g_autofree char *call_id = NULL;
+  g_autofree char *hold = g_strdup_printf ("%.0f", seconds + 6);
+  g_autoptr (JsonObject) failed = NULL;
+  g_autoptr (JsonObject) visitor_report = NULL;
+  g_autoptr (JsonObject) agent_report = NULL;
+  double before = metric ("calldocker_recordings_failed_total{kind=\"write\"}");
+  gboolean good = FALSE;
+
+  cd_test_sleep (1000);
+  visitor = cd_test_peer_start_argv (
+      "calldocker-visitor", daemon_proc->base_url, NULL,
+      (const char *const[]){ "--company", company, "--origin", ORIGIN, "--tone", "440", "--hold",
+                             hold, "--expect-hz", "880", "--timeout", "60", "--quiet", NULL });
+  call_id = connected_call (30000);
+  cd_test_sleep (1000);
+  g_assert_cmpuint (control (call_id, "start"), ==, 202);
+  failed = recording_in (call_id, "failed", (guint) (seconds * 1000) + 10000);
+  g_test_message ("failed: %s", json_object_get_string_member (failed, "reason"));
+  g_assert_nonnull (strstr (json_object_get_string_member (failed, "reason"), reason));
+  g_assert_cmpfloat (metric ("calldocker_recordings_failed_total{kind=\"write\"}"), ==, before + 1);
+  /* the call went on: both heard each other to the end */
+  visitor_report = cd_test_peer_finish (visitor, 60000, &good);
+  agent_report = cd_test_peer_finish (agent, 60000, NULL);
+  g_assert_true (good);
+  {
+    JsonArray *calls = json_object_get_array_member (visitor_report, "calls");
+    JsonObject *c = json_array_get_object_element (calls, 0);
+
+    g_assert_cmpstr (json_object_get_string_member (c, "end_reason"), ==, "visitor-hangup");
+  }
+}
+
+static void
+test_folder_unwritable (void)
+{
+  const char *ro[] = { "mount", "-o", "remount,ro", blobs, NULL };
+  const char *rw[] = { "mount", "-o", "remount,rw", blobs, NULL };
+
+  if (!blobs_mounted) {
+    g_test_skip ("the blob store could not be given a file system of its own (mount needs root)");
+    return;
+  }
+  g_assert_true (run (ro));
+  record_failing ("Read-only file system", 3);
+  g_assert_true (run (rw));
+}
+
+/* The disk fills up a few seconds into the recording. */
+static void
+test_disk_full (void)
+{
+  g_autofree char *filler = g_build_filename (blobs, "filler", NULL);
+  g_autoptr (GError) error = NULL;
+  struct statvfs fs;
+  gsize fill;
+  g_autofree char *bytes = NULL;
+
+  if (!blobs_mounted) {
+    g_test_skip ("the blob store could not be given a file system of its own (mount needs root)");
+    return;
+  }
+  g_assert_cmpint (statvfs (blobs, &fs), ==, 0);
+  /* room for about 3 s of the recording (64 kb/s) */
+  fill = (gsize) fs.f_bavail * fs.f_frsize - 24 * 1024;
+  bytes = g_malloc0 (fill);
+  g_assert_true (g_file_set_contents (filler, bytes, (gssize) fill, &error));
+  g_assert_no_error (error);
+  record_failing ("No space left on device", 8);
+  g_assert_cmpint (g_unlink (filler), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
-  const char *env[] = { "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1", NULL };
   int status;
 
   g_test_init (&argc, &argv, NULL);
   gst_init (NULL, NULL);
   g_assert_cmpint (sodium_init (), >=, 0);
   state = cd_test_make_tmp_dir ("cd-rec-XXXXXX");
-  daemon_proc = cd_test_daemon_spawn (state, NULL, env);
+  blobs = g_build_filename (state, "blobs-fs", NULL);
+  g_assert_cmpint (g_mkdir (blobs, 0700), ==, 0);
+  {
+    const char *mount[] = {
+      "mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", blobs, NULL
+    };
+    blobs_mounted = run (mount);
+  }
+  daemon_env[0] = "CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1";
+  daemon_env[1] = g_strdup_printf ("CALLDOCKER_BLOBS_DIR=%s", blobs);
+  daemon_proc = cd_test_daemon_spawn (state, NULL, daemon_env);
   cd_test_daemon_wait_ready (daemon_proc, 60000);
   company = cd_test_seed_company (state, "rec", ORIGIN, 1, PASSWORD);
   other_company = cd_test_seed_company (state, "other", "https://other.test", 1, PASSWORD);
@@ -484,11 +607,19 @@ main (int argc, char **argv)
   g_test_add_func ("/recordings/tampered-refused", test_tampered_refused);
   g_test_add_func ("/recordings/other-company", test_other_company);
   g_test_add_func ("/recordings/bad-requests", test_bad_requests);
+  g_test_add_func ("/recordings/folder-unwritable", test_folder_unwritable);
+  g_test_add_func ("/recordings/disk-full", test_disk_full);
   /* last: it kills the daemon and starts another */
   g_test_add_func ("/recordings/killed-daemon-partial", test_killed_daemon_partial);
   status = g_test_run ();
   cd_test_daemon_free (daemon_proc);
+  if (blobs_mounted) {
+    const char *umount[] = { "umount", blobs, NULL };
+    g_assert_true (run (umount));
+  }
   cd_test_remove_tree (state);
+  g_free (blobs);
+  g_free ((char *) daemon_env[1]);
   g_free (state);
   return status;
 }

@@ -91,27 +91,17 @@ handle_list (CdHttpRequest *request, gpointer user_data)
   CdApi *api = user_data;
   g_autoptr (CdJwtClaims) claims = guard (api, request, FALSE);
   g_autoptr (GError) error = NULL;
-  g_autofree char *cursor_time = NULL;
-  g_autofree char *cursor_id = NULL;
-  g_autofree char *limit_text = NULL;
-  const char *call_id = NULL, *state = NULL;
-  CdApiCall *call;
-  CdPgScope scope;
-  guint limit;
+  const char *filters[2] = { NULL, NULL }; /* call_id, state */
 
   if (claims == NULL)
     return;
-  if (!cd_api_page_params (request, &limit, &cursor_time, &cursor_id, &error)) {
-    cd_http_respond_problem (request->msg, request->request_id, error);
-    return;
-  }
   if (request->query) {
-    call_id = g_hash_table_lookup (request->query, "call_id");
-    state = g_hash_table_lookup (request->query, "state");
+    filters[0] = g_hash_table_lookup (request->query, "call_id");
+    filters[1] = g_hash_table_lookup (request->query, "state");
   }
-  if (call_id && !cd_is_uuid (call_id)) {
+  if (filters[0] && !cd_is_uuid (filters[0])) {
     error = g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD, "call_id: not a UUID");
-  } else if (state && !g_strv_contains (states, state)) {
+  } else if (filters[1] && !g_strv_contains (states, filters[1])) {
     error = g_error_new (CD_HTTP_ERROR, CD_HTTP_ERROR_INVALID_FIELD,
                          "state: none of recording, complete, partial, failed");
   }
@@ -119,27 +109,15 @@ handle_list (CdHttpRequest *request, gpointer user_data)
     cd_http_respond_problem (request->msg, request->request_id, error);
     return;
   }
-  call = cd_api_call_start (api, request, g_steal_pointer (&claims));
-  scope = cd_api_scope_of (call->caller);
-  cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
-  limit_text = g_strdup_printf ("%u", limit);
-  {
-    const char *params[] = { g_hash_table_lookup (request->params, "id"),
-                             cursor_time,
-                             cursor_id,
-                             limit_text,
-                             call_id,
-                             state };
-    cd_pg_pool_query_scoped_async (
-        api->pool, &scope,
-        "WITH page AS (SELECT r.started_at AS created_at, r.id, " RECORDING_JSON " AS j"
-        "  FROM recordings r WHERE r.company_id = $1 AND ($2::timestamptz IS NULL"
-        "  OR (r.started_at, r.id) < ($2::timestamptz, $3::uuid))"
-        "  AND ($5::uuid IS NULL OR r.call_id = $5::uuid) AND ($6::text IS NULL OR r.state = $6)"
-        "  ORDER BY r.started_at DESC, r.id DESC LIMIT $4::int + 1)," CD_API_PAGE_NEWEST_FIRST (
-            "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
-        params, G_N_ELEMENTS (params), NULL, cd_api_call_on_query, call);
-  }
+  cd_api_list_where (
+      api, request, g_steal_pointer (&claims),
+      "WITH page AS (SELECT r.started_at AS created_at, r.id, " RECORDING_JSON " AS j"
+      "  FROM recordings r WHERE r.company_id = $1 AND ($2::timestamptz IS NULL"
+      "  OR (r.started_at, r.id) < ($2::timestamptz, $3::uuid))"
+      "  AND ($5::uuid IS NULL OR r.call_id = $5::uuid) AND ($6::text IS NULL OR r.state = $6)"
+      "  ORDER BY r.started_at DESC, r.id DESC LIMIT $4::int + 1)," CD_API_PAGE_NEWEST_FIRST (
+          "$4") " WHERE EXISTS (SELECT 1 FROM companies WHERE id = $1)",
+      filters, G_N_ELEMENTS (filters));
 }
 
 static void

@@ -534,6 +534,19 @@ cd_api_call_respond_blob (CdApiCall *call, GAsyncResult *result, const char *con
 void
 cd_api_list (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims, const char *sql)
 {
+  cd_api_list_where (api, request, claims, sql, NULL, 0);
+}
+
+/**
+ * cd_api_list_where:
+ * @claims: (transfer full): the caller
+ * @sql: as cd_api_list()'s, with @n_filters more parameters from $5 on
+ * @filters: (array length=n_filters) (nullable): their values (validated)
+ */
+void
+cd_api_list_where (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims, const char *sql,
+                   const char *const *filters, int n_filters)
+{
   g_autoptr (CdJwtClaims) caller = claims;
   g_autoptr (GError) error = NULL;
   g_autofree char *cursor_time = NULL;
@@ -552,10 +565,14 @@ cd_api_list (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims, const char
   cd_api_call_expect (call, CD_API_ANSWER_PAGE, 200, NULL);
   limit_text = g_strdup_printf ("%u", limit);
   {
-    const char *params[] = { g_hash_table_lookup (request->params, "id"), cursor_time, cursor_id,
-                             limit_text };
-    cd_pg_pool_query_scoped_async (api->pool, &scope, sql, params, 4, NULL, cd_api_call_on_query,
-                                   call);
+    const char *params[8] = { g_hash_table_lookup (request->params, "id"), cursor_time, cursor_id,
+                              limit_text };
+
+    g_return_if_fail (n_filters >= 0 && n_filters <= 4);
+    for (int i = 0; i < n_filters; i++)
+      params[4 + i] = filters[i];
+    cd_pg_pool_query_scoped_async (api->pool, &scope, sql, params, 4 + n_filters, NULL,
+                                   cd_api_call_on_query, call);
   }
 }
 

@@ -117,6 +117,8 @@ CdPgScope cd_api_scope_of (const CdJwtClaims *claims);
 CdJwtClaims *cd_api_guard_company_admin (CdApi *api, CdHttpRequest *request, const char *item_param,
                                          const char *missing);
 void cd_api_list (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims, const char *sql);
+void cd_api_list_where (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims, const char *sql,
+                        const char *const *filters, int n_filters);
 void cd_api_get_one (CdApi *api, CdHttpRequest *request, CdJwtClaims *claims,
                      const char *item_param, const char *sql);
 void cd_api_call_respond_rows (CdApiCall *call, guint status, PGresult *res);

@@ -124,7 +124,9 @@ struct _CdCallPipeline {
   gboolean ivr;        /* the IVR has the visitor: prompts or silence, no tone */
   Branch *recording;   /* the visitor recorded (voicemail) */
   struct _RecordingShared *recording_shared;
-  Branch *call_recording; /* the call recorded (both parties, sealed) */
+  Branch *call_recording;          /* the call recorded (both parties, sealed) */
+  GstElement *call_recording_sink; /* its cdsealsink (the branch holds it) */
+  guint call_recordings;           /* recordings made, for their names */
   struct _RecordingShared *call_recording_shared;
   guint prompts; /* prompts played, for their ids and names */
   gboolean failed;
@@ -1285,12 +1287,19 @@ recording_stop_thread (GTask *task, gpointer source, gpointer task_data, GCancel
                              "the recording's end did not reach its file in time");
   } else {
     RecordingResult *result = g_new0 (RecordingResult, 1);
+    g_autofree char *failure = NULL;
     GStatBuf st;
 
     result->ms = (guint) (g_atomic_pointer_get (&r->frames) / 48);
     result->bytes = g_stat (stop->path, &st) == 0 ? (guint64) st.st_size : 0;
     if (stop->sink)
-      g_object_get (stop->sink, "plain-bytes", &result->plain_bytes, NULL);
+      g_object_get (stop->sink, "plain-bytes", &result->plain_bytes, "last-error", &failure, NULL);
+    if (failure) {
+      /* its end could not be written: the file is not whole */
+      g_free (result);
+      g_task_return_new_error (task, CD_MEDIA_ERROR, CD_MEDIA_ERROR_FAILED, "%s", failure);
+      return;
+    }
     g_task_return_pointer (task, result, g_free);
   }
 }
@@ -1402,6 +1411,8 @@ cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, G
   g_autoptr (GstPad) written = NULL;
   GstElement *interleave, *filter, *enc, *mux, *sink;
   GstElement *feeds[G_N_ELEMENTS (parties)] = { NULL };
+  g_autofree char *iname = NULL;
+  g_autofree char *fname = NULL;
   Branch *b;
 
   if (self->pipeline == NULL || self->stopped) {
@@ -1422,7 +1433,12 @@ cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, G
   /* live (the legs are): a party that says nothing or is not there is
    * silence once the latency has passed, so the file keeps the call's time
    * (not force-live, which never ends: it makes silence after the EOS) */
-  interleave = add_element (self, b, "audiointerleave", "call-record-interleave");
+  /* names of their own: a stopped recording's elements may still be in
+   * the bin, on their way out, when the next one starts */
+  self->call_recordings++;
+  iname = g_strdup_printf ("call-record-%u-interleave", self->call_recordings);
+  fname = g_strdup_printf ("call-record-%u-file", self->call_recordings);
+  interleave = add_element (self, b, "audiointerleave", iname);
   g_object_set (interleave, "latency", (guint64) 100 * GST_MSECOND, NULL);
   {
     /* left and right, said: from the inputs (mono, their caps arriving in
@@ -1452,14 +1468,16 @@ cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, G
   /* a page at least every half second, for the sink to seal */
   g_object_set (mux, "max-delay", (guint64) 500 * GST_MSECOND, "max-page-delay",
                 (guint64) 500 * GST_MSECOND, NULL);
-  sink = add_element (self, b, "cdsealsink", "call-record-file");
+  sink = add_element (self, b, "cdsealsink", fname);
+  self->call_recording_sink = sink;
   g_object_set (sink, "location", path, "key", key, "company", company, "key-version", key_version,
                 NULL);
   if (!gst_element_link_many (interleave, filter, enc, mux, sink, NULL))
     g_error ("call %s: cannot record the call", self->call_id);
   for (gsize i = 0; i < G_N_ELEMENTS (parties); i++) {
     Leg *leg = &self->legs[parties[i]];
-    g_autofree char *qname = g_strdup_printf ("%s-record", leg_names[parties[i]]);
+    g_autofree char *qname =
+        g_strdup_printf ("call-record-%u-%s", self->call_recordings, leg_names[parties[i]]);
     g_autoptr (GstPad) qsrc = NULL;
     g_autoptr (GstPad) isink = NULL;
 
@@ -1530,7 +1548,7 @@ cd_call_pipeline_stop_call_recording_async (CdCallPipeline *self, GAsyncReadyCal
 
     if (g_object_get_data (G_OBJECT (e), "cd-crossing"))
       g_ptr_array_add (stop->queue_sinks, gst_element_get_static_pad (e, "sink"));
-    if (g_str_equal (GST_OBJECT_NAME (e), "call-record-file"))
+    if (e == self->call_recording_sink)
       stop->sink = gst_object_ref (e);
   }
   {
@@ -1549,6 +1567,7 @@ cd_call_pipeline_stop_call_recording_async (CdCallPipeline *self, GAsyncReadyCal
     g_value_unset (&item);
   }
   g_object_get (stop->sink, "location", &stop->path, NULL);
+  self->call_recording_sink = NULL;
   stop->shared = g_steal_pointer (&self->call_recording_shared);
   stop->removal = removal_new (self);
   removal_take_branch (stop->removal, g_steal_pointer (&self->call_recording), TRUE, FALSE);
@@ -2141,7 +2160,7 @@ on_bus_message (GstBus *bus, GstMessage *message, gpointer user_data)
     }
     /* the call's recording cannot be written: the call goes on */
     if (e && gst_structure_has_name (e, "cd-seal-failed") &&
-        g_str_equal (GST_OBJECT_NAME (GST_MESSAGE_SRC (message)), "call-record-file")) {
+        GST_MESSAGE_SRC (message) == GST_OBJECT (self->call_recording_sink)) {
       g_signal_emit (self, signals[SIGNAL_RECORDING_FAILED], 0,
                      gst_structure_get_string (e, "reason"));
       return G_SOURCE_CONTINUE;

@@ -10,8 +10,10 @@
 #include "../../common/cd-ogg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sodium.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -374,7 +376,14 @@ on_key (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   r->key_version = key->version;
-  r->key = g_bytes_new (key->key, CD_SEAL_KEY_BYTES);
+  {
+    /* in locked memory, wiped when the pipeline lets it go */
+    guint8 *copy = sodium_malloc (CD_SEAL_KEY_BYTES);
+
+    g_assert (copy != NULL);
+    memcpy (copy, key->key, CD_SEAL_KEY_BYTES);
+    r->key = g_bytes_new_with_free_func (copy, CD_SEAL_KEY_BYTES, sodium_free, copy);
+  }
   r->storage_key = g_strdup_printf ("recordings/%s/%s.sealed", r->company_id, r->id);
   r->path = cd_blob_store_local_path (r->recorder->api->blobs, r->storage_key);
   task = g_task_new (NULL, NULL, on_folder, r);
@@ -566,7 +575,7 @@ recover_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
     g_task_return_boolean (task, TRUE);
     return;
   }
-  if (!cd_ogg_scan (plain->data, plain->len, &scan)) {
+  if (!cd_ogg_scan (plain->data, plain->len, &scan) || cd_ogg_opus_ms (&scan) == 0) {
     v->state = "failed";
     v->reason = g_strdup ("the daemon stopped while recording, before any audio was written");
     g_task_return_boolean (task, TRUE);
@@ -584,6 +593,15 @@ recover_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
         !g_output_stream_close (sealing, NULL, &error))
       g_clear_object (&out);
   }
+  if (out != NULL) {
+    /* on disk before it takes the cut file's place */
+    int fd = g_open (temp, O_RDONLY | O_CLOEXEC, 0);
+
+    if (fd < 0 || fsync (fd) != 0)
+      g_clear_object (&out);
+    if (fd >= 0)
+      close (fd);
+  }
   if (out == NULL || g_rename (temp, v->path) != 0) {
     v->state = "failed";
     v->reason = g_strdup_printf ("the daemon stopped while recording, and its file cannot be "
@@ -592,6 +610,15 @@ recover_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
     g_unlink (temp);
     g_task_return_boolean (task, TRUE);
     return;
+  }
+  {
+    g_autofree char *dir = g_path_get_dirname (v->path);
+    int fd = g_open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+
+    if (fd >= 0) {
+      fsync (fd);
+      close (fd);
+    }
   }
   sealed = g_mapped_file_new (v->path, FALSE, NULL);
   if (sealed) {
@@ -652,6 +679,23 @@ on_recovery_key (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
+on_claimed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Recovery *v = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL || PQntuples (res) == 0) {
+    if (res == NULL)
+      g_message ("recording %s cannot be claimed for recovery: %s", v->id, error->message);
+    recovery_free (v);
+    return;
+  }
+  cd_keyring_get_async (v->recorder->api->keyring, v->company_id, v->key_version, NULL,
+                        on_recovery_key, v);
+}
+
+static void
 on_orphans (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CdCallRecorder) self = user_data;
@@ -675,8 +719,16 @@ on_orphans (GObject *source, GAsyncResult *result, gpointer user_data)
     v->path = cd_blob_store_local_path (self->api->blobs, PQgetvalue (res, i, 3));
     v->key_version = (guint32) g_ascii_strtoull (PQgetvalue (res, i, 4), NULL, 10);
     g_info ("recovering recording %s, left by %s", v->id, PQgetvalue (res, i, 5));
-    cd_keyring_get_async (self->api->keyring, v->company_id, v->key_version, NULL, on_recovery_key,
-                          v);
+    {
+      /* claimed first: another daemon of this host may be looking too */
+      const char *params[] = { v->id, PQgetvalue (res, i, 5), self->daemon_id };
+      CdPgScope scope = { .company_id = v->company_id };
+
+      cd_pg_pool_query_scoped_async (self->api->pool, &scope,
+                                     "UPDATE recordings SET daemon_id = $3 WHERE id = $1"
+                                     " AND daemon_id = $2 AND state = 'recording' RETURNING id",
+                                     params, G_N_ELEMENTS (params), NULL, on_claimed, v);
+    }
   }
 }
 

@@ -95,8 +95,10 @@ cd_keyring_load_master (const char *path, gboolean create, guint8 master[CD_SEAL
                    g_strerror (errno));
       return FALSE;
     }
-    if (!g_file_set_contents_full (path, content, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
-                                   error)) {
+    /* durable: company keys wrapped by it are committed right after */
+    if (!g_file_set_contents_full (path, content, -1,
+                                   G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+                                   0600, error)) {
       sodium_memzero (content, strlen (content));
       return FALSE;
     }
@@ -365,6 +367,7 @@ cd_keyring_new (CdPgPool *pool, const guint8 master[CD_SEAL_KEY_BYTES])
   crypto_generichash_update (&h, (const guint8 *) context, sizeof context);
   crypto_generichash_update (&h, master, CD_SEAL_KEY_BYTES);
   crypto_generichash_final (&h, id, sizeof id);
+  sodium_memzero (&h, sizeof h);
   for (gsize i = 0; i < sizeof id; i++)
     g_snprintf (self->master_id + 2 * i, 3, "%02x", id[i]);
   return self;
