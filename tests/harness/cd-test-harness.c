@@ -173,6 +173,18 @@ cd_test_stores_kill_server (CdTestStores *stores, CdEmbeddedServer server, int s
   g_assert_cmpint (kill (pid, sig), ==, 0);
 }
 
+PGresult *
+cd_test_pg_scoped (CdPgPool *pool, const char *company, gboolean platform, const char *sql,
+                   const char *const *params, int n, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  CdPgScope scope = { company, platform };
+
+  cd_pg_pool_query_scoped_async (pool, &scope, sql, params, n, NULL, cd_test_capture, &result);
+  cd_test_wait_result (&result, 30000);
+  return cd_pg_pool_query_finish (pool, result, error);
+}
+
 void
 cd_test_stores_stop (CdTestStores *stores)
 {

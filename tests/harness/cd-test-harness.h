@@ -8,6 +8,7 @@
 
 #include "cd-config.h"
 #include "store/cd-embedded-stores.h"
+#include "store/cd-pg-pool.h"
 
 G_BEGIN_DECLS
 
@@ -49,6 +50,9 @@ typedef struct {
 
 CdTestStores *cd_test_stores_start (void);
 void cd_test_stores_stop (CdTestStores *stores);
+/* A statement on @pool as @company (or the platform), waited for. */
+PGresult *cd_test_pg_scoped (CdPgPool *pool, const char *company, gboolean platform,
+                             const char *sql, const char *const *params, int n, GError **error);
 void cd_test_stores_kill_server (CdTestStores *stores, CdEmbeddedServer server, int sig);
 void cd_test_stores_wait_postgres (CdTestStores *stores, guint timeout_ms);
 

@@ -18,25 +18,14 @@ static char *company_b;
 static char *agent_a;
 static char *agent_b;
 
-static PGresult *
-scoped (CdPgPool *pool, const char *company, gboolean platform, const char *sql,
-        const char *const *params, int n, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-  CdPgScope scope = { company, platform };
-
-  cd_pg_pool_query_scoped_async (pool, &scope, sql, params, n, NULL, cd_test_capture, &result);
-  cd_test_wait_result (&result, 30000);
-  return cd_pg_pool_query_finish (pool, result, error);
-}
-
 /* The first column of the first row, read in the platform scope. */
 static char *
 platform_scalar (const char *sql, const char *param)
 {
   g_autoptr (GError) error = NULL;
   const char *params[] = { param };
-  g_autoptr (PGresult) res = scoped (app, NULL, TRUE, sql, params, param ? 1 : 0, &error);
+  g_autoptr (PGresult) res =
+      cd_test_pg_scoped (app, NULL, TRUE, sql, params, param ? 1 : 0, &error);
 
   g_assert_no_error (error);
   g_assert_cmpint (PQntuples (res), ==, 1);
@@ -469,14 +458,15 @@ seed (void)
   app = cd_pg_pool_new (stores->pg_conninfo, 4, 10000, 20, 200);
   cd_pg_pool_set_role (app, "calldocker_app");
   cd_pg_pool_start (app);
-  res = scoped (app, NULL, TRUE,
-                "WITH c AS (INSERT INTO companies (name, slug) VALUES ('Alpha', 'alpha'),"
-                "  ('Beta', 'beta') RETURNING id, slug),"
-                " u AS (INSERT INTO users (company_id, email, password_hash, role, display_name)"
-                "  SELECT id, 'agent@' || slug || '.test', 'x', 'agent', 'Agent' FROM c"
-                "  RETURNING id, company_id)"
-                " SELECT c.id, u.id FROM c JOIN u ON u.company_id = c.id ORDER BY c.slug",
-                NULL, 0, &error);
+  res = cd_test_pg_scoped (
+      app, NULL, TRUE,
+      "WITH c AS (INSERT INTO companies (name, slug) VALUES ('Alpha', 'alpha'),"
+      "  ('Beta', 'beta') RETURNING id, slug),"
+      " u AS (INSERT INTO users (company_id, email, password_hash, role, display_name)"
+      "  SELECT id, 'agent@' || slug || '.test', 'x', 'agent', 'Agent' FROM c"
+      "  RETURNING id, company_id)"
+      " SELECT c.id, u.id FROM c JOIN u ON u.company_id = c.id ORDER BY c.slug",
+      NULL, 0, &error);
   g_assert_no_error (error);
   g_assert_cmpint (PQntuples (res), ==, 2);
   company_a = g_strdup (PQgetvalue (res, 0, 0));

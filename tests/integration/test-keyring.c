@@ -20,18 +20,6 @@ static char *company_a;
 static char *company_b;
 static char *dir;
 
-static PGresult *
-scoped (CdPgPool *pool, const char *company, gboolean platform, const char *sql,
-        const char *const *params, int n, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-  CdPgScope scope = { company, platform };
-
-  cd_pg_pool_query_scoped_async (pool, &scope, sql, params, n, NULL, cd_test_capture, &result);
-  cd_test_wait_result (&result, 30000);
-  return cd_pg_pool_query_finish (pool, result, error);
-}
-
 static CdCompanyKey *
 get_key (CdKeyring *keyring, const char *company, guint32 version, GError **error)
 {
@@ -127,9 +115,10 @@ test_company_key_made_once (void)
   g_assert_cmpuint (k2->version, ==, 1);
   g_assert_cmpmem (k1->key, CD_SEAL_KEY_BYTES, k2->key, CD_SEAL_KEY_BYTES);
   /* one row, holding the key wrapped, not the key */
-  rows = scoped (app, NULL, TRUE,
-                 "SELECT version, master_key_id, wrapped FROM company_keys WHERE company_id = $1",
-                 params, 1, &error);
+  rows = cd_test_pg_scoped (
+      app, NULL, TRUE,
+      "SELECT version, master_key_id, wrapped FROM company_keys WHERE company_id = $1", params, 1,
+      &error);
   g_assert_no_error (error);
   g_assert_cmpint (PQntuples (rows), ==, 1);
   g_assert_cmpstr (PQgetvalue (rows, 0, 1), ==, cd_keyring_get_master_id (one));
@@ -160,9 +149,9 @@ test_keys_isolated (void)
 {
   g_autoptr (GError) error = NULL;
   const char *params[] = { company_a };
-  g_autoptr (PGresult) rows =
-      scoped (app, company_b, FALSE, "SELECT count(*) FROM company_keys WHERE company_id = $1",
-              params, 1, &error);
+  g_autoptr (PGresult) rows = cd_test_pg_scoped (
+      app, company_b, FALSE, "SELECT count(*) FROM company_keys WHERE company_id = $1", params, 1,
+      &error);
 
   g_assert_no_error (error);
   g_assert_cmpstr (PQgetvalue (rows, 0, 0), ==, "0");
@@ -201,16 +190,17 @@ test_changed_wrapped_key_refused (void)
 
   memset (master, 7, sizeof master);
   keyring = cd_keyring_new (app, master);
-  denied =
-      scoped (app, company_b, FALSE,
-              "UPDATE company_keys SET wrapped = wrapped WHERE company_id = $1", params, 1, &error);
+  denied = cd_test_pg_scoped (app, company_b, FALSE,
+                              "UPDATE company_keys SET wrapped = wrapped WHERE company_id = $1",
+                              params, 1, &error);
   g_assert_null (denied);
   g_assert_error (error, CD_STORE_ERROR, CD_STORE_ERROR_QUERY);
   g_clear_error (&error);
-  changed = scoped (owner, NULL, TRUE,
-                    "UPDATE company_keys SET wrapped = translate(wrapped, 'ABCabc', 'BCAbca')"
-                    " WHERE company_id = $1 RETURNING 1",
-                    params, 1, &error);
+  changed =
+      cd_test_pg_scoped (owner, NULL, TRUE,
+                         "UPDATE company_keys SET wrapped = translate(wrapped, 'ABCabc', 'BCAbca')"
+                         " WHERE company_id = $1 RETURNING 1",
+                         params, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpint (PQntuples (changed), ==, 1);
   g_test_expect_message ("calldocker-store", G_LOG_LEVEL_MESSAGE, "*does not unwrap*");
@@ -278,10 +268,11 @@ seed (void)
   app = cd_pg_pool_new (stores->pg_conninfo, 4, 10000, 20, 200);
   cd_pg_pool_set_role (app, "calldocker_app");
   cd_pg_pool_start (app);
-  res = scoped (app, NULL, TRUE,
-                "INSERT INTO companies (name, slug) VALUES ('Alpha', 'alpha'), ('Beta', 'beta')"
-                " RETURNING id",
-                NULL, 0, &error);
+  res = cd_test_pg_scoped (
+      app, NULL, TRUE,
+      "INSERT INTO companies (name, slug) VALUES ('Alpha', 'alpha'), ('Beta', 'beta')"
+      " RETURNING id",
+      NULL, 0, &error);
   g_assert_no_error (error);
   g_assert_cmpint (PQntuples (res), ==, 2);
   company_a = g_strdup (PQgetvalue (res, 0, 0));
