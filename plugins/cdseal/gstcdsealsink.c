@@ -125,8 +125,10 @@ seal (GstCdSealSink *self, const guint8 *data, gsize length, GConverterFlags fla
     }
     if (written > 0 && !write_all (self, self->out, written))
       return FALSE;
-    data += read;
-    length -= read;
+    if (read > 0) {
+      data += read;
+      length -= read;
+    }
     if (r == G_CONVERTER_FINISHED || r == G_CONVERTER_FLUSHED)
       return TRUE;
     if (length == 0 && written == 0 && !(flags & (G_CONVERTER_FLUSH | G_CONVERTER_INPUT_AT_END)))

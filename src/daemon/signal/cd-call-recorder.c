@@ -556,7 +556,8 @@ recover_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
   data = (const guint8 *) g_mapped_file_get_contents (file);
   length = g_mapped_file_get_length (file);
   unsealer = cd_unsealer_new (v->key->key, v->company_id, v->key_version);
-  for (;;) {
+  /* an empty file maps to no data at all */
+  for (; data != NULL;) {
     gsize read = 0, written = 0;
     GConverterResult r =
         g_converter_convert (G_CONVERTER (unsealer), data + pos, length - pos, buf, sizeof buf,

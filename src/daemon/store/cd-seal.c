@@ -171,7 +171,9 @@ cd_sealer_convert (GConverter *converter, const void *inbuf, gsize inbuf_size, v
     if (self->finished)
       break;
     take = MIN (room, inbuf_size - *bytes_read);
-    g_byte_array_append (self->plain, in + *bytes_read, take);
+    /* (no input may come as NULL: no offset on it) */
+    if (take > 0)
+      g_byte_array_append (self->plain, in + *bytes_read, take);
     *bytes_read += take;
     if (self->plain->len == CD_SEAL_CHUNK_BYTES && *bytes_read < inbuf_size) {
       seal_chunk (self, SS (TAG_MESSAGE));
@@ -345,9 +347,13 @@ open_part (CdUnsealer *self)
     gsize at = self->out->len;
     unsigned long long plain = 0;
     unsigned char tag = 0;
+    guint8 none;
+    guint8 *into;
 
     g_byte_array_set_size (self->out, at + self->unit - SS (ABYTES));
-    if (SS (pull) (self->state, self->out->data + at, &plain, &tag, self->stage->data, self->unit,
+    /* an empty chunk opens into nothing (the array may have no storage) */
+    into = self->unit > SS (ABYTES) ? self->out->data + at : &none;
+    if (SS (pull) (self->state, into, &plain, &tag, self->stage->data, self->unit,
                    self->prefix->data, self->prefix->len) != 0) {
       g_byte_array_set_size (self->out, at);
       g_set_error (&self->failed, CD_SEAL_ERROR, CD_SEAL_ERROR_TAMPERED,
@@ -407,7 +413,8 @@ cd_unsealer_convert (GConverter *converter, const void *inbuf, gsize inbuf_size,
       break;
     want = self->at == OPEN_HEADER ? header_size (self) : self->unit;
     take = MIN (want - self->stage->len, inbuf_size - *bytes_read);
-    g_byte_array_append (self->stage, in + *bytes_read, take);
+    if (take > 0)
+      g_byte_array_append (self->stage, in + *bytes_read, take);
     *bytes_read += take;
     self->sealed_bytes += take;
     if (self->stage->len < want)
