@@ -150,25 +150,6 @@ sleep_until (gint64 t)
     cd_test_sleep ((guint) (left / 1000));
 }
 
-/* 100 ms windows of @channel below -60 dBFS */
-static guint
-silent_windows (const gint16 *pcm, gsize frames, guint channel)
-{
-  guint silent = 0;
-
-  for (gsize at = 0; at + 4800 <= frames; at += 4800) {
-    double sum = 0;
-
-    for (gsize i = 0; i < 4800; i++) {
-      double v = pcm[(at + i) * 2 + channel] / 32768.0;
-      sum += v * v;
-    }
-    if (sqrt (sum / 4800) < 0.001)
-      silent++;
-  }
-  return silent;
-}
-
 /* How far the recording's length may be from the 10 s between its start
  * and stop as the test sees them: 0.3 s; under the sanitizers, where the
  * recording's elements take a few hundred milliseconds more to start
@@ -179,23 +160,50 @@ slack_ms (void)
   return g_getenv ("ASAN_OPTIONS") ? 600 : 300;
 }
 
-/* The longest run of silent 100 ms windows of @channel, and where it starts. */
-static guint
-silent_run (const gint16 *pcm, gsize frames, guint channel, guint *start)
+/* Whether each 100 ms window of @channel (of stereo @pcm) is below -60 dBFS. */
+static GArray *
+silent_windows_of (const gint16 *pcm, gsize frames, guint channel)
 {
-  guint best = 0, run = 0, window = 0;
+  GArray *silent = g_array_new (FALSE, FALSE, sizeof (gboolean));
 
-  for (gsize at = 0; at + 4800 <= frames; at += 4800, window++) {
+  for (gsize at = 0; at + 4800 <= frames; at += 4800) {
     double sum = 0;
+    gboolean quiet;
 
     for (gsize i = 0; i < 4800; i++) {
       double v = pcm[(at + i) * 2 + channel] / 32768.0;
       sum += v * v;
     }
-    run = sqrt (sum / 4800) < 0.001 ? run + 1 : 0;
+    quiet = sqrt (sum / 4800) < 0.001;
+    g_array_append_val (silent, quiet);
+  }
+  return silent;
+}
+
+/* How many 100 ms windows of @channel are silent. */
+static guint
+silent_windows (const gint16 *pcm, gsize frames, guint channel)
+{
+  g_autoptr (GArray) silent = silent_windows_of (pcm, frames, channel);
+  guint n = 0;
+
+  for (guint i = 0; i < silent->len; i++)
+    n += g_array_index (silent, gboolean, i);
+  return n;
+}
+
+/* The longest run of silent 100 ms windows of @channel, and where it starts. */
+static guint
+silent_run (const gint16 *pcm, gsize frames, guint channel, guint *start)
+{
+  g_autoptr (GArray) silent = silent_windows_of (pcm, frames, channel);
+  guint best = 0, run = 0;
+
+  for (guint i = 0; i < silent->len; i++) {
+    run = g_array_index (silent, gboolean, i) ? run + 1 : 0;
     if (run > best) {
       best = run;
-      *start = window + 1 - run;
+      *start = i + 1 - run;
     }
   }
   return best;

@@ -55,7 +55,6 @@ handle_control (CdHttpRequest *request, gpointer user_data)
                                      action, agent ? claims->sub : NULL, &error)) {
     g_autoptr (JsonBuilder) b = json_builder_new ();
     g_autoptr (JsonNode) root = NULL;
-    g_autofree char *text = NULL;
 
     json_builder_begin_object (b);
     json_builder_set_member_name (b, "call_id");
@@ -64,11 +63,8 @@ handle_control (CdHttpRequest *request, gpointer user_data)
     json_builder_add_string_value (b, action);
     json_builder_end_object (b);
     root = json_builder_get_root (b);
-    text = json_to_string (root, FALSE);
     /* accepted: what follows (the file, its row) is told on the timeline */
-    soup_server_message_set_status (request->msg, 202, NULL);
-    soup_server_message_set_response (request->msg, "application/json", SOUP_MEMORY_COPY, text,
-                                      strlen (text));
+    cd_http_respond_json (request->msg, 202, root);
     return;
   }
   cd_http_respond_problem (request->msg, request->request_id, error);
