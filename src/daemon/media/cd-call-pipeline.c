@@ -1376,7 +1376,7 @@ cd_call_pipeline_stop_recording_finish (CdCallPipeline *self, GAsyncResult *resu
  * as it is written (cdsealsink); paused, both channels carry silence ---- */
 
 static GstPadProbeReturn
-on_call_recording_feed (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+on_call_recording_paused (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
   RecordingShared *r = user_data;
   GstBuffer *buffer;
@@ -1407,6 +1407,7 @@ cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, G
 {
   static const CdLegRole parties[] = { CD_LEG_VISITOR, CD_LEG_AGENT };
   g_autoptr (GstCaps) caps = NULL;
+  g_autoptr (GstPad) interleaved = NULL;
   g_autoptr (GstPad) counted = NULL;
   g_autoptr (GstPad) written = NULL;
   GstElement *interleave, *filter, *enc, *mux, *sink;
@@ -1488,12 +1489,15 @@ cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, G
     ensure_decoded (self, leg);
     feeds[i] = add_crossing_queue (self, b, qname);
     qsrc = gst_element_get_static_pad (feeds[i], "src");
-    gst_pad_add_probe (qsrc, GST_PAD_PROBE_TYPE_BUFFER, on_call_recording_feed,
-                       g_atomic_rc_box_acquire (self->call_recording_shared),
-                       recording_shared_release);
     if (gst_pad_link (qsrc, isink) != GST_PAD_LINK_OK)
       g_error ("call %s: cannot record the %s", self->call_id, leg->name);
   }
+  /* paused after the interleave, so both channels fall silent at the same
+   * point of the recording (each party's queue holds a different amount) */
+  interleaved = gst_element_get_static_pad (interleave, "src");
+  gst_pad_add_probe (interleaved, GST_PAD_PROBE_TYPE_BUFFER, on_call_recording_paused,
+                     g_atomic_rc_box_acquire (self->call_recording_shared),
+                     recording_shared_release);
   counted = gst_element_get_static_pad (filter, "src");
   gst_pad_add_probe (counted, GST_PAD_PROBE_TYPE_BUFFER, on_recorded_buffer,
                      g_atomic_rc_box_acquire (self->call_recording_shared),
