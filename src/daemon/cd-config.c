@@ -156,7 +156,23 @@ static const KeyInfo keys[] = {
   { "ivr", "max_prompt_s", KEY_UINT, OFF (ivr_max_prompt_s), 1, 3600, "300",
     "longest prompt an admin may upload, in seconds of audio" },
   { "blobs", "dir", KEY_STRING, OFF (blobs_dir), 0, 0, "",
-    "the folder stored prompts live in; empty: blobs under the state folder" },
+    "the folder stored files live in (with backend s3: the spool they wait in until uploaded); "
+    "empty: blobs under the state folder" },
+  { "blobs", "backend", KEY_STRING, OFF (blobs_backend), 0, 0, "local",
+    "where stored files live: local (the folder) or s3 (an S3-compatible bucket)" },
+  { "blobs", "s3_endpoint", KEY_STRING, OFF (blobs_s3_endpoint), 0, 0, "",
+    "the S3 endpoint, http(s)://host[:port] (path-style requests)" },
+  { "blobs", "s3_bucket", KEY_STRING, OFF (blobs_s3_bucket), 0, 0, "", "the bucket, made already" },
+  { "blobs", "s3_region", KEY_STRING, OFF (blobs_s3_region), 0, 0, "us-east-1",
+    "the region requests are signed for" },
+  { "blobs", "s3_access_key", KEY_STRING, OFF (blobs_s3_access_key), 0, 0, "", "the access key id" },
+  { "blobs", "s3_secret_key", KEY_STRING, OFF (blobs_s3_secret_key), 0, 0, "",
+    "the secret key (better set through CALLDOCKER_BLOBS_S3_SECRET_KEY than in a file)" },
+  { "blobs", "s3_part_bytes", KEY_UINT64, OFF (blobs_s3_part_bytes), 5 * 1024 * 1024,
+    G_GUINT64_CONSTANT (5) * 1024 * 1024 * 1024, "8388608",
+    "files larger than this go up in parts of this size (multipart upload)" },
+  { "blobs", "s3_retry_max_s", KEY_UINT, OFF (blobs_s3_retry_max_s), 1, 3600, "60",
+    "longest wait between attempts to upload a file (the wait doubles from 1 s)" },
   { "blobs", "master_key_file", KEY_STRING, OFF (blobs_master_key_file), 0, 0, "",
     "the master key that seals recordings and voicemails (32 bytes, base64); empty: "
     "STATE/keys/master.key, made once. Every daemon of one database needs the same" },
@@ -266,6 +282,12 @@ cd_config_free (CdConfig *config)
   g_free (config->listen_host);
   g_free (config->state_dir);
   g_free (config->blobs_dir);
+  g_free (config->blobs_backend);
+  g_free (config->blobs_s3_endpoint);
+  g_free (config->blobs_s3_bucket);
+  g_free (config->blobs_s3_region);
+  g_free (config->blobs_s3_access_key);
+  g_free (config->blobs_s3_secret_key);
   g_free (config->blobs_master_key_file);
   g_free (config->pg_conninfo);
   g_free (config->pg_app_role);
@@ -539,6 +561,19 @@ cd_config_validate (CdConfig *config, GError **error)
                  "mail.smtp_tls = '%s' is not one of required, none", config->smtp_tls);
     return FALSE;
   }
+  if (!g_str_equal (config->blobs_backend, "local") && !g_str_equal (config->blobs_backend, "s3")) {
+    g_set_error (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_INVALID_VALUE,
+                 "blobs.backend = '%s' is not one of local, s3", config->blobs_backend);
+    return FALSE;
+  }
+  if (g_str_equal (config->blobs_backend, "s3") &&
+      (!config->blobs_s3_endpoint[0] || !config->blobs_s3_bucket[0] ||
+       !config->blobs_s3_access_key[0] || !config->blobs_s3_secret_key[0])) {
+    g_set_error_literal (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_CONTRADICTION,
+                         "blobs.backend is s3, but blobs.s3_endpoint, s3_bucket, s3_access_key "
+                         "and s3_secret_key are not all set");
+    return FALSE;
+  }
   if (config->turn_urls[0] != '\0' && config->turn_secret[0] == '\0') {
     g_set_error_literal (error, CD_CONFIG_ERROR, CD_CONFIG_ERROR_CONTRADICTION,
                          "ice.turn_urls is set but ice.turn_secret is empty: TURN needs the "
@@ -610,7 +645,8 @@ cd_config_describe (const CdConfig *config)
     switch (info->type) {
     case KEY_STRING: {
       const char *v = *(char *const *) (base + info->offset);
-      if (g_str_equal (info->key, "smtp_password") || g_str_equal (info->key, "turn_secret"))
+      if (g_str_equal (info->key, "smtp_password") || g_str_equal (info->key, "turn_secret") ||
+          g_str_equal (info->key, "s3_secret_key"))
         g_string_append (out, v[0] ? "(set)" : "");
       else if (g_str_equal (info->key, "conninfo") || g_str_equal (info->key, "url"))
         g_string_append (out, v[0] ? "(set)" : "(embedded)");

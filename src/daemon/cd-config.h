@@ -110,6 +110,14 @@ typedef struct {
   /* [blobs] */
   char *blobs_dir;             /* empty: blobs under the state folder */
   char *blobs_master_key_file; /* empty: STATE/keys/master.key, made once */
+  char *blobs_backend;         /* local or s3 */
+  char *blobs_s3_endpoint;
+  char *blobs_s3_bucket;
+  char *blobs_s3_region;
+  char *blobs_s3_access_key;
+  char *blobs_s3_secret_key;
+  guint64 blobs_s3_part_bytes;
+  guint blobs_s3_retry_max_s;
   /* [log] */
   char *log_level;
   /* [shutdown] */

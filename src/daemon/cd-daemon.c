@@ -735,7 +735,28 @@ start_api (CdDaemon *self, GError **error)
     g_autofree char *blobs = config->blobs_dir[0]
                                  ? g_strdup (config->blobs_dir)
                                  : g_build_filename (config->state_dir, "blobs", NULL);
-    self->api.blobs = cd_blob_store_new_local (blobs);
+    if (g_str_equal (config->blobs_backend, "s3")) {
+      CdS3Config s3_config = {
+        .endpoint = config->blobs_s3_endpoint,
+        .bucket = config->blobs_s3_bucket,
+        .region = config->blobs_s3_region,
+        .access_key = config->blobs_s3_access_key,
+        .secret_key = config->blobs_s3_secret_key,
+        .part_bytes = config->blobs_s3_part_bytes,
+        .timeout_s = 60,
+      };
+      g_autoptr (CdS3) s3 = cd_s3_new (&s3_config, error);
+
+      if (s3 == NULL) {
+        g_prefix_error (error, "blobs: ");
+        return FALSE;
+      }
+      self->api.blobs = cd_blob_store_new_s3 (blobs, s3, config->blobs_s3_retry_max_s);
+    } else {
+      self->api.blobs = cd_blob_store_new_local (blobs);
+    }
+    cd_blob_store_set_metrics (self->api.blobs, self->metrics);
+    g_info ("stored files: %s", cd_blob_store_describe (self->api.blobs));
   }
   {
     g_autofree char *master_file =

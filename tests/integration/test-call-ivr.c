@@ -11,6 +11,7 @@
 #include "cd-json.h"
 #include "cd-test-harness.h"
 #include "cd-test-seed.h"
+#include "store/cd-seal.h"
 
 #include <gst/gst.h>
 #include <libsoup/soup.h>
@@ -533,8 +534,26 @@ test_voicemail (void)
   g_assert_cmpfloat (ABS (seconds - json_object_get_int_member (voicemail, "duration_ms") / 1000.0),
                      <, 0.1);
   g_assert_cmpfloat (ABS (hz - 440), <=, 10);
-  g_assert_cmpint (json_object_get_int_member (voicemail, "size_bytes"), ==,
-                   (gint64) g_bytes_get_size (audio));
+  /* stored sealed with the company's key: nothing of the Ogg shows, and
+   * the size said is the stored file's */
+  {
+    g_autofree char *path =
+        g_strdup_printf ("%s/blobs/voicemails/%s/%s.sealed", state, company,
+                         json_object_get_string_member (voicemail, "id"));
+    g_autofree char *data = NULL;
+    g_autofree char *whose = NULL;
+    gsize length = 0;
+    guint32 version = 0;
+
+    g_assert_true (g_file_get_contents (path, &data, &length, NULL));
+    g_assert_cmpint (json_object_get_int_member (voicemail, "size_bytes"), ==, (gint64) length);
+    g_assert_cmpuint (length, >, g_bytes_get_size (audio));
+    g_assert_null (g_strstr_len (data, length, "OggS"));
+    g_assert_null (g_strstr_len (data, length, "OpusHead"));
+    g_assert_true (cd_seal_peek_header ((const guint8 *) data, length, &whose, &version, NULL));
+    g_assert_cmpstr (whose, ==, company);
+    g_assert_cmpuint (version, >=, 1);
+  }
 
   /* an admin deletes it: gone from the list, its audio too */
   {

@@ -4,6 +4,7 @@
  * query, a bare sub-resource); encoding follows the rules; malformed
  * arguments are refused with what was wrong. */
 
+#include "store/cd-s3.h"
 #include "store/cd-sigv4.h"
 
 #include <gio/gio.h>
@@ -199,6 +200,45 @@ test_bad_arguments (void)
   }
 }
 
+/* What the S3 client reads of a reply: the first element's text, decoded;
+ * nothing from a reply that is cut, empty or not XML. */
+static void
+test_s3_reply_text (void)
+{
+  const char *error = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>a &lt;b&gt; "
+                      "&amp; &quot;c&quot; &apos;d&apos; &unknown;</Message></Error>";
+  const struct {
+    const char *body;
+    const char *name;
+    const char *text;
+  } cases[] = {
+    { error, "Code", "NoSuchBucket" },
+    { error, "Message", "a <b> & \"c\" 'd' &unknown;" },
+    { error, "UploadId", NULL },
+    { "<UploadId></UploadId>", "UploadId", "" },
+    { "<UploadId>abc", "UploadId", NULL },
+    { "<Code>a</Code><Code>b</Code>", "Code", "a" },
+    { "</Code>x<Code>", "Code", NULL },
+    { "<Code>&amp</Code>", "Code", "&amp" },
+    { "not xml at all", "Code", NULL },
+    { "", "Code", NULL },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *text = cd_s3_xml_text (cases[i].body, strlen (cases[i].body), cases[i].name);
+
+    g_assert_cmpstr (text, ==, cases[i].text);
+  }
+  {
+    /* the length is the bound, not a NUL */
+    const char cut[] = "<Code>abc</Code>";
+    g_autofree char *none = cd_s3_xml_text (cut, 12, "Code");
+
+    g_assert_null (none);
+    g_assert_null (cd_s3_xml_text (NULL, 0, "Code"));
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -211,5 +251,6 @@ main (int argc, char **argv)
   g_test_add_func ("/sigv4/uri-encode", test_uri_encode);
   g_test_add_func ("/sigv4/amz-date", test_amz_date);
   g_test_add_func ("/sigv4/bad-arguments", test_bad_arguments);
+  g_test_add_func ("/sigv4/s3-reply-text", test_s3_reply_text);
   return g_test_run ();
 }

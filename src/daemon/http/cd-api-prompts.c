@@ -113,6 +113,8 @@ on_stored (GObject *source, GAsyncResult *result, gpointer user_data)
     cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such company");
     return;
   }
+  /* kept at hand too: the IVR plays it from there */
+  cd_blob_store_commit (call->api->blobs, u->key, CD_BLOB_COMMIT_KEEP_LOCAL);
   {
     g_autoptr (JsonNode) node = json_from_string (PQgetvalue (res, 0, 1), NULL);
     cd_api_call_respond_json (call, 201, node);

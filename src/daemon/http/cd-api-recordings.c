@@ -127,107 +127,12 @@ handle_get (CdHttpRequest *request, gpointer user_data)
                     " WHERE r.company_id = $1 AND r.id = $2");
 }
 
-/* ---- listening: the sealed file opened with the company's key in a
- * worker thread; a file that fails its check is refused, never played ---- */
-
-typedef struct {
-  char *path;
-  char *company_id;
-  guint32 key_version;
-  CdCompanyKey *key;
-  GBytes *plain;
-} Opening;
-
-static void
-opening_free (Opening *o)
-{
-  g_free (o->path);
-  g_free (o->company_id);
-  g_clear_pointer (&o->key, cd_company_key_unref);
-  g_clear_pointer (&o->plain, g_bytes_unref);
-  g_free (o);
-}
-
-static void
-open_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
-{
-  Opening *o = task_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GFile) file = g_file_new_for_path (o->path);
-  g_autoptr (GFileInputStream) in = g_file_read (file, cancellable, &error);
-  g_autoptr (CdUnsealer) unsealer = NULL;
-  g_autoptr (GInputStream) opening = NULL;
-  g_autoptr (GOutputStream) plain = g_memory_output_stream_new_resizable ();
-
-  if (in == NULL) {
-    g_task_return_error (task, g_steal_pointer (&error));
-    return;
-  }
-  unsealer = cd_unsealer_new (o->key->key, o->company_id, o->key_version);
-  opening = g_converter_input_stream_new (G_INPUT_STREAM (in), G_CONVERTER (unsealer));
-  if (g_output_stream_splice (plain, opening, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, cancellable,
-                              &error) < 0) {
-    g_task_return_error (task, g_steal_pointer (&error));
-    return;
-  }
-  o->plain = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (plain));
-  g_task_return_boolean (task, TRUE);
-}
-
-static void
-on_opened (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  CdApiCall *call = user_data;
-  Opening *o = g_task_get_task_data (G_TASK (result));
-  g_autoptr (GError) error = NULL;
-
-  if (!g_task_propagate_boolean (G_TASK (result), &error)) {
-    g_message ("request %s: the recording %s does not open: %s", call->request_id, o->path,
-               error->message);
-    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-      cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND,
-                                   "the recording's file is missing from storage");
-    else if (error->domain == CD_SEAL_ERROR)
-      cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
-                                   "the recording's file fails its check (changed or cut) and is "
-                                   "not served");
-    else
-      cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL,
-                                   "the recording's file cannot be read");
-    return;
-  }
-  /* the whole body: libsoup answers a Range request with just that part */
-  cd_api_call_respond_bytes (call, 200, "audio/ogg", o->plain);
-}
-
-static void
-on_key (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  CdApiCall *call = user_data;
-  Opening *o = call->data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GTask) task = NULL;
-
-  o->key = cd_keyring_get_finish (CD_KEYRING (source), result, &error);
-  if (o->key == NULL) {
-    g_message ("request %s: no key for a recording: %s", call->request_id, error->message);
-    cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL, "the recording's key cannot be had");
-    return;
-  }
-  call->data = NULL;
-  call->data_free = NULL;
-  task = g_task_new (NULL, NULL, on_opened, call);
-  g_task_set_task_data (task, o, (GDestroyNotify) opening_free);
-  g_task_run_in_thread (task, open_thread);
-}
-
 static void
 on_audio_row (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   CdApiCall *call = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
-  Opening *o;
 
   if (res == NULL) {
     cd_api_call_respond_error (call, error);
@@ -245,13 +150,9 @@ on_audio_row (GObject *source, GAsyncResult *result, gpointer user_data)
                                      : "the recording is still being made");
     return;
   }
-  o = g_new0 (Opening, 1);
-  o->path = cd_blob_store_local_path (call->api->blobs, PQgetvalue (res, 0, 0));
-  o->company_id = g_strdup (PQgetvalue (res, 0, 1));
-  o->key_version = (guint32) g_ascii_strtoull (PQgetvalue (res, 0, 2), NULL, 10);
-  call->data = o;
-  call->data_free = (GDestroyNotify) opening_free;
-  cd_keyring_get_async (call->api->keyring, o->company_id, o->key_version, NULL, on_key, call);
+  cd_api_call_respond_sealed (call, PQgetvalue (res, 0, 0), PQgetvalue (res, 0, 1),
+                              (guint32) g_ascii_strtoull (PQgetvalue (res, 0, 2), NULL, 10),
+                              "audio/ogg");
 }
 
 static void

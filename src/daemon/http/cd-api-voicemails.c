@@ -51,7 +51,31 @@ handle_get (CdHttpRequest *request, gpointer user_data)
 static void
 on_audio_key (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  cd_api_call_respond_blob (user_data, result, "audio/ogg", "no such voicemail");
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (PQntuples (res) == 0) {
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such voicemail");
+    return;
+  }
+  /* one stored before voicemails were sealed is served as it is */
+  if (PQgetisnull (res, 0, 2)) {
+    cd_api_call_respond_stored (call, PQgetvalue (res, 0, 0), "audio/ogg");
+    return;
+  }
+  if (call->api->keyring == NULL) {
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_UNAVAILABLE,
+                                 "this server has no keys to open voicemails");
+    return;
+  }
+  cd_api_call_respond_sealed (call, PQgetvalue (res, 0, 0), PQgetvalue (res, 0, 1),
+                              (guint32) g_ascii_strtoull (PQgetvalue (res, 0, 2), NULL, 10),
+                              "audio/ogg");
 }
 
 static void
@@ -70,7 +94,9 @@ handle_audio (CdHttpRequest *request, gpointer user_data)
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
                              g_hash_table_lookup (request->params, "voicemail_id") };
     cd_pg_pool_query_scoped_async (
-        api->pool, &scope, "SELECT storage_key FROM voicemails WHERE company_id = $1 AND id = $2",
+        api->pool, &scope,
+        "SELECT storage_key, company_id, key_version FROM voicemails"
+        " WHERE company_id = $1 AND id = $2",
         params, 2, NULL, on_audio_key, call);
   }
 }

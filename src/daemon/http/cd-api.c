@@ -497,11 +497,24 @@ on_blob_read (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GBytes) data = cd_blob_store_read_finish (CD_BLOB_STORE (source), result, &error);
 
   if (data == NULL) {
-    g_warning ("a stored file cannot be read: %s", error->message);
-    cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL, "the stored file cannot be read");
+    g_message ("request %s: a stored file cannot be read: %s", call->request_id, error->message);
+    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND,
+                                   "the file is missing from storage");
+    else
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_UNAVAILABLE,
+                                   "the storage cannot be reached; try again later");
     return;
   }
   cd_api_call_respond_bytes (call, 200, call->data, data);
+}
+
+/* The stored file at @storage_key as @content_type (static). */
+void
+cd_api_call_respond_stored (CdApiCall *call, const char *storage_key, const char *content_type)
+{
+  call->data = (gpointer) content_type;
+  cd_blob_store_read_async (call->api->blobs, storage_key, NULL, on_blob_read, call);
 }
 
 /* A statement's answer (the blob's key, or no row): the blob as
@@ -521,8 +534,143 @@ cd_api_call_respond_blob (CdApiCall *call, GAsyncResult *result, const char *con
     cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, missing);
     return;
   }
-  call->data = (gpointer) content_type;
-  cd_blob_store_read_async (call->api->blobs, PQgetvalue (res, 0, 0), NULL, on_blob_read, call);
+  cd_api_call_respond_stored (call, PQgetvalue (res, 0, 0), content_type);
+}
+
+/* ---- a sealed file (recordings, voicemails) read from the blob store
+ * (the spool or the bucket), opened with the company's key in a worker
+ * thread; a file that fails its check is refused, never served ---- */
+
+typedef struct {
+  char *storage_key;
+  GBytes *sealed;
+  char *company_id;
+  guint32 key_version;
+  CdCompanyKey *key;
+  GBytes *plain;
+  const char *content_type;
+} Opening;
+
+static void
+opening_free (Opening *o)
+{
+  g_free (o->storage_key);
+  g_clear_pointer (&o->sealed, g_bytes_unref);
+  g_free (o->company_id);
+  g_clear_pointer (&o->key, cd_company_key_unref);
+  g_clear_pointer (&o->plain, g_bytes_unref);
+  g_free (o);
+}
+
+static void
+open_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  Opening *o = task_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GInputStream) in = g_memory_input_stream_new_from_bytes (o->sealed);
+  g_autoptr (CdUnsealer) unsealer = NULL;
+  g_autoptr (GInputStream) opening = NULL;
+  g_autoptr (GOutputStream) plain = g_memory_output_stream_new_resizable ();
+
+  unsealer = cd_unsealer_new (o->key->key, o->company_id, o->key_version);
+  opening = g_converter_input_stream_new (G_INPUT_STREAM (in), G_CONVERTER (unsealer));
+  if (g_output_stream_splice (plain, opening, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, cancellable,
+                              &error) < 0) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  o->plain = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (plain));
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_opened (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Opening *o = g_task_get_task_data (G_TASK (result));
+  g_autoptr (GError) error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error)) {
+    g_message ("request %s: %s does not open: %s", call->request_id,
+               o->storage_key, error->message);
+    if (error->domain == CD_SEAL_ERROR)
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
+                                   "the stored file fails its check (changed or cut) and is not "
+                                   "served");
+    else
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL,
+                                   "the stored file cannot be read");
+    return;
+  }
+  /* the whole body: libsoup answers a Range request with just that part */
+  cd_api_call_respond_bytes (call, 200, o->content_type, o->plain);
+}
+
+static void
+on_sealed_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Opening *o = call->data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GTask) task = NULL;
+
+  o->sealed = cd_blob_store_read_finish (CD_BLOB_STORE (source), result, &error);
+  if (o->sealed == NULL) {
+    g_message ("request %s: %s cannot be read: %s", call->request_id,
+               o->storage_key, error->message);
+    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND,
+                                   "the file is missing from storage");
+    else
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_UNAVAILABLE,
+                                   "the storage cannot be reached; try again later");
+    return;
+  }
+  call->data = NULL;
+  call->data_free = NULL;
+  task = g_task_new (NULL, NULL, on_opened, call);
+  g_task_set_task_data (task, o, (GDestroyNotify) opening_free);
+  g_task_run_in_thread (task, open_thread);
+}
+
+static void
+on_key (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  Opening *o = call->data;
+  g_autoptr (GError) error = NULL;
+
+  o->key = cd_keyring_get_finish (CD_KEYRING (source), result, &error);
+  if (o->key == NULL) {
+    g_message ("request %s: no key for %s: %s", call->request_id, o->storage_key,
+               error->message);
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL, "the file's key cannot be had");
+    return;
+  }
+  cd_blob_store_read_async (call->api->blobs, o->storage_key, NULL, on_sealed_read, call);
+}
+
+/**
+ * cd_api_call_respond_sealed:
+ *
+ * Answers with the sealed file at @storage_key, opened with @company_id's
+ * key of @key_version: the whole body (libsoup answers a Range request with
+ * its part); 404 when the file is gone, 409 when it fails its check, 503
+ * when the storage cannot be reached.
+ */
+void
+cd_api_call_respond_sealed (CdApiCall *call, const char *storage_key, const char *company_id,
+                            guint32 key_version, const char *content_type)
+{
+  Opening *o = g_new0 (Opening, 1);
+
+  o->storage_key = g_strdup (storage_key);
+  o->company_id = g_strdup (company_id);
+  o->key_version = key_version;
+  o->content_type = content_type;
+  call->data = o;
+  call->data_free = (GDestroyNotify) opening_free;
+  cd_keyring_get_async (call->api->keyring, o->company_id, o->key_version, NULL, on_key, call);
 }
 
 /**

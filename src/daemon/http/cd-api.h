@@ -169,6 +169,10 @@ void cd_api_call_respond_blob (CdApiCall *call, GAsyncResult *result, const char
                                const char *missing);
 void cd_api_call_respond_json (CdApiCall *call, guint status, JsonNode *body);
 void cd_api_call_respond_empty (CdApiCall *call, guint status);
+void cd_api_call_respond_stored (CdApiCall *call, const char *storage_key,
+                                 const char *content_type);
+void cd_api_call_respond_sealed (CdApiCall *call, const char *storage_key, const char *company_id,
+                                 guint32 key_version, const char *content_type);
 void cd_api_call_respond_bytes (CdApiCall *call, guint status, const char *content_type,
                                 GBytes *body);
 void cd_api_call_respond_error (CdApiCall *call, const GError *error);

@@ -1187,7 +1187,9 @@ on_recording_end (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 
 /**
  * cd_call_pipeline_start_recording:
- * @path: the Ogg/Opus file to write
+ * @path: the Ogg/Opus file to write, sealed (cdsealsink)
+ * @key: the company's key (32 bytes), @company and @key_version for the
+ *   file's header
  *
  * Records what the visitor says, until cd_call_pipeline_stop_recording_async();
  * "recording-level" tells its loudness every 100 ms.
@@ -1195,7 +1197,8 @@ on_recording_end (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
  * Returns: FALSE when the visitor's media is not there or a recording runs
  */
 gboolean
-cd_call_pipeline_start_recording (CdCallPipeline *self, const char *path)
+cd_call_pipeline_start_recording (CdCallPipeline *self, const char *path, GBytes *key,
+                                  const char *company, guint32 key_version)
 {
   Leg *leg = &self->legs[CD_LEG_VISITOR];
   Branch *b;
@@ -1226,8 +1229,9 @@ cd_call_pipeline_start_recording (CdCallPipeline *self, const char *path)
   enc = add_element (self, b, "opusenc", NULL);
   g_object_set (enc, "bitrate", 32000, NULL);
   mux = add_element (self, b, "oggmux", NULL);
-  sink = add_element (self, b, "filesink", "visitor-record-file");
-  g_object_set (sink, "location", path, "sync", FALSE, "async", FALSE, NULL);
+  sink = add_element (self, b, "cdsealsink", "visitor-record-file");
+  g_object_set (sink, "location", path, "key", key, "company", company, "key-version", key_version,
+                NULL);
   if (!gst_element_link_many (queue, level, filter, enc, mux, sink, NULL))
     g_error ("call %s: cannot record the visitor", self->call_id);
   counted = gst_element_get_static_pad (filter, "src");
@@ -1347,8 +1351,9 @@ cd_call_pipeline_stop_recording_async (CdCallPipeline *self, GAsyncReadyCallback
   queue = g_ptr_array_index (self->recording->elements, 0);
   stop->queue_sinks = g_ptr_array_new_with_free_func (gst_object_unref);
   g_ptr_array_add (stop->queue_sinks, gst_element_get_static_pad (queue, "sink"));
-  g_object_get (g_ptr_array_index (self->recording->elements, self->recording->elements->len - 1),
-                "location", &stop->path, NULL);
+  stop->sink = gst_object_ref (
+      g_ptr_array_index (self->recording->elements, self->recording->elements->len - 1));
+  g_object_get (stop->sink, "location", &stop->path, NULL);
   stop->shared = g_steal_pointer (&self->recording_shared);
   stop->removal = removal_new (self);
   removal_take_branch (stop->removal, g_steal_pointer (&self->recording), TRUE, FALSE);

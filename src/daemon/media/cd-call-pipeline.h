@@ -77,7 +77,8 @@ guint cd_call_pipeline_play_prompt (CdCallPipeline *self, const char *path);
 void cd_call_pipeline_stop_prompt (CdCallPipeline *self);
 void cd_call_pipeline_set_inband_dtmf (CdCallPipeline *self, gboolean on);
 guint cd_call_pipeline_play_beep (CdCallPipeline *self);
-gboolean cd_call_pipeline_start_recording (CdCallPipeline *self, const char *path);
+gboolean cd_call_pipeline_start_recording (CdCallPipeline *self, const char *path, GBytes *key,
+                                           const char *company, guint32 key_version);
 void cd_call_pipeline_stop_recording_async (CdCallPipeline *self, GAsyncReadyCallback callback,
                                             gpointer user_data);
 gboolean cd_call_pipeline_stop_recording_finish (CdCallPipeline *self, GAsyncResult *result,

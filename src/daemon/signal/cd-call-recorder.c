@@ -118,6 +118,13 @@ row_query (Recording *r, const char *sql, const char *const *params, int n, cons
                                  on_row_written, g_strdup (what));
 }
 
+/* The file is whole: to the blob store (with S3, uploaded from here on). */
+static void
+store_file (CdCallRecorder *self, const char *storage_key)
+{
+  cd_blob_store_commit (self->api->blobs, storage_key, CD_BLOB_COMMIT_DEFAULT);
+}
+
 /* The recording is given up: the row and the timeline say why. */
 static void
 fail (Recording *r, const char *kind, const char *reason)
@@ -196,6 +203,7 @@ on_summed (GObject *source, GAsyncResult *result, gpointer user_data)
                " checksum = $4, ended_at = now() WHERE id = $1",
                params, 4, "complete");
     add_event (r, "recording.stopped", "duration_ms", NULL, f->ms);
+    store_file (r->recorder, r->storage_key);
     g_info ("call %s: recording %s complete: %u ms, %s bytes", r->call_id, r->id, f->ms, bytes);
   } else {
     const char *params[] = { r->id, ms };
@@ -376,14 +384,8 @@ on_key (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   r->key_version = key->version;
-  {
-    /* in locked memory, wiped when the pipeline lets it go */
-    guint8 *copy = sodium_malloc (CD_SEAL_KEY_BYTES);
-
-    g_assert (copy != NULL);
-    memcpy (copy, key->key, CD_SEAL_KEY_BYTES);
-    r->key = g_bytes_new_with_free_func (copy, CD_SEAL_KEY_BYTES, sodium_free, copy);
-  }
+  /* in locked memory, wiped when the pipeline lets it go */
+  r->key = cd_company_key_dup_bytes (key);
   r->storage_key = g_strdup_printf ("recordings/%s/%s.sealed", r->company_id, r->id);
   r->path = cd_blob_store_local_path (r->recorder->api->blobs, r->storage_key);
   task = g_task_new (NULL, NULL, on_folder, r);
@@ -480,6 +482,7 @@ typedef struct {
   char *id;
   char *company_id;
   char *call_id;
+  char *storage_key;
   char *path;
   guint32 key_version;
   CdCompanyKey *key;
@@ -498,6 +501,7 @@ recovery_free (Recovery *v)
   g_free (v->id);
   g_free (v->company_id);
   g_free (v->call_id);
+  g_free (v->storage_key);
   g_free (v->path);
   g_clear_pointer (&v->key, cd_company_key_unref);
   g_free (v->reason);
@@ -659,6 +663,8 @@ on_recovered (GObject *source, GAsyncResult *result, gpointer user_data)
                            "recording.recovered", detail, now_us ());
   if (g_str_equal (v->state, "failed"))
     count (v->recorder, "calldocker_recordings_failed_total", "kind=\"crash\"");
+  else
+    store_file (v->recorder, v->storage_key);
 }
 
 static void
@@ -717,7 +723,8 @@ on_orphans (GObject *source, GAsyncResult *result, gpointer user_data)
     v->id = g_strdup (PQgetvalue (res, i, 0));
     v->company_id = g_strdup (PQgetvalue (res, i, 1));
     v->call_id = g_strdup (PQgetvalue (res, i, 2));
-    v->path = cd_blob_store_local_path (self->api->blobs, PQgetvalue (res, i, 3));
+    v->storage_key = g_strdup (PQgetvalue (res, i, 3));
+    v->path = cd_blob_store_local_path (self->api->blobs, v->storage_key);
     v->key_version = (guint32) g_ascii_strtoull (PQgetvalue (res, i, 4), NULL, 10);
     g_info ("recovering recording %s, left by %s", v->id, PQgetvalue (res, i, 5));
     {

@@ -544,8 +544,10 @@ typedef struct _Voicemail {
   char *id, *key, *path;
   char *call_id, *company_id, *visitor_id, *page, *country, *language;
   char *why; /* what ended it */
+  GBytes *seal_key; /* the company's, once had */
+  guint32 key_version;
   guint beep;
-  gboolean dir_ready, beep_done, recording;
+  gboolean dir_ready, key_ready, beep_done, recording;
   gboolean beeped; /* the beep was asked for (once the visitor's media is there) */
   guint max_s, silence_s;
   guint max_id;
@@ -572,6 +574,7 @@ voicemail_free (gpointer data)
   g_free (vm->country);
   g_free (vm->language);
   g_free (vm->why);
+  g_clear_pointer (&vm->seal_key, g_bytes_unref);
   g_free (vm);
 }
 
@@ -1915,16 +1918,18 @@ on_voicemail_recorded (GObject *source, GAsyncResult *result, gpointer user_data
     g_autofree char *duration = g_strdup_printf ("%u", ms);
     g_autofree char *size = g_strdup_printf ("%" G_GUINT64_FORMAT, bytes);
     CdPgScope scope = { .company_id = vm->company_id };
+    g_autofree char *key_version = g_strdup_printf ("%u", vm->key_version);
     const char *params[] = { vm->id,   vm->company_id, vm->call_id,  vm->visitor_id,
                              vm->page, vm->country,    vm->language, vm->key,
-                             duration, size,           vm->why };
+                             duration, size,           vm->why,      key_version };
 
     cd_pg_pool_query_scoped_async (
         self->api->pool, &scope,
         "INSERT INTO voicemails (id, company_id, call_id, visitor_id, page, country, language,"
-        " storage_key, duration_ms, size_bytes, ended_by) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-        " $8, $9::int, $10::bigint, $11)",
+        " storage_key, duration_ms, size_bytes, ended_by, key_version) VALUES ($1, $2, $3, $4,"
+        " $5, $6, $7, $8, $9::int, $10::bigint, $11, $12::int)",
         params, G_N_ELEMENTS (params), NULL, on_voicemail_stored, g_strdup (vm->id));
+    cd_blob_store_commit (self->api->blobs, vm->key, CD_BLOB_COMMIT_DEFAULT);
     detail = detail_new ("voicemail_id", vm->id, "ended_by", vm->why, NULL);
     json_object_set_int_member (detail, "duration_ms", ms);
     cd_call_store_add_event (self->api->calls, vm->call_id, vm->company_id, "voicemail.recorded",
@@ -1979,9 +1984,11 @@ voicemail_maybe_start (Call *call)
 {
   Voicemail *vm = call->vm;
 
-  if (vm == NULL || vm->recording || !vm->dir_ready || !vm->beep_done)
+  if (vm == NULL || vm->recording || !vm->dir_ready || !vm->key_ready || !vm->beep_done)
     return;
-  if (call->pipeline == NULL || !cd_call_pipeline_start_recording (call->pipeline, vm->path)) {
+  if (call->pipeline == NULL ||
+      !cd_call_pipeline_start_recording (call->pipeline, vm->path, vm->seal_key, vm->company_id,
+                                         vm->key_version)) {
     add_event (call, "voicemail.failed",
                detail_new ("reason", "the visitor's media is not there to record", NULL));
     voicemail_stop (call, "hangup");
@@ -2010,6 +2017,58 @@ on_voicemail_dir (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   call->vm->dir_ready = TRUE;
+  voicemail_maybe_start (call);
+}
+
+/* The switchboard and a call's id, for a reply that may come after the
+ * call is gone. */
+typedef struct {
+  CdSwitchboard *self;
+  char *call_id;
+} CallRef;
+
+static CallRef *
+call_ref_new (Call *call)
+{
+  CallRef *ref = g_new0 (CallRef, 1);
+
+  ref->self = g_object_ref (call->board);
+  ref->call_id = g_strdup (call->id);
+  return ref;
+}
+
+static void
+call_ref_free (CallRef *ref)
+{
+  g_object_unref (ref->self);
+  g_free (ref->call_id);
+  g_free (ref);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallRef, call_ref_free)
+
+static void
+on_voicemail_key (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CallRef) ref = user_data;
+  CdSwitchboard *self = ref->self;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdCompanyKey) key = cd_keyring_get_finish (CD_KEYRING (source), result, &error);
+  Call *call = self->calls ? g_hash_table_lookup (self->calls, ref->call_id) : NULL;
+
+  if (call == NULL || call->vm == NULL)
+    return;
+  if (key == NULL) {
+    g_autofree char *reason = g_strdup_printf ("no key to seal it: %s", error->message);
+
+    g_message ("call %s: the voicemail cannot be recorded: %s", call->id, reason);
+    add_event (call, "voicemail.failed", detail_new ("reason", reason, NULL));
+    voicemail_stop (call, "hangup");
+    return;
+  }
+  call->vm->seal_key = cd_company_key_dup_bytes (key);
+  call->vm->key_version = key->version;
+  call->vm->key_ready = TRUE;
   voicemail_maybe_start (call);
 }
 
@@ -2060,7 +2119,7 @@ ivr_host_record (gpointer data, guint max_s, guint silence_s)
   CdSwitchboard *self = call->board;
   Voicemail *vm;
 
-  if (self->api->blobs == NULL || call->vm) {
+  if (self->api->blobs == NULL || self->api->keyring == NULL || call->vm) {
     g_idle_add_full (G_PRIORITY_DEFAULT, on_voicemail_unavailable, speech_wait_new (call),
                      speech_wait_free);
     return;
@@ -2068,7 +2127,7 @@ ivr_host_record (gpointer data, guint max_s, guint silence_s)
   vm = g_new0 (Voicemail, 1);
   vm->self = g_object_ref (self);
   vm->id = g_uuid_string_random ();
-  vm->key = g_strdup_printf ("voicemails/%s/%s.ogg", call->company_id, vm->id);
+  vm->key = g_strdup_printf ("voicemails/%s/%s.sealed", call->company_id, vm->id);
   vm->path = cd_blob_store_local_path (self->api->blobs, vm->key);
   vm->call_id = g_strdup (call->id);
   vm->company_id = g_strdup (call->company_id);
@@ -2085,6 +2144,9 @@ ivr_host_record (gpointer data, guint max_s, guint silence_s)
     g_task_set_task_data (task, g_path_get_dirname (vm->path), g_free);
     g_task_run_in_thread (task, make_dir_thread);
   }
+  /* sealed with the company's newest key, like a recording */
+  cd_keyring_get_async (self->api->keyring, call->company_id, 0, NULL, on_voicemail_key,
+                        call_ref_new (call));
   /* the beep once the visitor can hear it */
   if (call->leg_connected[CD_LEG_VISITOR])
     voicemail_beep (call);

@@ -497,6 +497,22 @@ cd_blob_store_commit_finish (CdBlobStore *self, GAsyncResult *result, GError **e
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
+static void
+on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autofree char *key = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!cd_blob_store_commit_finish (CD_BLOB_STORE (source), result, &error))
+    g_message ("blob store: %s stays where it was written, not stored: %s", key, error->message);
+}
+
+void
+cd_blob_store_commit (CdBlobStore *self, const char *key, CdBlobCommitFlags flags)
+{
+  cd_blob_store_commit_async (self, key, flags, NULL, on_committed, g_strdup (key));
+}
+
 /* ---- read ---- */
 
 static void

@@ -51,6 +51,9 @@ void cd_blob_store_commit_async (CdBlobStore *self, const char *key, CdBlobCommi
                                  GCancellable *cancellable, GAsyncReadyCallback callback,
                                  gpointer user_data);
 gboolean cd_blob_store_commit_finish (CdBlobStore *self, GAsyncResult *result, GError **error);
+/* The same, its failure logged (the file then stays where it was written,
+ * and is read from there). */
+void cd_blob_store_commit (CdBlobStore *self, const char *key, CdBlobCommitFlags flags);
 /* Files committed and not yet uploaded (0 for the local backend). */
 guint cd_blob_store_uploads_pending (CdBlobStore *self);
 void cd_blob_store_read_async (CdBlobStore *self, const char *key, GCancellable *cancellable,

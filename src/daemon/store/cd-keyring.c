@@ -59,6 +59,16 @@ cd_company_key_unref (CdCompanyKey *key)
   g_atomic_rc_box_release_full (key, (GDestroyNotify) company_key_clear);
 }
 
+GBytes *
+cd_company_key_dup_bytes (CdCompanyKey *key)
+{
+  guint8 *copy = sodium_malloc (CD_SEAL_KEY_BYTES);
+
+  g_assert (copy != NULL);
+  memcpy (copy, key->key, CD_SEAL_KEY_BYTES);
+  return g_bytes_new_with_free_func (copy, CD_SEAL_KEY_BYTES, sodium_free, copy);
+}
+
 /* ---- the master key ---- */
 
 static gboolean

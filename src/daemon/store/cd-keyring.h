@@ -29,6 +29,9 @@ typedef struct {
 
 CdCompanyKey *cd_company_key_ref (CdCompanyKey *key);
 void cd_company_key_unref (CdCompanyKey *key);
+/* A copy of the key's bytes in locked memory, wiped when the last
+ * reference goes (for a sealing element's "key"). */
+GBytes *cd_company_key_dup_bytes (CdCompanyKey *key);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CdCompanyKey, cd_company_key_unref)
 
 /* Reads the master key from @path: 32 bytes in base64 on one line, in a
