@@ -91,8 +91,10 @@ etag_of (const char *key)
   g_autofree char *url = g_strdup_printf ("%s/%s/%s", server->endpoint, server->bucket, key);
   g_autofree char *sigv4 = g_strdup_printf ("aws:amz:%s:s3", server->region);
   g_autofree char *user = g_strdup_printf ("%s:%s", server->access_key, server->secret_key);
-  const char *argv[] = { "curl", "-sS", "-I", "--aws-sigv4", sigv4, "--user", user, "-H",
-                         "x-amz-content-sha256: " CD_SIGV4_EMPTY_SHA256, url, NULL };
+  const char *argv[] = { "curl",        "-sS", "-I",
+                         "--aws-sigv4", sigv4, "--user",
+                         user,          "-H",  "x-amz-content-sha256: " CD_SIGV4_EMPTY_SHA256,
+                         url,           NULL };
   g_autofree char *out = NULL;
   g_autoptr (GError) error = NULL;
   g_auto (GStrv) lines = NULL;
@@ -158,8 +160,8 @@ test_small_and_multipart (void)
   put (store, "prompts/c1/p.ogg", prompt, CD_BLOB_COMMIT_KEEP_LOCAL);
   g_assert_cmpuint (cd_blob_store_uploads_pending (store), >=, 1);
   WAIT_UNTIL (cd_blob_store_uploads_pending (store) == 0, 60000);
-  g_assert_cmpfloat (cd_metrics_get (metrics, "calldocker_blob_uploads_total", "result=\"ok\""),
-                     ==, 3);
+  g_assert_cmpfloat (cd_metrics_get (metrics, "calldocker_blob_uploads_total", "result=\"ok\""), ==,
+                     3);
   /* the bucket holds each, byte for byte */
   got_small = in_bucket ("recordings/c1/small.sealed");
   got_large = in_bucket ("recordings/c1/large.sealed");
@@ -179,8 +181,7 @@ test_small_and_multipart (void)
     g_assert_null (strchr (whole, '-'));
   }
   /* recordings leave the spool, a prompt stays; the outbox is empty */
-  WAIT_UNTIL (!spooled (store, "recordings/c1/large.sealed") && outbox_entries (spool) == 0,
-              10000);
+  WAIT_UNTIL (!spooled (store, "recordings/c1/large.sealed") && outbox_entries (spool) == 0, 10000);
   g_assert_false (spooled (store, "recordings/c1/small.sealed"));
   g_assert_true (spooled (store, "prompts/c1/p.ogg"));
   /* read through the store: from the bucket now */
@@ -233,8 +234,7 @@ test_down_then_back (void)
   got = in_bucket ("voicemails/c1/second.sealed");
   g_assert_nonnull (got);
   g_assert_true (g_bytes_equal (got, second));
-  WAIT_UNTIL (outbox_entries (spool) == 0 && !spooled (again, "voicemails/c1/first.sealed"),
-              10000);
+  WAIT_UNTIL (outbox_entries (spool) == 0 && !spooled (again, "voicemails/c1/first.sealed"), 10000);
 }
 
 static void
@@ -248,9 +248,10 @@ test_wrong_secret_retried (void)
   g_autoptr (GBytes) got = NULL;
 
   cd_blob_store_set_metrics (store, metrics);
-  g_test_expect_message ("calldocker-store", G_LOG_LEVEL_MESSAGE,
-                         "*uploading recordings/c1/refused.sealed to http://127.0.0.1:*failed (1 in "
-                         "a row), retrying in 1 s: S3 PUT recordings/c1/refused.sealed: HTTP 40*");
+  g_test_expect_message (
+      "calldocker-store", G_LOG_LEVEL_MESSAGE,
+      "*uploading recordings/c1/refused.sealed to http://127.0.0.1:*failed (1 in "
+      "a row), retrying in 1 s: S3 PUT recordings/c1/refused.sealed: HTTP 40*");
   put (store, "recordings/c1/refused.sealed", data, CD_BLOB_COMMIT_DEFAULT);
   WAIT_UNTIL (cd_metrics_get (metrics, "calldocker_blob_uploads_total", "result=\"failed\"") >= 1,
               20000);
@@ -318,7 +319,7 @@ test_bad_settings (void)
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
     CdS3Config config = { cases[i].endpoint, cases[i].bucket, "us-east-1", cases[i].access_key,
-                          "secret", cases[i].part, 10 };
+                          "secret",          cases[i].part,   10 };
     g_autoptr (GError) error = NULL;
     g_autoptr (CdS3) s3 = cd_s3_new (&config, &error);
 

@@ -537,9 +537,8 @@ test_voicemail (void)
   /* stored sealed with the company's key: nothing of the Ogg shows, and
    * the size said is the stored file's */
   {
-    g_autofree char *path =
-        g_strdup_printf ("%s/blobs/voicemails/%s/%s.sealed", state, company,
-                         json_object_get_string_member (voicemail, "id"));
+    g_autofree char *path = g_strdup_printf ("%s/blobs/voicemails/%s/%s.sealed", state, company,
+                                             json_object_get_string_member (voicemail, "id"));
     g_autofree char *data = NULL;
     g_autofree char *whose = NULL;
     gsize length = 0;

@@ -11,7 +11,9 @@
 #include "cd-json.h"
 #include "cd-test-harness.h"
 #include "cd-test-media.h"
+#include "cd-test-s3.h"
 #include "cd-test-seed.h"
+#include "store/cd-s3.h"
 #include "store/cd-keyring.h"
 #include "store/cd-seal.h"
 
@@ -25,6 +27,7 @@
 #include <string.h>
 
 #define PASSWORD "correct horse battery staple"
+static double metric (const char *series);
 #define ORIGIN   "https://rec.test"
 
 static char *state;
@@ -97,10 +100,12 @@ control (const char *call_id, const char *action)
   return request ("POST", admin_token, path, json, NULL, NULL, NULL);
 }
 
-/* The call in progress, once it is connected. */
+/* The call in progress, once it is connected: one not seen before (a call
+ * of a daemon killed stays "connected" in the list). */
 static char *
 connected_call (guint timeout_ms)
 {
+  static GHashTable *seen;
   gint64 until = g_get_monotonic_time () + timeout_ms * 1000;
   g_autofree char *path = g_strdup_printf ("companies/%s/calls", company);
 
@@ -111,8 +116,13 @@ connected_call (guint timeout_ms)
     for (guint i = 0; i < json_array_get_length (items); i++) {
       JsonObject *c = json_array_get_object_element (items, i);
 
-      if (g_strcmp0 (json_object_get_string_member (c, "state"), "connected") == 0)
-        return g_strdup (json_object_get_string_member (c, "id"));
+      const char *id = json_object_get_string_member (c, "id");
+
+      if (seen == NULL)
+        seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      if (g_strcmp0 (json_object_get_string_member (c, "state"), "connected") == 0 &&
+          g_hash_table_add (seen, g_strdup (id)))
+        return g_strdup (id);
     }
     cd_test_sleep (100);
   }
@@ -475,6 +485,124 @@ test_killed_daemon_partial (void)
   g_assert_true (g_str_has_prefix (left, "440 440"));
 }
 
+/* A recording with the S3 backend while the endpoint is down: the call
+ * and its recording go on (complete, served from the spool), the failed
+ * uploads are counted and retried; once the endpoint is back the sealed
+ * file is in the bucket, the spool is empty, the row says when it was
+ * stored, and the audio is served from the bucket. */
+static void
+test_s3_down_then_back (void)
+{
+  g_autofree char *s3_dir = g_build_filename (state, "s3", NULL);
+  g_autofree char *spool = g_build_filename (state, "spool", NULL);
+  CdTestS3 *server = cd_test_s3_start (s3_dir, 0);
+  g_autofree char *env[9] = { NULL };
+  CdTestPeer *agent, *visitor;
+  g_autofree char *call_id = NULL;
+  g_autofree char *key = NULL, *spooled = NULL, *audio_path = NULL, *recording_path = NULL;
+  g_autoptr (JsonObject) done = NULL;
+  g_autoptr (JsonObject) stored = NULL;
+  g_autoptr (GBytes) from_spool = NULL, from_bucket = NULL, object = NULL;
+  g_autofree gint16 *pcm = NULL;
+  g_autofree char *left = NULL;
+  gsize frames = 0;
+
+  env[0] = g_strdup ("CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1");
+  env[1] = g_strdup_printf ("CALLDOCKER_BLOBS_DIR=%s", spool);
+  env[2] = g_strdup ("CALLDOCKER_BLOBS_BACKEND=s3");
+  env[3] = g_strdup_printf ("CALLDOCKER_BLOBS_S3_ENDPOINT=%s", server->endpoint);
+  env[4] = g_strdup_printf ("CALLDOCKER_BLOBS_S3_BUCKET=%s", server->bucket);
+  env[5] = g_strdup_printf ("CALLDOCKER_BLOBS_S3_ACCESS_KEY=%s", server->access_key);
+  env[6] = g_strdup_printf ("CALLDOCKER_BLOBS_S3_SECRET_KEY=%s", server->secret_key);
+  env[7] = g_strdup ("CALLDOCKER_BLOBS_S3_RETRY_MAX_S=2");
+  cd_test_s3_stop (server);
+  cd_test_daemon_free (daemon_proc);
+  daemon_proc = cd_test_daemon_spawn (state, NULL, (const char *const *) env);
+  cd_test_daemon_wait_ready (daemon_proc, 60000);
+
+  agent = cd_test_peer_start_argv (
+      "calldocker-agent", daemon_proc->base_url, NULL,
+      (const char *const[]){ "--email", "agent1@rec.test", "--password-file", password_file,
+                             "--tone", "880", "--calls", "1", "--timeout", "60", "--quiet", NULL });
+  cd_test_sleep (1000);
+  visitor = cd_test_peer_start_argv ("calldocker-visitor", daemon_proc->base_url, NULL,
+                                     (const char *const[]){ "--company", company, "--origin",
+                                                            ORIGIN, "--tone", "440", "--hold", "8",
+                                                            "--timeout", "60", "--quiet", NULL });
+  call_id = connected_call (30000);
+  cd_test_sleep (1500);
+  g_assert_cmpuint (control (call_id, "start"), ==, 202);
+  recording_in (call_id, "recording", 10000);
+  cd_test_sleep (3000);
+  g_assert_cmpuint (control (call_id, "stop"), ==, 202);
+  done = recording_in (call_id, "complete", 15000);
+  cd_test_peer_wait (visitor, 60000);
+  cd_test_peer_wait (agent, 60000);
+  cd_test_peer_free (visitor);
+  cd_test_peer_free (agent);
+
+  /* S3 is down: the upload fails, is counted and retried; the file waits
+   * sealed in the spool, and is served from there */
+  key = g_strdup_printf ("recordings/%s/%s.sealed", company,
+                         json_object_get_string_member (done, "id"));
+  spooled = g_build_filename (spool, key, NULL);
+  WAIT_UNTIL (metric ("calldocker_blob_uploads_total{result=\"failed\"}") >= 2, 20000);
+  g_assert_cmpfloat (metric ("calldocker_blob_uploads_pending"), ==, 1);
+  g_assert_true (g_file_test (spooled, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (json_object_get_null_member (done, "stored_at"));
+  audio_path = g_strdup_printf ("companies/%s/recordings/%s/audio", company,
+                                json_object_get_string_member (done, "id"));
+  g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, NULL, &from_spool, NULL), ==,
+                    200);
+  g_assert_nonnull (strstr (daemon_proc->err->str, "Could not connect"));
+
+  /* back: uploaded, out of the spool, the row says when */
+  cd_test_s3_restart (server);
+  WAIT_UNTIL (!g_file_test (spooled, G_FILE_TEST_EXISTS), 30000);
+  recording_path = g_strdup_printf ("companies/%s/recordings/%s", company,
+                                    json_object_get_string_member (done, "id"));
+  for (gint64 until = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;;) {
+    stored = get_json (admin_token, recording_path, 200);
+    if (!json_object_get_null_member (stored, "stored_at"))
+      break;
+    g_clear_pointer (&stored, json_object_unref);
+    g_assert_cmpint (g_get_monotonic_time (), <, until);
+    cd_test_sleep (100);
+  }
+  g_test_message ("stored at %s", json_object_get_string_member (stored, "stored_at"));
+  g_assert_cmpfloat (metric ("calldocker_blob_uploads_total{result=\"ok\"}"), >=, 1);
+  g_assert_cmpfloat (metric ("calldocker_blob_uploads_pending"), ==, 0);
+  {
+    /* the bucket holds it sealed: nothing of the Ogg shows */
+    CdS3Config config = { server->endpoint, server->bucket, server->region, server->access_key,
+                          server->secret_key, CD_S3_MIN_PART_BYTES, 10 };
+    g_autoptr (CdS3) s3 = cd_s3_new (&config, NULL);
+    g_autoptr (GAsyncResult) result = NULL;
+    g_autofree char *whose = NULL;
+    gsize n = 0;
+    const guint8 *data;
+
+    cd_s3_get_async (s3, key, NULL, cd_test_capture, &result);
+    cd_test_wait_result (&result, 20000);
+    object = cd_s3_get_finish (s3, result, NULL);
+    g_assert_nonnull (object);
+    data = g_bytes_get_data (object, &n);
+    g_assert_cmpint (json_object_get_int_member (done, "size_bytes"), ==, (gint64) n);
+    g_assert_null (g_strstr_len ((const char *) data, (gssize) n, "OggS"));
+    g_assert_true (cd_seal_peek_header (data, n, &whose, NULL, NULL));
+    g_assert_cmpstr (whose, ==, company);
+  }
+  /* served from the bucket now: the same audio */
+  g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, NULL, &from_bucket, NULL), ==,
+                    200);
+  g_assert_true (g_bytes_equal (from_spool, from_bucket));
+  pcm = cd_test_decode_ogg (from_bucket, 2, &frames);
+  left = cd_test_seconds_of (pcm, frames, 2, 0);
+  g_test_message ("decodes to %.3f s; left: %s", frames / 48000.0, left);
+  g_assert_true (g_str_has_prefix (left, "440 440"));
+  cd_test_s3_free (server);
+}
+
 static gboolean
 run (const char *const *argv)
 {
@@ -617,8 +745,9 @@ main (int argc, char **argv)
   g_test_add_func ("/recordings/bad-requests", test_bad_requests);
   g_test_add_func ("/recordings/folder-unwritable", test_folder_unwritable);
   g_test_add_func ("/recordings/disk-full", test_disk_full);
-  /* last: it kills the daemon and starts another */
+  /* last: they stop the daemon and start another */
   g_test_add_func ("/recordings/killed-daemon-partial", test_killed_daemon_partial);
+  g_test_add_func ("/recordings/s3-down-then-back", test_s3_down_then_back);
   status = g_test_run ();
   cd_test_daemon_free (daemon_proc);
   if (blobs_mounted) {

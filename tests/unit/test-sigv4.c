@@ -20,11 +20,12 @@ static const CdSigV4Key aws_example = {
 };
 #define WHEN "20130524T000000Z"
 #define HOST "examplebucket.s3.amazonaws.com"
-#define CREDENTIAL "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+#define CREDENTIAL \
+  "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
 
 static char *
-sign (const char *method, const char *path, const char *const *query,
-      const char *const *headers, const char *payload, char **canonical)
+sign (const char *method, const char *path, const char *const *query, const char *const *headers,
+      const char *payload, char **canonical)
 {
   GError *error = NULL;
   char *auth = cd_sigv4_authorization (&aws_example, method, path, query, headers, payload, WHEN,
@@ -114,8 +115,8 @@ test_another_secret_another_signature (void)
   g_autofree char *c = sign ("GET", "/k", NULL, headers, "UNSIGNED-PAYLOAD", NULL);
 
   other.secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEZ";
-  b = cd_sigv4_authorization (&other, "GET", "/k", NULL, headers, CD_SIGV4_EMPTY_SHA256, WHEN,
-                              NULL, NULL);
+  b = cd_sigv4_authorization (&other, "GET", "/k", NULL, headers, CD_SIGV4_EMPTY_SHA256, WHEN, NULL,
+                              NULL);
   g_assert_cmpstr (a, !=, b);
   g_assert_cmpstr (a, !=, c);
 }
@@ -212,16 +213,11 @@ test_s3_reply_text (void)
     const char *name;
     const char *text;
   } cases[] = {
-    { error, "Code", "NoSuchBucket" },
-    { error, "Message", "a <b> & \"c\" 'd' &unknown;" },
-    { error, "UploadId", NULL },
-    { "<UploadId></UploadId>", "UploadId", "" },
-    { "<UploadId>abc", "UploadId", NULL },
-    { "<Code>a</Code><Code>b</Code>", "Code", "a" },
-    { "</Code>x<Code>", "Code", NULL },
-    { "<Code>&amp</Code>", "Code", "&amp" },
-    { "not xml at all", "Code", NULL },
-    { "", "Code", NULL },
+    { error, "Code", "NoSuchBucket" },     { error, "Message", "a <b> & \"c\" 'd' &unknown;" },
+    { error, "UploadId", NULL },           { "<UploadId></UploadId>", "UploadId", "" },
+    { "<UploadId>abc", "UploadId", NULL }, { "<Code>a</Code><Code>b</Code>", "Code", "a" },
+    { "</Code>x<Code>", "Code", NULL },    { "<Code>&amp</Code>", "Code", "&amp" },
+    { "not xml at all", "Code", NULL },    { "", "Code", NULL },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {

@@ -21,9 +21,11 @@ CD_RUNTIME_PACKAGES="postgresql-15 redis-server gstreamer1.0-plugins-base gstrea
 # libFuzzer runtimes, and coturn (turnserver, which test-turn runs itself with
 # its own configuration; it needs no coturn service, which Debian starts and
 # enables on systemd hosts: `systemctl disable --now coturn` if unwanted),
-# and MaxMind::DB::Writer (the tests write a small GeoIP database with it).
+# MaxMind::DB::Writer (the tests write a small GeoIP database with it), and
+# OpenStack Swift (tests/s3 runs it with s3api as a real S3-compatible
+# server for the S3 blob store's tests).
 CD_TEST_PACKAGES="clang clang-format libclang-rt-14-dev curl procps coturn
-  libmaxmind-db-writer-perl"
+  libmaxmind-db-writer-perl python3-swift"
 
 # The browser test: Debian's Chromium (Node.js and npm are expected on the
 # machine: Debian's own nodejs is too old for playwright-core).

@@ -17,7 +17,7 @@
   "jsonb_build_object('id', r.id, 'company_id', r.company_id, 'call_id', r.call_id,"          \
   " 'parties', r.parties, 'started_at', r.started_at, 'ended_at', r.ended_at, 'duration_ms'," \
   " r.duration_ms, 'size_bytes', r.size_bytes, 'state', r.state, 'reason', r.reason,"         \
-  " 'checksum', r.checksum)"
+  " 'checksum', r.checksum, 'stored_at', r.stored_at)"
 
 /* ---- on a live call ---- */
 

@@ -13,7 +13,7 @@
   "jsonb_build_object('id', v.id, 'company_id', v.company_id, 'call_id', v.call_id,"   \
   " 'visitor_id', v.visitor_id, 'page', v.page, 'country', v.country, 'language',"     \
   " v.language, 'duration_ms', v.duration_ms, 'size_bytes', v.size_bytes, 'ended_by'," \
-  " v.ended_by, 'created_at', v.created_at)"
+  " v.ended_by, 'created_at', v.created_at, 'stored_at', v.stored_at)"
 
 static CdJwtClaims *
 guard (CdApi *api, CdHttpRequest *request, gboolean with_voicemail)
@@ -93,11 +93,10 @@ handle_audio (CdHttpRequest *request, gpointer user_data)
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
                              g_hash_table_lookup (request->params, "voicemail_id") };
-    cd_pg_pool_query_scoped_async (
-        api->pool, &scope,
-        "SELECT storage_key, company_id, key_version FROM voicemails"
-        " WHERE company_id = $1 AND id = $2",
-        params, 2, NULL, on_audio_key, call);
+    cd_pg_pool_query_scoped_async (api->pool, &scope,
+                                   "SELECT storage_key, company_id, key_version FROM voicemails"
+                                   " WHERE company_id = $1 AND id = $2",
+                                   params, 2, NULL, on_audio_key, call);
   }
 }
 

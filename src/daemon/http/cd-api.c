@@ -591,15 +591,14 @@ on_opened (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
 
   if (!g_task_propagate_boolean (G_TASK (result), &error)) {
-    g_message ("request %s: %s does not open: %s", call->request_id,
-               o->storage_key, error->message);
+    g_message ("request %s: %s does not open: %s", call->request_id, o->storage_key,
+               error->message);
     if (error->domain == CD_SEAL_ERROR)
       cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
                                    "the stored file fails its check (changed or cut) and is not "
                                    "served");
     else
-      cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL,
-                                   "the stored file cannot be read");
+      cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL, "the stored file cannot be read");
     return;
   }
   /* the whole body: libsoup answers a Range request with just that part */
@@ -616,8 +615,8 @@ on_sealed_read (GObject *source, GAsyncResult *result, gpointer user_data)
 
   o->sealed = cd_blob_store_read_finish (CD_BLOB_STORE (source), result, &error);
   if (o->sealed == NULL) {
-    g_message ("request %s: %s cannot be read: %s", call->request_id,
-               o->storage_key, error->message);
+    g_message ("request %s: %s cannot be read: %s", call->request_id, o->storage_key,
+               error->message);
     if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
       cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND,
                                    "the file is missing from storage");
@@ -642,8 +641,7 @@ on_key (GObject *source, GAsyncResult *result, gpointer user_data)
 
   o->key = cd_keyring_get_finish (CD_KEYRING (source), result, &error);
   if (o->key == NULL) {
-    g_message ("request %s: no key for %s: %s", call->request_id, o->storage_key,
-               error->message);
+    g_message ("request %s: no key for %s: %s", call->request_id, o->storage_key, error->message);
     cd_api_call_respond_problem (call, CD_HTTP_ERROR_INTERNAL, "the file's key cannot be had");
     return;
   }

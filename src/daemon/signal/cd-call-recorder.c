@@ -753,6 +753,33 @@ cd_call_recorder_recover (CdCallRecorder *self)
                                  NULL, 0, NULL, on_orphans, g_object_ref (self));
 }
 
+/* A call's file reached its storage for good (with S3: uploaded): its row
+ * says so. The key is recordings/COMPANY/ID.sealed or
+ * voicemails/COMPANY/ID.sealed. */
+static void
+on_stored (CdBlobStore *blobs, const char *key, gpointer user_data)
+{
+  CdCallRecorder *self = user_data;
+  g_auto (GStrv) parts = g_strsplit (key, "/", 4);
+  const char *sql;
+
+  if (g_strv_length (parts) != 3 || !g_uuid_string_is_valid (parts[1]))
+    return;
+  if (g_str_equal (parts[0], "recordings"))
+    sql = "UPDATE recordings SET stored_at = now() WHERE company_id = $1 AND storage_key = $2";
+  else if (g_str_equal (parts[0], "voicemails"))
+    sql = "UPDATE voicemails SET stored_at = now() WHERE company_id = $1 AND storage_key = $2";
+  else
+    return;
+  {
+    const char *params[] = { parts[1], key };
+    CdPgScope scope = { .company_id = parts[1] };
+
+    cd_pg_pool_query_scoped_async (self->api->pool, &scope, sql, params, 2, NULL, on_row_written,
+                                   g_strdup ("stored"));
+  }
+}
+
 static void
 cd_call_recorder_finalize (GObject *object)
 {
@@ -784,6 +811,8 @@ cd_call_recorder_new (CdApi *api, const char *daemon_id, CdMetrics *metrics)
 
   self->api = api;
   self->daemon_id = g_strdup (daemon_id);
+  if (api->blobs && api->pool)
+    g_signal_connect_object (api->blobs, "stored", G_CALLBACK (on_stored), self, 0);
   if (metrics) {
     self->metrics = g_object_ref (metrics);
     cd_metrics_register (metrics, "calldocker_recordings_started_total", CD_METRIC_COUNTER,

@@ -543,7 +543,7 @@ typedef struct _Voicemail {
   CdSwitchboard *self; /* a reference: the recording may outlive the call */
   char *id, *key, *path;
   char *call_id, *company_id, *visitor_id, *page, *country, *language;
-  char *why; /* what ended it */
+  char *why;        /* what ended it */
   GBytes *seal_key; /* the company's, once had */
   guint32 key_version;
   guint beep;
@@ -1884,15 +1884,35 @@ ivr_host_finish (gpointer data, const CdIvrOutcome *outcome)
 
 /* ---- voicemail ---- */
 
+typedef struct {
+  CdBlobStore *blobs;
+  char *key;
+} StoredFile;
+
+static void
+stored_file_free (StoredFile *f)
+{
+  g_object_unref (f->blobs);
+  g_free (f->key);
+  g_free (f);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (StoredFile, stored_file_free)
+
+/* Its row written: the file goes to the blob store (after, so the row is
+ * there to say when it got there). */
 static void
 on_voicemail_stored (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autofree char *id = user_data;
+  g_autoptr (StoredFile) f = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
 
-  if (res == NULL)
-    g_warning ("voicemail %s could not be stored: %s", id, error->message);
+  if (res == NULL) {
+    g_warning ("voicemail %s could not be stored: %s", f->key, error->message);
+    return;
+  }
+  cd_blob_store_commit (f->blobs, f->key, CD_BLOB_COMMIT_DEFAULT);
 }
 
 static void
@@ -1919,17 +1939,19 @@ on_voicemail_recorded (GObject *source, GAsyncResult *result, gpointer user_data
     g_autofree char *size = g_strdup_printf ("%" G_GUINT64_FORMAT, bytes);
     CdPgScope scope = { .company_id = vm->company_id };
     g_autofree char *key_version = g_strdup_printf ("%u", vm->key_version);
+    StoredFile *stored = g_new0 (StoredFile, 1);
     const char *params[] = { vm->id,   vm->company_id, vm->call_id,  vm->visitor_id,
                              vm->page, vm->country,    vm->language, vm->key,
                              duration, size,           vm->why,      key_version };
 
+    stored->blobs = g_object_ref (self->api->blobs);
+    stored->key = g_strdup (vm->key);
     cd_pg_pool_query_scoped_async (
         self->api->pool, &scope,
         "INSERT INTO voicemails (id, company_id, call_id, visitor_id, page, country, language,"
         " storage_key, duration_ms, size_bytes, ended_by, key_version) VALUES ($1, $2, $3, $4,"
         " $5, $6, $7, $8, $9::int, $10::bigint, $11, $12::int)",
-        params, G_N_ELEMENTS (params), NULL, on_voicemail_stored, g_strdup (vm->id));
-    cd_blob_store_commit (self->api->blobs, vm->key, CD_BLOB_COMMIT_DEFAULT);
+        params, G_N_ELEMENTS (params), NULL, on_voicemail_stored, stored);
     detail = detail_new ("voicemail_id", vm->id, "ended_by", vm->why, NULL);
     json_object_set_int_member (detail, "duration_ms", ms);
     cd_call_store_add_event (self->api->calls, vm->call_id, vm->company_id, "voicemail.recorded",

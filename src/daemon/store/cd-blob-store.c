@@ -46,6 +46,9 @@ struct _CdBlobStore {
 
 G_DEFINE_FINAL_TYPE (CdBlobStore, cd_blob_store, G_TYPE_OBJECT)
 
+enum { SIGNAL_STORED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
 static void
 cd_blob_store_dispose (GObject *object)
 {
@@ -76,6 +79,8 @@ cd_blob_store_class_init (CdBlobStoreClass *klass)
 {
   G_OBJECT_CLASS (klass)->dispose = cd_blob_store_dispose;
   G_OBJECT_CLASS (klass)->finalize = cd_blob_store_finalize;
+  signals[SIGNAL_STORED] = g_signal_new ("stored", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                         NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 static void
@@ -149,8 +154,7 @@ cd_blob_store_set_metrics (CdBlobStore *self, CdMetrics *metrics)
 {
   g_set_object (&self->metrics, metrics);
   cd_metrics_register (metrics, "calldocker_blob_uploads_total", CD_METRIC_COUNTER,
-                       "Uploads of stored files to S3, by result (ok or failed: retried)", NULL,
-                       0);
+                       "Uploads of stored files to S3, by result (ok or failed: retried)", NULL, 0);
   cd_metrics_register (metrics, "calldocker_blob_uploads_pending", CD_METRIC_GAUGE,
                        "Stored files committed and not yet uploaded to S3", NULL, 0);
   count_pending (self);
@@ -218,8 +222,7 @@ note_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancella
     return;
   }
   if (g_mkdir_with_parents (dir, 0700) < 0 ||
-      !g_file_set_contents_full (j->note, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
-                                 &error)) {
+      !g_file_set_contents_full (j->note, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error)) {
     if (error == NULL)
       error = g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED, "cannot make %s", dir);
     g_prefix_error (&error, "cannot note %s for upload: ", j->key);
@@ -322,6 +325,7 @@ on_uploaded (GObject *source, GAsyncResult *result, gpointer user_data)
       cd_metrics_add (self->metrics, "calldocker_blob_uploads_total", "result=\"ok\"", 1);
     self->failures = 0;
     self->retry_s = 0;
+    g_signal_emit (self, signals[SIGNAL_STORED], 0, u->key);
     run_file_job (self,
                   file_job_new (self, u->key, u->flags, !(u->flags & CD_BLOB_COMMIT_KEEP_LOCAL)),
                   forget_thread, NULL, on_forgotten, NULL);
@@ -334,8 +338,8 @@ on_uploaded (GObject *source, GAsyncResult *result, gpointer user_data)
   } else {
     self->failures++;
     self->retry_s = self->retry_s ? MIN (self->retry_s * 2, self->retry_max_s) : 1;
-    g_message ("blob store: uploading %s to %s failed (%u in a row), retrying in %u s: %s",
-               u->key, cd_s3_describe (self->s3), self->failures, self->retry_s, error->message);
+    g_message ("blob store: uploading %s to %s failed (%u in a row), retrying in %u s: %s", u->key,
+               cd_s3_describe (self->s3), self->failures, self->retry_s, error->message);
     if (self->metrics)
       cd_metrics_add (self->metrics, "calldocker_blob_uploads_total", "result=\"failed\"", 1);
     g_queue_push_head (&self->pending, u);
@@ -408,8 +412,8 @@ scan_outbox_thread (GTask *task, gpointer source, gpointer data, GCancellable *c
       continue;
     }
     /* the key and its flags, in one string */
-    g_ptr_array_add (found, g_strdup_printf ("%u %s", (guint) g_ascii_strtoull (lines[1], NULL, 10),
-                                             lines[0]));
+    g_ptr_array_add (
+        found, g_strdup_printf ("%u %s", (guint) g_ascii_strtoull (lines[1], NULL, 10), lines[0]));
   }
   g_task_return_pointer (task, found, (GDestroyNotify) g_ptr_array_unref);
 }
@@ -483,6 +487,7 @@ cd_blob_store_commit_async (CdBlobStore *self, const char *key, CdBlobCommitFlag
     return;
   }
   if (self->s3 == NULL) {
+    g_signal_emit (self, signals[SIGNAL_STORED], 0, key);
     g_task_return_boolean (task, TRUE);
     g_object_unref (task);
     return;

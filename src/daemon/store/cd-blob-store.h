@@ -7,7 +7,9 @@
  * files in a bucket of an S3-compatible store; a writer still fills the
  * local path (the spool, ROOT/KEY), then commits the key, which notes it
  * in ROOT/_outbox/ (durably) and uploads it in the background, retried
- * with a growing delay until it succeeds, across restarts. Reads take the
+ * with a growing delay until it succeeds, across restarts. The "stored"
+ * signal (key) tells when a committed file reached its storage for good:
+ * at once for the local folder, once uploaded for S3. Reads take the
  * spool's copy while there is one, else the bucket's. Reads, writes of the
  * outbox and deletes all run off the main loop. */
 #pragma once

@@ -155,9 +155,9 @@ cd_s3_new (const CdS3Config *config, GError **error)
   self->secret_key = g_strdup (config->secret_key);
   self->part_bytes = config->part_bytes;
   self->describe = g_strdup_printf ("%s/%s", self->endpoint, self->bucket);
-  self->session = soup_session_new_with_options ("timeout", config->timeout_s ? config->timeout_s : 30,
-                                                 "idle-timeout", 60, "user-agent", "calldockerd",
-                                                 NULL);
+  self->session =
+      soup_session_new_with_options ("timeout", config->timeout_s ? config->timeout_s : 30,
+                                     "idle-timeout", 60, "user-agent", "calldockerd", NULL);
   return g_steal_pointer (&self);
 }
 
@@ -191,8 +191,9 @@ cd_s3_xml_text (const char *body, gsize len, const char *name)
     static const struct {
       const char *entity;
       char c;
-    } entities[] = { { "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' },
-                     { "&apos;", '\'' } };
+    } entities[] = {
+      { "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' }, { "&apos;", '\'' }
+    };
     gboolean done = FALSE;
 
     if (*p == '&')
@@ -219,12 +220,12 @@ build (CdS3 *self, const char *method, const char *key, const char *const *query
 {
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
   g_autofree char *date = cd_sigv4_amz_date (now);
-  g_autofree char *path = key ? g_strdup_printf ("/%s/%s", self->bucket, key)
-                              : g_strdup_printf ("/%s", self->bucket);
+  g_autofree char *path =
+      key ? g_strdup_printf ("/%s/%s", self->bucket, key) : g_strdup_printf ("/%s", self->bucket);
   g_autofree char *encoded = cd_sigv4_uri_encode (path, FALSE);
   g_autofree char *q = query ? cd_sigv4_canonical_query (query) : NULL;
-  g_autofree char *url = g_strdup_printf ("%s%s%s%s", self->endpoint, encoded, q ? "?" : "",
-                                          q ? q : "");
+  g_autofree char *url =
+      g_strdup_printf ("%s%s%s%s", self->endpoint, encoded, q ? "?" : "", q ? q : "");
   const char *sha = body_sha256 ? body_sha256 : CD_SIGV4_EMPTY_SHA256;
   CdSigV4Key k = { self->access_key, self->secret_key, self->region, "s3" };
   g_autoptr (GError) error = NULL;
@@ -232,11 +233,10 @@ build (CdS3 *self, const char *method, const char *key, const char *const *query
   SoupMessage *msg;
   SoupMessageHeaders *h;
 
-  auth = cd_sigv4_authorization (
-      &k, method, path, query,
-      (const char *const[]){ "host", self->host, "x-amz-content-sha256", sha, "x-amz-date", date,
-                             NULL },
-      sha, date, NULL, &error);
+  auth = cd_sigv4_authorization (&k, method, path, query,
+                                 (const char *const[]){ "host", self->host, "x-amz-content-sha256",
+                                                        sha, "x-amz-date", date, NULL },
+                                 sha, date, NULL, &error);
   /* every argument is ours and well formed */
   if (auth == NULL)
     g_error ("cannot sign an S3 request: %s", error->message);
@@ -276,11 +276,10 @@ reply_error (SoupMessage *msg, GBytes *body, const char *what)
   g_autofree char *message = cd_s3_xml_text (data, len, "Message");
   guint status = soup_message_get_status (msg);
 
-  return g_error_new (G_IO_ERROR, status == SOUP_STATUS_NOT_FOUND ? G_IO_ERROR_NOT_FOUND
-                                                                  : G_IO_ERROR_FAILED,
-                      "S3 %s: HTTP %u%s%.100s%s%.200s%s", what, status, code ? " (" : "",
-                      code ? code : "", message ? ": " : "", message ? message : "",
-                      code ? ")" : "");
+  return g_error_new (
+      G_IO_ERROR, status == SOUP_STATUS_NOT_FOUND ? G_IO_ERROR_NOT_FOUND : G_IO_ERROR_FAILED,
+      "S3 %s: HTTP %u%s%.100s%s%.200s%s", what, status, code ? " (" : "", code ? code : "",
+      message ? ": " : "", message ? message : "", code ? ")" : "");
 }
 
 /* Sends @msg; the task (data: the Request) gets the reply's body, or an
@@ -291,8 +290,8 @@ on_sent (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GTask) task = user_data;
   Request *r = g_task_get_task_data (task);
   GError *error = NULL;
-  g_autoptr (GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result,
-                                                               &error);
+  g_autoptr (GBytes) body =
+      soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
 
   if (body == NULL) {
     g_prefix_error (&error, "S3 %s: ", r->what);
@@ -382,9 +381,8 @@ read_part_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
 
       close (fd);
       g_free (buf);
-      g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (e),
-                               "cannot read %s: %s", p->path,
-                               n < 0 ? g_strerror (e) : "it got shorter while read");
+      g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (e), "cannot read %s: %s",
+                               p->path, n < 0 ? g_strerror (e) : "it got shorter while read");
       return;
     }
     got += (gsize) n;
@@ -527,9 +525,9 @@ on_part_sent (GObject *source, GAsyncResult *result, gpointer user_data)
   }
   etag = soup_message_headers_get_one (soup_message_get_response_headers (msg), "ETag");
   if (etag == NULL || etag[0] == '\0') {
-    fail_put (task, g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED,
-                                 "S3 upload of %s: part %u came back without an ETag", p->key,
-                                 p->part));
+    fail_put (task,
+              g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED,
+                           "S3 upload of %s: part %u came back without an ETag", p->key, p->part));
     return;
   }
   escaped = g_markup_escape_text (etag, -1);
@@ -600,9 +598,9 @@ on_upload_begun (GObject *source, GAsyncResult *result, gpointer user_data)
   p->upload_id = cd_s3_xml_text (data, len, "UploadId");
   if (p->upload_id == NULL || p->upload_id[0] == '\0') {
     g_clear_pointer (&p->upload_id, g_free);
-    fail_put (task, g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED,
-                                 "S3 upload of %s: the reply to beginning it has no UploadId",
-                                 p->key));
+    fail_put (task,
+              g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED,
+                           "S3 upload of %s: the reply to beginning it has no UploadId", p->key));
     return;
   }
   p->complete = g_string_new ("<CompleteMultipartUpload>");
@@ -748,8 +746,8 @@ cd_s3_delete_async (CdS3 *self, const char *key, GCancellable *cancellable,
     g_object_unref (task);
     return;
   }
-  send_request (self, build (self, "DELETE", key, NULL, NULL, NULL), what, cancellable,
-                on_deleted, task);
+  send_request (self, build (self, "DELETE", key, NULL, NULL, NULL), what, cancellable, on_deleted,
+                task);
 }
 
 gboolean

@@ -30,9 +30,8 @@ CdS3 *cd_s3_new (const CdS3Config *config, GError **error);
 const char *cd_s3_describe (CdS3 *self); /* "ENDPOINT/BUCKET", no secret */
 
 /* Uploads the file at @path as @key (a blob key). */
-void cd_s3_put_file_async (CdS3 *self, const char *key, const char *path,
-                           GCancellable *cancellable, GAsyncReadyCallback callback,
-                           gpointer user_data);
+void cd_s3_put_file_async (CdS3 *self, const char *key, const char *path, GCancellable *cancellable,
+                           GAsyncReadyCallback callback, gpointer user_data);
 gboolean cd_s3_put_file_finish (CdS3 *self, GAsyncResult *result, GError **error);
 
 /* The object's bytes; G_IO_ERROR_NOT_FOUND when there is none. */

@@ -123,8 +123,8 @@ hmac (const guint8 *key, gsize key_len, const char *data, guint8 out[32])
 char *
 cd_sigv4_authorization (const CdSigV4Key *key, const char *method, const char *path,
                         const char *const *query, const char *const *headers,
-                        const char *payload_sha256, const char *amz_date,
-                        char **canonical_request, GError **error)
+                        const char *payload_sha256, const char *amz_date, char **canonical_request,
+                        GError **error)
 {
   g_autoptr (GArray) signed_headers = g_array_new (FALSE, FALSE, sizeof (Pair));
   g_autoptr (GString) canonical = g_string_new (NULL);
@@ -159,8 +159,8 @@ cd_sigv4_authorization (const CdSigV4Key *key, const char *method, const char *p
 
     if (headers[i][0] == '\0' || strpbrk (headers[i], " \t:\r\n") ||
         strpbrk (headers[i + 1], "\r\n")) {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "not a header to sign: %.60s", headers[i]);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "not a header to sign: %.60s",
+                   headers[i]);
       return NULL;
     }
     p.name = g_ascii_strdown (headers[i], -1);
@@ -191,8 +191,8 @@ cd_sigv4_authorization (const CdSigV4Key *key, const char *method, const char *p
   g_string_append_printf (canonical, "%s\n%s\n%s\n", method, encoded_path, canonical_query);
   for (guint i = 0; i < signed_headers->len; i++) {
     Pair *p = &g_array_index (signed_headers, Pair, i);
-    gboolean repeated = i > 0 && g_str_equal (g_array_index (signed_headers, Pair, i - 1).name,
-                                              p->name);
+    gboolean repeated =
+        i > 0 && g_str_equal (g_array_index (signed_headers, Pair, i - 1).name, p->name);
 
     /* a repeated name: its values joined by commas on one line */
     if (repeated) {
