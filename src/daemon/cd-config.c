@@ -174,6 +174,8 @@ static const KeyInfo keys[] = {
     "files larger than this go up in parts of this size (multipart upload)" },
   { "blobs", "s3_retry_max_s", KEY_UINT, OFF (blobs_s3_retry_max_s), 1, 3600, "60",
     "longest wait between attempts to upload a file (the wait doubles from 1 s)" },
+  { "blobs", "retention_interval_s", KEY_UINT, OFF (blobs_retention_interval_s), 1, 86400, "3600",
+    "how often recordings and voicemails past their company's retention are deleted" },
   { "blobs", "master_key_file", KEY_STRING, OFF (blobs_master_key_file), 0, 0, "",
     "the master key that seals recordings and voicemails (32 bytes, base64); empty: "
     "STATE/keys/master.key, made once. Every daemon of one database needs the same" },

@@ -118,6 +118,7 @@ typedef struct {
   char *blobs_s3_secret_key;
   guint64 blobs_s3_part_bytes;
   guint blobs_s3_retry_max_s;
+  guint blobs_retention_interval_s;
   /* [log] */
   char *log_level;
   /* [shutdown] */

@@ -20,6 +20,7 @@
 #include "store/cd-pg-migrations.h"
 #include "store/cd-pg-pool.h"
 #include "store/cd-redis.h"
+#include "store/cd-retention.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +66,8 @@ struct _CdDaemon {
   CdApi api;
   CdMailer *mailer;
   CdSignalServer *signal;
-  CdGeoip *geoip; /* nullable: no GeoIP database configured */
+  CdGeoip *geoip;         /* nullable: no GeoIP database configured */
+  CdRetention *retention; /* once the database is ready */
   gboolean migrated;
   int exit_code;
   char *superadmin_email; /* --create-superadmin: do that, then stop */
@@ -410,6 +412,9 @@ on_app_role_checked (GObject *source, GAsyncResult *result, gpointer user_data)
   cd_mailer_start (self->mailer);
   if (self->signal)
     cd_signal_server_recover_recordings (self->signal);
+  if (self->retention == NULL && self->api.blobs)
+    self->retention = cd_retention_new (self->pool, self->api.blobs, self->metrics,
+                                        self->config->blobs_retention_interval_s);
   load_blocks (self);
 }
 
@@ -612,6 +617,7 @@ cd_daemon_dispose (GObject *object)
   g_clear_pointer (&self->api.turn_urls, g_strfreev);
   g_clear_pointer (&self->api.turn_secret, g_free);
   g_clear_object (&self->api.calls);
+  g_clear_object (&self->retention);
   g_clear_object (&self->api.blobs);
   g_clear_object (&self->api.keyring);
   if (self->mailer)

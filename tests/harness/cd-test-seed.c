@@ -43,6 +43,25 @@ cd_test_seed_company (const char *state, const char *slug, const char *origin, g
   return g_strdup (PQgetvalue (res, 0, 0));
 }
 
+PGresult *
+cd_test_state_sql (const char *state, const char *sql, const char *const *params, int n)
+{
+  g_autofree char *conninfo =
+      g_strdup_printf ("host=%s/postgres dbname=calldocker user=calldocker", state);
+  g_autoptr (CdPgPool) owner = cd_pg_pool_new (conninfo, 1, 10000, 20, 200);
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  PGresult *res;
+
+  cd_pg_pool_start (owner);
+  cd_pg_pool_query_async (owner, sql, params, n, NULL, cd_test_capture, &result);
+  cd_test_wait_result (&result, 30000);
+  res = cd_pg_pool_query_finish (owner, result, &error);
+  g_assert_no_error (error);
+  cd_pg_pool_close (owner);
+  return res;
+}
+
 char *
 cd_test_login (const char *base_url, const char *email, const char *password)
 {

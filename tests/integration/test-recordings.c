@@ -28,7 +28,7 @@
 
 #define PASSWORD "correct horse battery staple"
 static double metric (const char *series);
-#define ORIGIN   "https://rec.test"
+#define ORIGIN "https://rec.test"
 
 static char *state;
 static CdTestDaemon *daemon_proc;
@@ -38,6 +38,9 @@ static char *recording_id;
  * so a full disk and a read-only folder can be made */
 static char *blobs;
 static gboolean blobs_mounted;
+static CdTestS3 *s3_server;
+static GStrv s3_env;
+static char *s3_recording_id;
 static const char *daemon_env[3];
 
 static guint
@@ -495,8 +498,8 @@ test_s3_down_then_back (void)
 {
   g_autofree char *s3_dir = g_build_filename (state, "s3", NULL);
   g_autofree char *spool = g_build_filename (state, "spool", NULL);
-  CdTestS3 *server = cd_test_s3_start (s3_dir, 0);
-  g_autofree char *env[9] = { NULL };
+  CdTestS3 *server = s3_server = cd_test_s3_start (s3_dir, 0);
+  GPtrArray *env = g_ptr_array_new ();
   CdTestPeer *agent, *visitor;
   g_autofree char *call_id = NULL;
   g_autofree char *key = NULL, *spooled = NULL, *audio_path = NULL, *recording_path = NULL;
@@ -507,17 +510,21 @@ test_s3_down_then_back (void)
   g_autofree char *left = NULL;
   gsize frames = 0;
 
-  env[0] = g_strdup ("CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1");
-  env[1] = g_strdup_printf ("CALLDOCKER_BLOBS_DIR=%s", spool);
-  env[2] = g_strdup ("CALLDOCKER_BLOBS_BACKEND=s3");
-  env[3] = g_strdup_printf ("CALLDOCKER_BLOBS_S3_ENDPOINT=%s", server->endpoint);
-  env[4] = g_strdup_printf ("CALLDOCKER_BLOBS_S3_BUCKET=%s", server->bucket);
-  env[5] = g_strdup_printf ("CALLDOCKER_BLOBS_S3_ACCESS_KEY=%s", server->access_key);
-  env[6] = g_strdup_printf ("CALLDOCKER_BLOBS_S3_SECRET_KEY=%s", server->secret_key);
-  env[7] = g_strdup ("CALLDOCKER_BLOBS_S3_RETRY_MAX_S=2");
+  g_ptr_array_add (env, g_strdup ("CALLDOCKER_MEDIA_LOCAL_ADDRESSES=127.0.0.1"));
+  g_ptr_array_add (env, g_strdup_printf ("CALLDOCKER_BLOBS_DIR=%s", spool));
+  g_ptr_array_add (env, g_strdup ("CALLDOCKER_BLOBS_BACKEND=s3"));
+  g_ptr_array_add (env, g_strdup_printf ("CALLDOCKER_BLOBS_S3_ENDPOINT=%s", server->endpoint));
+  g_ptr_array_add (env, g_strdup_printf ("CALLDOCKER_BLOBS_S3_BUCKET=%s", server->bucket));
+  g_ptr_array_add (env, g_strdup_printf ("CALLDOCKER_BLOBS_S3_ACCESS_KEY=%s", server->access_key));
+  g_ptr_array_add (env, g_strdup_printf ("CALLDOCKER_BLOBS_S3_SECRET_KEY=%s", server->secret_key));
+  g_ptr_array_add (env, g_strdup ("CALLDOCKER_BLOBS_S3_RETRY_MAX_S=2"));
+  /* for test_retention, after */
+  g_ptr_array_add (env, g_strdup ("CALLDOCKER_BLOBS_RETENTION_INTERVAL_S=1"));
+  g_ptr_array_add (env, NULL);
+  s3_env = (GStrv) g_ptr_array_free (env, FALSE);
   cd_test_s3_stop (server);
   cd_test_daemon_free (daemon_proc);
-  daemon_proc = cd_test_daemon_spawn (state, NULL, (const char *const *) env);
+  daemon_proc = cd_test_daemon_spawn (state, NULL, (const char *const *) s3_env);
   cd_test_daemon_wait_ready (daemon_proc, 60000);
 
   agent = cd_test_peer_start_argv (
@@ -574,8 +581,13 @@ test_s3_down_then_back (void)
   g_assert_cmpfloat (metric ("calldocker_blob_uploads_pending"), ==, 0);
   {
     /* the bucket holds it sealed: nothing of the Ogg shows */
-    CdS3Config config = { server->endpoint, server->bucket, server->region, server->access_key,
-                          server->secret_key, CD_S3_MIN_PART_BYTES, 10 };
+    CdS3Config config = { server->endpoint,
+                          server->bucket,
+                          server->region,
+                          server->access_key,
+                          server->secret_key,
+                          CD_S3_MIN_PART_BYTES,
+                          10 };
     g_autoptr (CdS3) s3 = cd_s3_new (&config, NULL);
     g_autoptr (GAsyncResult) result = NULL;
     g_autofree char *whose = NULL;
@@ -600,7 +612,120 @@ test_s3_down_then_back (void)
   left = cd_test_seconds_of (pcm, frames, 2, 0);
   g_test_message ("decodes to %.3f s; left: %s", frames / 48000.0, left);
   g_assert_true (g_str_has_prefix (left, "440 440"));
-  cd_test_s3_free (server);
+  s3_recording_id = g_strdup (json_object_get_string_member (done, "id"));
+}
+
+static guint
+patch_company (const char *json)
+{
+  g_autofree char *path = g_strdup_printf ("companies/%s", company);
+
+  return request ("PATCH", admin_token, path, json, NULL, NULL, NULL);
+}
+
+/* Retention: what is past the company's days goes, from the bucket, the
+ * spool and the database, each written once to the audit log; what is
+ * not stays; bad settings are refused. (The daemon of the S3 test, which
+ * runs the job every second.) */
+static void
+test_retention (void)
+{
+  g_autofree char *vm_id = g_uuid_string_random ();
+  g_autofree char *vm_key = g_strdup_printf ("voicemails/%s/%s.sealed", company, vm_id);
+  g_autofree char *vm_file = g_build_filename (state, "spool", vm_key, NULL);
+  g_autofree char *vm_dir = g_path_get_dirname (vm_file);
+  g_autofree char *rec_key = g_strdup_printf ("recordings/%s/%s.sealed", company, s3_recording_id);
+  g_autofree char *old_path =
+      g_strdup_printf ("companies/%s/recordings/%s", company, s3_recording_id);
+  g_autofree char *recent_path =
+      g_strdup_printf ("companies/%s/recordings/%s", company, recording_id);
+  g_autofree char *vm_path = g_strdup_printf ("companies/%s/voicemails/%s", company, vm_id);
+  g_autoptr (PGresult) audited = NULL;
+  const char *bad[] = { "{\"recording_retention_days\":-1}", "{\"recording_retention_days\":3651}",
+                        "{\"recording_retention_days\":\"30\"}", "{\"record_calls\":\"yes\"}" };
+
+  g_assert_nonnull (s3_recording_id);
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    g_assert_cmpuint (patch_company (bad[i]), ==, 422);
+  /* one recording and one voicemail past 30 days */
+  {
+    const char *params[] = { s3_recording_id };
+    g_autoptr (PGresult) res =
+        cd_test_state_sql (state,
+                           "UPDATE recordings SET started_at = now() - interval '31 days',"
+                           " ended_at = now() - interval '31 days' WHERE id = $1",
+                           params, 1);
+  }
+  {
+    const char *params[] = { vm_id, company, vm_key };
+    g_autoptr (PGresult) res = cd_test_state_sql (
+        state,
+        "INSERT INTO voicemails (id, company_id, call_id, visitor_id, storage_key, duration_ms,"
+        " size_bytes, ended_by, key_version, created_at) VALUES ($1, $2, gen_random_uuid(),"
+        " 'v-old', $3, 1000, 4, 'silence', 1, now() - interval '40 days')",
+        params, 3);
+  }
+  g_assert_cmpint (g_mkdir_with_parents (vm_dir, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (vm_file, "seal", 4, NULL));
+  /* kept for ever until the company says otherwise */
+  cd_test_sleep (2500);
+  g_assert_cmpuint (request ("GET", admin_token, old_path, NULL, NULL, NULL, NULL), ==, 200);
+  g_assert_cmpuint (request ("GET", admin_token, vm_path, NULL, NULL, NULL, NULL), ==, 200);
+
+  g_assert_cmpuint (patch_company ("{\"recording_retention_days\":30}"), ==, 200);
+  {
+    gint64 until = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+    while (request ("GET", admin_token, old_path, NULL, NULL, NULL, NULL) != 404 ||
+           request ("GET", admin_token, vm_path, NULL, NULL, NULL, NULL) != 404) {
+      g_assert_cmpint (g_get_monotonic_time (), <, until);
+      cd_test_sleep (200);
+    }
+  }
+  /* gone from storage too */
+  g_assert_false (g_file_test (vm_file, G_FILE_TEST_EXISTS));
+  {
+    CdS3Config config = { s3_server->endpoint,
+                          s3_server->bucket,
+                          s3_server->region,
+                          s3_server->access_key,
+                          s3_server->secret_key,
+                          CD_S3_MIN_PART_BYTES,
+                          10 };
+    g_autoptr (CdS3) s3 = cd_s3_new (&config, NULL);
+    g_autoptr (GAsyncResult) result = NULL;
+    g_autoptr (GError) error = NULL;
+    g_autoptr (GBytes) object = NULL;
+
+    cd_s3_get_async (s3, rec_key, NULL, cd_test_capture, &result);
+    cd_test_wait_result (&result, 20000);
+    object = cd_s3_get_finish (s3, result, &error);
+    g_assert_null (object);
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  }
+  /* the recent recording stays */
+  g_assert_cmpuint (request ("GET", admin_token, recent_path, NULL, NULL, NULL, NULL), ==, 200);
+  /* each deletion audited once, with what it was */
+  cd_test_sleep (2500);
+  {
+    const char *params[] = { company };
+
+    audited =
+        cd_test_state_sql (state,
+                           "SELECT action, target, details->>'retention_days' FROM audit_log"
+                           " WHERE company_id = $1 AND action LIKE '%.expired' ORDER BY action",
+                           params, 1);
+  }
+  g_assert_cmpint (PQntuples (audited), ==, 2);
+  g_assert_cmpstr (PQgetvalue (audited, 0, 0), ==, "recording.expired");
+  g_assert_cmpstr (PQgetvalue (audited, 0, 1), ==, s3_recording_id);
+  g_assert_cmpstr (PQgetvalue (audited, 0, 2), ==, "30");
+  g_assert_cmpstr (PQgetvalue (audited, 1, 0), ==, "voicemail.expired");
+  g_assert_cmpstr (PQgetvalue (audited, 1, 1), ==, vm_id);
+  g_assert_cmpfloat (metric ("calldocker_retention_deleted_total{kind=\"recording\"}"), ==, 1);
+  g_assert_cmpfloat (metric ("calldocker_retention_deleted_total{kind=\"voicemail\"}"), ==, 1);
+  g_assert_nonnull (
+      strstr (daemon_proc->err->str, "retention: deleted 1 recordings and 1 voicemails"));
 }
 
 static gboolean
@@ -748,8 +873,12 @@ main (int argc, char **argv)
   /* last: they stop the daemon and start another */
   g_test_add_func ("/recordings/killed-daemon-partial", test_killed_daemon_partial);
   g_test_add_func ("/recordings/s3-down-then-back", test_s3_down_then_back);
+  g_test_add_func ("/recordings/retention", test_retention);
   status = g_test_run ();
   cd_test_daemon_free (daemon_proc);
+  cd_test_s3_free (s3_server);
+  g_strfreev (s3_env);
+  g_free (s3_recording_id);
   if (blobs_mounted) {
     const char *umount[] = { "umount", blobs, NULL };
     g_assert_true (run (umount));

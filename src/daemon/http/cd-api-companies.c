@@ -35,6 +35,10 @@ static const CdField settings_fields[] = {
   { "allowed_origins", CD_FIELD_STRING_ARRAY, FALSE, 0, 50 },
   { "time_zone", CD_FIELD_STRING, FALSE, 1, 64 },
   { "widget_theme", CD_FIELD_OBJECT, FALSE, 0, 20 },
+  /* days recordings and voicemails are kept; 0: for ever */
+  { "recording_retention_days", CD_FIELD_INT, FALSE, 0, 3650 },
+  /* every call recorded from when an agent answers */
+  { "record_calls", CD_FIELD_BOOL, FALSE, 0, 0 },
 };
 
 static gboolean
@@ -492,6 +496,14 @@ handle_patch_company (CdHttpRequest *request, gpointer user_data)
   {
     const char *name =
         json_object_has_member (body, "name") ? json_object_get_string_member (body, "name") : NULL;
+    g_autofree char *retention =
+        json_object_has_member (body, "recording_retention_days")
+            ? g_strdup_printf ("%" G_GINT64_FORMAT,
+                               json_object_get_int_member (body, "recording_retention_days"))
+            : NULL;
+    const char *record_calls = !json_object_has_member (body, "record_calls")          ? NULL
+                               : json_object_get_boolean_member (body, "record_calls") ? "true"
+                                                                                       : "false";
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
                              name,
                              origins,
@@ -499,20 +511,23 @@ handle_patch_company (CdHttpRequest *request, gpointer user_data)
                              theme,
                              claims->sub,
                              call->client_address,
-                             call->request_id };
+                             call->request_id,
+                             retention,
+                             record_calls };
     cd_pg_pool_query_scoped_async (
         api->pool, &scope,
         "WITH upd AS (UPDATE companies SET name = coalesce($2, name),"
         "  allowed_origins = coalesce((SELECT array_agg(x) FROM json_array_elements_text($3::json)"
         "   AS x), CASE WHEN $3 IS NULL THEN allowed_origins ELSE '{}' END),"
         "  settings = settings || jsonb_strip_nulls(jsonb_build_object('time_zone', $4::text,"
-        "   'widget_theme', $5::jsonb)),"
+        "   'widget_theme', $5::jsonb, 'recording_retention_days', $9::int,"
+        "   'record_calls', $10::boolean)),"
         "  updated_at = now() WHERE id = $1 RETURNING *),"
         " a AS (INSERT INTO audit_log (company_id, actor_user_id, action, client_address,"
         "  request_id) SELECT id, $6::uuid, 'company.settings-changed', $7, $8 FROM upd"
         "  RETURNING 1)"
         " SELECT " COMPANY_JSON " FROM upd c, (SELECT count(*) FROM a) AS audited",
-        params, 8, NULL, cd_api_call_on_query, call);
+        params, 10, NULL, cd_api_call_on_query, call);
   }
 }
 
