@@ -295,6 +295,31 @@ test_delete_everywhere (void)
   g_assert_true (cd_blob_store_delete_finish (store, result, &error));
 }
 
+/* Deleted while it uploads (in parts, so it takes a while): the delete
+ * waits for the upload, and nothing is left in the bucket after. */
+static void
+test_delete_while_uploading (void)
+{
+  g_autofree char *spool = g_build_filename (dir, "spool-e", NULL);
+  g_autoptr (CdS3) s3 = client (NULL);
+  g_autoptr (CdBlobStore) store = cd_blob_store_new_s3 (spool, s3, 2);
+  g_autoptr (GBytes) data = random_bytes (CD_S3_MIN_PART_BYTES * 3);
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+
+  put (store, "recordings/c1/short-lived.sealed", data, CD_BLOB_COMMIT_DEFAULT);
+  WAIT_UNTIL (cd_blob_store_uploads_pending (store) == 1, 5000);
+  cd_blob_store_delete_async (store, "recordings/c1/short-lived.sealed", NULL, cd_test_capture,
+                              &result);
+  cd_test_wait_result (&result, 60000);
+  g_assert_true (cd_blob_store_delete_finish (store, result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (cd_blob_store_uploads_pending (store), ==, 0);
+  g_assert_null (in_bucket ("recordings/c1/short-lived.sealed"));
+  g_assert_false (spooled (store, "recordings/c1/short-lived.sealed"));
+  g_assert_cmpuint (outbox_entries (spool), ==, 0);
+}
+
 static void
 test_bad_settings (void)
 {
@@ -315,6 +340,7 @@ test_bad_settings (void)
     { "http://127.0.0.1:9", "bucket", "", CD_S3_MIN_PART_BYTES, "s3_access_key" },
     { "http://127.0.0.1:9", "bucket", "a key", CD_S3_MIN_PART_BYTES, "s3_access_key" },
     { "http://127.0.0.1:9", "bucket", "k", 1024 * 1024, "s3_part_bytes" },
+    { "http://AKIAX:hunter2@127.0.0.1:9", "bucket", "k", CD_S3_MIN_PART_BYTES, "without a path" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
@@ -325,6 +351,8 @@ test_bad_settings (void)
 
     g_assert_null (s3);
     g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+    /* never a secret said */
+    g_assert_null (strstr (error->message, "hunter2"));
     if (!strstr (error->message, cases[i].says))
       g_error ("case %" G_GSIZE_FORMAT ": \"%s\" does not say %s", i, error->message,
                cases[i].says);
@@ -357,6 +385,7 @@ main (int argc, char **argv)
   g_test_add_func ("/blob-s3/down-then-back", test_down_then_back);
   g_test_add_func ("/blob-s3/wrong-secret-retried", test_wrong_secret_retried);
   g_test_add_func ("/blob-s3/delete-everywhere", test_delete_everywhere);
+  g_test_add_func ("/blob-s3/delete-while-uploading", test_delete_while_uploading);
   g_test_add_func ("/blob-s3/bad-settings", test_bad_settings);
   g_test_add_func ("/blob-s3/store-keys-refused", test_keys_of_the_store_refused);
   status = g_test_run ();

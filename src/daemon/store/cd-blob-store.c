@@ -37,7 +37,8 @@ struct _CdBlobStore {
   /* S3: committed keys waiting, the one uploading, the retry timer */
   GQueue pending;
   Upload *active;
-  gboolean active_deleted; /* deleted while uploading: delete it after */
+  gboolean active_deleted;  /* deleted while uploading: deleted from S3 after */
+  GPtrArray *deletes_after; /* GTask*: deletes of the active key, waiting for its upload */
   guint retry_source;
   guint retry_s;
   guint retry_max_s;
@@ -56,6 +57,10 @@ cd_blob_store_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_clear_handle_id (&self->retry_source, g_source_remove);
+  for (guint i = 0; self->deletes_after && i < self->deletes_after->len; i++)
+    g_task_return_new_error (g_ptr_array_index (self->deletes_after, i), G_IO_ERROR,
+                             G_IO_ERROR_CANCELLED, "the blob store stopped");
+  g_clear_pointer (&self->deletes_after, g_ptr_array_unref);
   G_OBJECT_CLASS (cd_blob_store_parent_class)->dispose (object);
 }
 
@@ -88,6 +93,7 @@ cd_blob_store_init (CdBlobStore *self)
 {
   self->cancellable = g_cancellable_new ();
   g_queue_init (&self->pending);
+  self->deletes_after = g_ptr_array_new_with_free_func (g_object_unref);
 }
 
 CdBlobStore *
@@ -222,9 +228,15 @@ note_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancella
     return;
   }
   if (g_mkdir_with_parents (dir, 0700) < 0 ||
-      !g_file_set_contents_full (j->note, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error)) {
-    if (error == NULL)
-      error = g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED, "cannot make %s", dir);
+      !g_file_set_contents_full (j->note, text, -1,
+                                 G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE, 0600,
+                                 &error)) {
+    if (error == NULL) {
+      int e = errno;
+
+      error = g_error_new (G_IO_ERROR, g_io_error_from_errno (e), "cannot make %s: %s", dir,
+                           g_strerror (e));
+    }
     g_prefix_error (&error, "cannot note %s for upload: ", j->key);
     g_task_return_error (task, error);
     return;
@@ -269,6 +281,7 @@ run_file_job (CdBlobStore *self, FileJob *job, GTaskThreadFunc func, GCancellabl
 /* ---- uploading, one at a time ---- */
 
 static void pump (CdBlobStore *self);
+static gboolean queued (CdBlobStore *self, const char *key);
 
 static gboolean
 on_retry (gpointer user_data)
@@ -289,17 +302,7 @@ on_forgotten (GObject *source, GAsyncResult *result, gpointer user_data)
     g_message ("blob store: %s", error->message);
 }
 
-static void
-on_remote_deleted (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (GError) error = NULL;
-  g_autofree char *key = user_data;
-
-  if (!cd_s3_delete_finish (CD_S3 (source), result, &error))
-    g_message ("blob store: %s deleted while it was uploading, and deleting it from the "
-               "bucket failed: %s",
-               key, error->message);
-}
+static void on_s3_deleted (GObject *source, GAsyncResult *result, gpointer user_data);
 
 static void
 on_uploaded (GObject *source, GAsyncResult *result, gpointer user_data)
@@ -313,11 +316,13 @@ on_uploaded (GObject *source, GAsyncResult *result, gpointer user_data)
     return; /* the store is gone */
   u = g_steal_pointer (&self->active);
   if (self->active_deleted) {
-    /* deleted meanwhile: what was uploaded goes too */
+    /* deleted meanwhile: the deletes that waited for the upload go on to
+     * the bucket (whatever became of the upload: it may have landed) */
     self->active_deleted = FALSE;
-    if (ok)
-      cd_s3_delete_async (self->s3, u->key, self->cancellable, on_remote_deleted,
-                          g_strdup (u->key));
+    for (guint i = 0; i < self->deletes_after->len; i++)
+      cd_s3_delete_async (self->s3, u->key, NULL, on_s3_deleted,
+                          g_object_ref (g_ptr_array_index (self->deletes_after, i)));
+    g_ptr_array_set_size (self->deletes_after, 0);
     upload_free (u);
   } else if (ok) {
     g_debug ("blob store: %s uploaded to %s", u->key, cd_s3_describe (self->s3));
@@ -326,11 +331,14 @@ on_uploaded (GObject *source, GAsyncResult *result, gpointer user_data)
     self->failures = 0;
     self->retry_s = 0;
     g_signal_emit (self, signals[SIGNAL_STORED], 0, u->key);
-    run_file_job (self,
-                  file_job_new (self, u->key, u->flags, !(u->flags & CD_BLOB_COMMIT_KEEP_LOCAL)),
-                  forget_thread, NULL, on_forgotten, NULL);
+    /* committed again meanwhile: the outbox entry and the file are the
+     * newer commit's, uploaded next */
+    if (!queued (self, u->key))
+      run_file_job (self,
+                    file_job_new (self, u->key, u->flags, !(u->flags & CD_BLOB_COMMIT_KEEP_LOCAL)),
+                    forget_thread, NULL, on_forgotten, NULL);
     upload_free (u);
-  } else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
+  } else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) && !queued (self, u->key)) {
     g_message ("blob store: %s was to be uploaded, but its file is gone", u->key);
     run_file_job (self, file_job_new (self, u->key, u->flags, FALSE), forget_thread, NULL,
                   on_forgotten, NULL);
@@ -342,7 +350,8 @@ on_uploaded (GObject *source, GAsyncResult *result, gpointer user_data)
                cd_s3_describe (self->s3), self->failures, self->retry_s, error->message);
     if (self->metrics)
       cd_metrics_add (self->metrics, "calldocker_blob_uploads_total", "result=\"failed\"", 1);
-    g_queue_push_head (&self->pending, u);
+    /* behind the others: one file that keeps failing holds none up */
+    g_queue_push_tail (&self->pending, u);
     self->retry_source = g_timeout_add_seconds (self->retry_s, on_retry, self);
   }
   count_pending (self);
@@ -378,8 +387,12 @@ enqueue (CdBlobStore *self, const char *key, CdBlobCommitFlags flags)
 {
   Upload *u;
 
-  if (queued (self, key) && !(self->active && g_str_equal (self->active->key, key)))
-    return;
+  /* waiting already: once is enough, with both commits' wishes */
+  for (GList *l = self->pending.head; l; l = l->next)
+    if (g_str_equal (((Upload *) l->data)->key, key)) {
+      ((Upload *) l->data)->flags |= flags;
+      return;
+    }
   u = g_new0 (Upload, 1);
   u->key = g_strdup (key);
   u->flags = flags;
@@ -395,17 +408,31 @@ scan_outbox_thread (GTask *task, gpointer source, gpointer data, GCancellable *c
 {
   CdBlobStore *self = source;
   g_autofree char *dir = g_build_filename (self->root, OUTBOX, NULL);
-  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDir) d = g_dir_open (dir, 0, &error);
   GPtrArray *found = g_ptr_array_new_with_free_func (g_free);
   const char *name;
 
+  if (d == NULL && !g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+    g_message ("blob store: the outbox %s cannot be read, so what it holds is not uploaded: %s",
+               dir, error->message);
   while (d && (name = g_dir_read_name (d))) {
     g_autofree char *path = g_build_filename (dir, name, NULL);
     g_autofree char *text = NULL;
     g_auto (GStrv) lines = NULL;
+    g_autoptr (GError) read_error = NULL;
+    gboolean hex = strlen (name) == 64;
 
-    if (!g_file_get_contents (path, &text, NULL, NULL))
+    for (const char *c = name; hex && *c; c++)
+      hex = g_ascii_isxdigit (*c) && !g_ascii_isupper (*c);
+    /* an entry is named by its key's SHA-256; anything else (a temporary
+     * file a crash left mid-write) is not one */
+    if (!hex)
       continue;
+    if (!g_file_get_contents (path, &text, NULL, &read_error)) {
+      g_message ("blob store: the outbox entry %s cannot be read: %s", path, read_error->message);
+      continue;
+    }
     lines = g_strsplit (text, "\n", 3);
     if (g_strv_length (lines) < 2 || !cd_blob_key_is_valid (lines[0])) {
       g_message ("blob store: %s is not an outbox entry; left alone", path);
@@ -492,8 +519,9 @@ cd_blob_store_commit_async (CdBlobStore *self, const char *key, CdBlobCommitFlag
     g_object_unref (task);
     return;
   }
-  run_file_job (self, file_job_new (self, key, flags, FALSE), note_thread, cancellable, on_noted,
-                task);
+  /* not cancelled by the caller: once the entry may be written, it is
+   * queued too */
+  run_file_job (self, file_job_new (self, key, flags, FALSE), note_thread, NULL, on_noted, task);
 }
 
 gboolean
@@ -612,6 +640,12 @@ on_local_deleted (GObject *source, GAsyncResult *result, gpointer user_data)
   }
   if (self->s3 == NULL) {
     g_task_return_boolean (task, TRUE);
+    return;
+  }
+  /* uploading now: deleted from the bucket once the upload is over, so it
+   * cannot land after the delete */
+  if (self->active_deleted && self->active && g_str_equal (self->active->key, j->key)) {
+    g_ptr_array_add (self->deletes_after, g_object_ref (task));
     return;
   }
   cd_s3_delete_async (self->s3, j->key, g_task_get_cancellable (task), on_s3_deleted,

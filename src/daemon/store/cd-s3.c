@@ -19,6 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* S3's limits: parts per upload, bytes per part (and per single PUT) */
+#define MAX_PARTS     10000
+#define MAX_PART_SIZE (G_GUINT64_CONSTANT (5) * 1024 * 1024 * 1024)
+
 struct _CdS3 {
   GObject parent_instance;
   SoupSession *session;
@@ -100,9 +104,8 @@ cd_s3_new (const CdS3Config *config, GError **error)
 
   uri = g_uri_parse (config->endpoint ? config->endpoint : "", G_URI_FLAGS_NONE, &parse_error);
   if (uri == NULL) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                 "s3_endpoint is not a URL (http://host:port or https://host): %s",
-                 parse_error->message);
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                         "s3_endpoint is not a URL (http://host:port or https://host)");
     return NULL;
   }
   scheme = g_uri_get_scheme (uri);
@@ -111,10 +114,14 @@ cd_s3_new (const CdS3Config *config, GError **error)
       host == NULL || host[0] == '\0' ||
       (g_uri_get_path (uri)[0] && !g_str_equal (g_uri_get_path (uri), "/")) ||
       g_uri_get_query (uri) || g_uri_get_userinfo (uri)) {
+    /* said without what could be a password in it */
+    g_autofree char *shown = g_uri_to_string_partial (
+        uri, G_URI_HIDE_USERINFO | G_URI_HIDE_PASSWORD | G_URI_HIDE_AUTH_PARAMS);
+
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                  "s3_endpoint must be http://host[:port] or https://host[:port], without a "
                  "path, query or user: %.200s",
-                 config->endpoint);
+                 shown);
     return NULL;
   }
   if (!valid_bucket (config->bucket)) {
@@ -124,16 +131,22 @@ cd_s3_new (const CdS3Config *config, GError **error)
                  config->bucket ? config->bucket : "");
     return NULL;
   }
-  if (!printable (config->region) || !printable (config->access_key) ||
-      !printable (config->secret_key)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                 "s3_region, s3_access_key and the secret key must be set (printable, no "
-                 "spaces)");
-    return NULL;
+  {
+    const char *values[] = { config->region, config->access_key, config->secret_key };
+    const char *names[] = { "s3_region", "s3_access_key", "s3_secret_key" };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
+      if (!printable (values[i])) {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                     "%s must be set, printable and without spaces", names[i]);
+        return NULL;
+      }
   }
-  if (config->part_bytes < CD_S3_MIN_PART_BYTES) {
+  if (config->part_bytes < CD_S3_MIN_PART_BYTES || config->part_bytes > MAX_PART_SIZE) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                 "s3_part_bytes must be at least %u (S3's smallest part)", CD_S3_MIN_PART_BYTES);
+                 "s3_part_bytes must be from %u (S3's smallest part) to %" G_GUINT64_FORMAT
+                 " (its largest)",
+                 CD_S3_MIN_PART_BYTES, MAX_PART_SIZE);
     return NULL;
   }
   self = g_object_new (CD_TYPE_S3, NULL);
@@ -414,6 +427,7 @@ typedef struct {
   char *key;
   char *path;
   goffset size;
+  gsize part_size; /* the configured size, or larger for a file of more than MAX_PARTS */
   guint part;      /* 1-based number of the part in flight */
   char *upload_id; /* multipart */
   GString *complete;
@@ -533,7 +547,7 @@ on_part_sent (GObject *source, GAsyncResult *result, gpointer user_data)
   escaped = g_markup_escape_text (etag, -1);
   g_string_append_printf (p->complete, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>",
                           p->part, escaped);
-  if ((goffset) p->part * (goffset) CD_S3 (g_task_get_source_object (task))->part_bytes >= p->size)
+  if ((goffset) p->part * (goffset) p->part_size >= p->size)
     complete_upload (task);
   else {
     p->part++;
@@ -576,8 +590,8 @@ read_next_part (GTask *task)
   CdS3 *self = g_task_get_source_object (task);
   Put *p = g_task_get_task_data (task);
 
-  read_part_async (self, p->path, (goffset) (p->part - 1) * (goffset) self->part_bytes,
-                   self->part_bytes, g_task_get_cancellable (task), on_part_read, task);
+  read_part_async (self, p->path, (goffset) (p->part - 1) * (goffset) p->part_size, p->part_size,
+                   g_task_get_cancellable (task), on_part_read, task);
 }
 
 static void
@@ -646,7 +660,16 @@ on_first_read (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   /* larger than a part: multipart (the part read is read again, in turn;
-   * holding it meanwhile would double what is in memory) */
+   * holding it meanwhile would double what is in memory), in parts large
+   * enough to stay within S3's count of them */
+  p->part_size = MAX (self->part_bytes, (gsize) ((p->size + MAX_PARTS - 1) / MAX_PARTS));
+  if ((guint64) p->part_size > MAX_PART_SIZE) {
+    fail_put (task, g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED,
+                                 "S3 upload of %s: %" G_GINT64_FORMAT " bytes is more than S3 "
+                                 "takes in one object",
+                                 p->key, (gint64) p->size));
+    return;
+  }
   what = g_strdup_printf ("begin upload of %s", p->key);
   msg = build (self, "POST", p->key, (const char *const[]){ "uploads", "", NULL }, NULL, NULL);
   send_request (self, msg, what, g_task_get_cancellable (task), on_upload_begun, task);
