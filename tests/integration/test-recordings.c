@@ -728,6 +728,55 @@ test_retention (void)
       strstr (daemon_proc->err->str, "retention: deleted 1 recordings and 1 voicemails"));
 }
 
+/* A company that records every call: the call is recorded from when the
+ * agent answers to its end, without anyone asking. */
+static void
+test_company_records_every_call (void)
+{
+  CdTestPeer *agent, *visitor;
+  g_autofree char *call_id = NULL;
+  g_autofree char *audio_path = NULL;
+  g_autoptr (JsonObject) done = NULL;
+  g_autoptr (GBytes) audio = NULL;
+  g_autofree gint16 *pcm = NULL;
+  g_autofree char *left = NULL, *right = NULL;
+  gsize frames = 0;
+
+  g_assert_cmpuint (patch_company ("{\"record_calls\":true}"), ==, 200);
+  agent = cd_test_peer_start_argv (
+      "calldocker-agent", daemon_proc->base_url, NULL,
+      (const char *const[]){ "--email", "agent1@rec.test", "--password-file", password_file,
+                             "--tone", "880", "--calls", "1", "--timeout", "60", "--quiet", NULL });
+  cd_test_sleep (1000);
+  visitor = cd_test_peer_start_argv ("calldocker-visitor", daemon_proc->base_url, NULL,
+                                     (const char *const[]){ "--company", company, "--origin",
+                                                            ORIGIN, "--tone", "440", "--hold", "5",
+                                                            "--timeout", "60", "--quiet", NULL });
+  call_id = connected_call (30000);
+  /* recorded already: asking again is refused */
+  recording_in (call_id, "recording", 10000);
+  g_assert_cmpuint (control (call_id, "start"), ==, 409);
+  cd_test_peer_wait (visitor, 60000);
+  cd_test_peer_wait (agent, 60000);
+  cd_test_peer_free (visitor);
+  cd_test_peer_free (agent);
+  done = recording_in (call_id, "complete", 15000);
+  g_test_message ("recorded %" G_GINT64_FORMAT " ms of a call held 5 s",
+                  json_object_get_int_member (done, "duration_ms"));
+  g_assert_cmpint (json_object_get_int_member (done, "duration_ms"), >=, 3000);
+  g_assert_cmpint (json_object_get_int_member (done, "duration_ms"), <=, 6500);
+  audio_path = g_strdup_printf ("companies/%s/recordings/%s/audio", company,
+                                json_object_get_string_member (done, "id"));
+  g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, NULL, &audio, NULL), ==, 200);
+  pcm = cd_test_decode_ogg (audio, 2, &frames);
+  left = cd_test_seconds_of (pcm, frames, 2, 0);
+  right = cd_test_seconds_of (pcm, frames, 2, 1);
+  g_test_message ("left: %s; right: %s", left, right);
+  g_assert_nonnull (strstr (left, "440 440"));
+  g_assert_nonnull (strstr (right, "880 880"));
+  g_assert_cmpuint (patch_company ("{\"record_calls\":false}"), ==, 200);
+}
+
 static gboolean
 run (const char *const *argv)
 {
@@ -870,6 +919,7 @@ main (int argc, char **argv)
   g_test_add_func ("/recordings/bad-requests", test_bad_requests);
   g_test_add_func ("/recordings/folder-unwritable", test_folder_unwritable);
   g_test_add_func ("/recordings/disk-full", test_disk_full);
+  g_test_add_func ("/recordings/company-records-every-call", test_company_records_every_call);
   /* last: they stop the daemon and start another */
   g_test_add_func ("/recordings/killed-daemon-partial", test_killed_daemon_partial);
   g_test_add_func ("/recordings/s3-down-then-back", test_s3_down_then_back);

@@ -537,6 +537,34 @@ static void ring_consult (Call *call, Agent *a);
 static void consult_ends (Call *call, const char *why, const char *state);
 
 static void queue_voicemail (Call *call, const char *why);
+static void maybe_record (Call *call);
+
+/* The switchboard and a call's id, for a reply that may come after the
+ * call is gone. */
+typedef struct {
+  CdSwitchboard *self;
+  char *call_id;
+} CallRef;
+
+static CallRef *
+call_ref_new (Call *call)
+{
+  CallRef *ref = g_new0 (CallRef, 1);
+
+  ref->self = g_object_ref (call->board);
+  ref->call_id = g_strdup (call->id);
+  return ref;
+}
+
+static void
+call_ref_free (CallRef *ref)
+{
+  g_object_unref (ref->self);
+  g_free (ref->call_id);
+  g_free (ref);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallRef, call_ref_free)
 
 /* A voicemail: the beep, then the visitor recorded into the blob store. */
 typedef struct _Voicemail {
@@ -2042,33 +2070,6 @@ on_voicemail_dir (GObject *source, GAsyncResult *result, gpointer user_data)
   voicemail_maybe_start (call);
 }
 
-/* The switchboard and a call's id, for a reply that may come after the
- * call is gone. */
-typedef struct {
-  CdSwitchboard *self;
-  char *call_id;
-} CallRef;
-
-static CallRef *
-call_ref_new (Call *call)
-{
-  CallRef *ref = g_new0 (CallRef, 1);
-
-  ref->self = g_object_ref (call->board);
-  ref->call_id = g_strdup (call->id);
-  return ref;
-}
-
-static void
-call_ref_free (CallRef *ref)
-{
-  g_object_unref (ref->self);
-  g_free (ref->call_id);
-  g_free (ref);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallRef, call_ref_free)
-
 static void
 on_voicemail_key (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -2388,7 +2389,49 @@ on_pipeline_leg_connected (CdCallPipeline *pipeline, int leg, gpointer user_data
     set_state (call, CALL_CONNECTED, NULL);
     apply_call_hearing (call);
     send_state (call, call->agent_session, NULL, NULL);
+    maybe_record (call);
   }
+}
+
+static void
+on_record_setting (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CallRef) ref = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+  Call *call = ref->self->calls ? g_hash_table_lookup (ref->self->calls, ref->call_id) : NULL;
+  g_autoptr (GError) start_error = NULL;
+
+  if (call == NULL || call->state != CALL_CONNECTED || call->pipeline == NULL)
+    return;
+  if (res == NULL) {
+    g_message ("call %s: whether to record it cannot be known: %s", call->id, error->message);
+    add_event (call, "recording.failed",
+               detail_new ("reason", "the company's recording setting cannot be read", NULL));
+    return;
+  }
+  if (PQntuples (res) == 0 || !g_str_equal (PQgetvalue (res, 0, 0), "t") ||
+      cd_call_pipeline_is_call_recorded (call->pipeline))
+    return;
+  if (!cd_call_recorder_start (ref->self->recorder, call->pipeline, call->company_id, call->id,
+                               call->agent ? call->agent->user_id : NULL, &start_error))
+    g_message ("call %s: not recorded: %s", call->id, start_error->message);
+}
+
+/* Connected to an agent: recorded from here when the company records
+ * every call (settings.record_calls). */
+static void
+maybe_record (Call *call)
+{
+  CdPgScope scope = { .company_id = call->company_id };
+  const char *params[] = { call->company_id };
+
+  if (call->board->recorder == NULL || call->board->api->pool == NULL)
+    return;
+  cd_pg_pool_query_scoped_async (call->board->api->pool, &scope,
+                                 "SELECT coalesce((settings->>'record_calls')::boolean, false)"
+                                 " FROM companies WHERE id = $1",
+                                 params, 1, NULL, on_record_setting, call_ref_new (call));
 }
 
 static void
