@@ -48,7 +48,10 @@ request (const char *method, const char *token, const char *path, const char *js
          const char *range, GBytes **body, GHashTable **headers)
 {
   g_autoptr (SoupSession) session = soup_session_new_with_options ("timeout", 30, NULL);
-  g_autofree char *url = g_strdup_printf ("%sapi/v1/%s", daemon_proc->base_url, path);
+  /* a path under the API, or a whole URL (a signed link) */
+  g_autofree char *url = g_str_has_prefix (path, "http")
+                             ? g_strdup (path)
+                             : g_strdup_printf ("%sapi/v1/%s", daemon_proc->base_url, path);
   g_autoptr (SoupMessage) msg = soup_message_new (method, url);
   g_autofree char *auth = g_strdup_printf ("Bearer %s", token);
   g_autoptr (GError) error = NULL;
@@ -56,7 +59,8 @@ request (const char *method, const char *token, const char *path, const char *js
   SoupMessageHeadersIter iter;
   const char *name, *value;
 
-  soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+  if (token)
+    soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
   if (range)
     soup_message_headers_replace (soup_message_get_request_headers (msg), "Range", range);
   if (json) {
@@ -388,6 +392,74 @@ test_tampered_refused (void)
   g_assert_null (g_strstr_len (g_bytes_get_data (body, NULL), g_bytes_get_size (body), "OggS"));
   g_assert_true (g_file_set_contents (path, saved, length, NULL));
   g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, NULL, NULL, NULL), ==, 200);
+}
+
+/* A link for a player that sends no token: it plays the recording for a
+ * few minutes, and nothing else; changed, expired or bare, it is refused
+ * and says why. */
+static void
+test_signed_link (void)
+{
+  g_autofree char *link_path =
+      g_strdup_printf ("companies/%s/recordings/%s/link", company, recording_id);
+  g_autofree char *audio_path =
+      g_strdup_printf ("companies/%s/recordings/%s/audio", company, recording_id);
+  g_autoptr (JsonObject) link = NULL;
+  g_autoptr (GBytes) with_token = NULL, with_link = NULL, refused = NULL;
+  g_autoptr (GDateTime) expires_at = NULL;
+  g_autofree char *changed = NULL, *bare = NULL, *expired = NULL, *other = NULL;
+  const char *url;
+  gint64 left;
+
+  g_assert_nonnull (recording_id);
+  {
+    g_autoptr (GBytes) body = NULL;
+
+    g_assert_cmpuint (request ("POST", admin_token, link_path, NULL, NULL, &body, NULL), ==, 201);
+    link =
+        cd_json_parse_object (g_bytes_get_data (body, NULL), g_bytes_get_size (body), NULL, NULL);
+  }
+  url = json_object_get_string_member (link, "url");
+  g_test_message ("link: %s until %s", url, json_object_get_string_member (link, "expires_at"));
+  g_assert_true (g_str_has_prefix (url, daemon_proc->base_url));
+  expires_at =
+      g_date_time_new_from_iso8601 (json_object_get_string_member (link, "expires_at"), NULL);
+  left = g_date_time_to_unix (expires_at) - g_get_real_time () / G_USEC_PER_SEC;
+  g_assert_cmpint (left, >, 240);
+  g_assert_cmpint (left, <=, 300);
+  /* no token: the same audio */
+  g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, NULL, &with_token, NULL), ==,
+                    200);
+  g_assert_cmpuint (request ("GET", NULL, url, NULL, NULL, &with_link, NULL), ==, 200);
+  g_assert_true (g_bytes_equal (with_token, with_link));
+  /* a signature changed, or for another recording, or none */
+  changed = g_strdup (url);
+  changed[strlen (changed) - 1] = changed[strlen (changed) - 1] == '0' ? '1' : '0';
+  g_assert_cmpuint (request ("GET", NULL, changed, NULL, NULL, &refused, NULL), ==, 403);
+  g_assert_nonnull (g_strstr_len (g_bytes_get_data (refused, NULL), g_bytes_get_size (refused),
+                                  "signature does not match"));
+  other = g_strdup_printf ("%sapi/v1/companies/%s/recordings/%s/audio%s", daemon_proc->base_url,
+                           company, "00000000-0000-4000-8000-000000000001", strchr (url, '?'));
+  g_assert_cmpuint (request ("GET", NULL, other, NULL, NULL, NULL, NULL), ==, 403);
+  bare = g_strndup (url, (gsize) (strstr (url, "&signature") - url));
+  g_assert_cmpuint (request ("GET", NULL, bare, NULL, NULL, NULL, NULL), ==, 403);
+  /* expired (what it is signed with does not matter then) */
+  expired = g_strdup_printf (
+      "%sapi/v1/%s?expires=%" G_GINT64_FORMAT "&signature=%s", daemon_proc->base_url, audio_path,
+      g_get_real_time () / G_USEC_PER_SEC - 10, strstr (url, "signature=") + 10);
+  g_clear_pointer (&refused, g_bytes_unref);
+  g_assert_cmpuint (request ("GET", NULL, expired, NULL, NULL, &refused, NULL), ==, 403);
+  g_assert_nonnull (
+      g_strstr_len (g_bytes_get_data (refused, NULL), g_bytes_get_size (refused), "expired"));
+  /* only an admin of the company gets one; none for what is not there */
+  {
+    g_autofree char *missing = g_strdup_printf ("companies/%s/recordings/%s/link", company,
+                                                "00000000-0000-4000-8000-000000000000");
+
+    g_assert_cmpuint (request ("POST", other_token, link_path, NULL, NULL, NULL, NULL), ==, 404);
+    g_assert_cmpuint (request ("POST", NULL, link_path, NULL, NULL, NULL, NULL), ==, 401);
+    g_assert_cmpuint (request ("POST", admin_token, missing, NULL, NULL, NULL, NULL), ==, 404);
+  }
 }
 
 /* Another company's admin: the recording is not there for them. */
@@ -915,6 +987,7 @@ main (int argc, char **argv)
   g_test_add_func ("/recordings/stereo-with-pause", test_stereo_with_pause);
   g_test_add_func ("/recordings/stored-sealed", test_stored_sealed);
   g_test_add_func ("/recordings/tampered-refused", test_tampered_refused);
+  g_test_add_func ("/recordings/signed-link", test_signed_link);
   g_test_add_func ("/recordings/other-company", test_other_company);
   g_test_add_func ("/recordings/bad-requests", test_bad_requests);
   g_test_add_func ("/recordings/folder-unwritable", test_folder_unwritable);

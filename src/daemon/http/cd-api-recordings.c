@@ -7,6 +7,7 @@
 
 #include "cd-api.h"
 
+#include "../auth/cd-auth-error.h"
 #include "../../common/cd-json.h"
 #include "cd-http-fields.h"
 #include "cd-http-problem.h"
@@ -155,8 +156,66 @@ on_audio_row (GObject *source, GAsyncResult *result, gpointer user_data)
                               "audio/ogg");
 }
 
+/* ---- links: the audio's URL signed for a few minutes, for a player that
+ * cannot send a bearer token (an <audio> element) ---- */
+
+#define LINK_TTL_S 300
+
+static char *
+link_message (const char *company, const char *recording, gint64 expires)
+{
+  return g_strdup_printf ("recording-audio/%s/%s/%" G_GINT64_FORMAT, company, recording, expires);
+}
+
 static void
-handle_audio (CdHttpRequest *request, gpointer user_data)
+on_link_row (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CdApiCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = cd_pg_pool_query_finish (CD_PG_POOL (source), result, &error);
+  const char *company = g_hash_table_lookup (call->params, "id");
+  const char *recording = g_hash_table_lookup (call->params, "recording_id");
+  gint64 expires = g_get_real_time () / G_USEC_PER_SEC + LINK_TTL_S;
+  g_autofree char *message = NULL;
+  g_autofree char *signature = NULL;
+  g_autofree char *url = NULL;
+  g_autoptr (GDateTime) at = g_date_time_new_from_unix_utc (expires);
+  g_autofree char *at_text = g_date_time_format_iso8601 (at);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) node = NULL;
+
+  if (res == NULL) {
+    cd_api_call_respond_error (call, error);
+    return;
+  }
+  if (PQntuples (res) == 0) {
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_NOT_FOUND, "no such recording");
+    return;
+  }
+  if (g_str_equal (PQgetvalue (res, 0, 0), "failed") ||
+      g_str_equal (PQgetvalue (res, 0, 0), "recording")) {
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_CONFLICT,
+                                 "the recording is not there to listen to (failed, or still "
+                                 "being made)");
+    return;
+  }
+  message = link_message (company, recording, expires);
+  signature = cd_keyring_sign_link (call->api->keyring, message);
+  url = g_strdup_printf (
+      "%sapi/v1/companies/%s/recordings/%s/audio?expires=%" G_GINT64_FORMAT "&signature=%s",
+      call->api->public_url ? call->api->public_url : "/", company, recording, expires, signature);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "url");
+  json_builder_add_string_value (b, url);
+  json_builder_set_member_name (b, "expires_at");
+  json_builder_add_string_value (b, at_text);
+  json_builder_end_object (b);
+  node = json_builder_get_root (b);
+  cd_api_call_respond_json (call, 201, node);
+}
+
+static void
+handle_link (CdHttpRequest *request, gpointer user_data)
 {
   CdApi *api = user_data;
   g_autoptr (CdJwtClaims) claims = guard (api, request, TRUE);
@@ -166,12 +225,88 @@ handle_audio (CdHttpRequest *request, gpointer user_data)
   if (claims == NULL)
     return;
   call = cd_api_call_start (api, request, g_steal_pointer (&claims));
-  if (api->keyring == NULL || api->blobs == NULL) {
+  if (api->keyring == NULL) {
     cd_api_call_respond_problem (call, CD_HTTP_ERROR_UNAVAILABLE,
                                  "this server has no storage for recordings");
     return;
   }
   scope = cd_api_scope_of (call->caller);
+  {
+    const char *params[] = { g_hash_table_lookup (request->params, "id"),
+                             g_hash_table_lookup (request->params, "recording_id") };
+    cd_pg_pool_query_scoped_async (api->pool, &scope,
+                                   "SELECT state FROM recordings WHERE company_id = $1 AND id = $2",
+                                   params, 2, NULL, on_link_row, call);
+  }
+}
+
+/* A signed link's check; FALSE when answered already (403 saying why). */
+static gboolean
+link_is_good (CdApi *api, CdHttpRequest *request, const char *expires, const char *signature)
+{
+  const char *company = g_hash_table_lookup (request->params, "id");
+  const char *recording = g_hash_table_lookup (request->params, "recording_id");
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *message = NULL;
+  guint64 at = 0;
+
+  if (api->keyring == NULL)
+    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_UNAVAILABLE,
+                                 "this server has no storage for recordings");
+  else if (!cd_is_uuid (company) || !cd_is_uuid (recording))
+    error = g_error_new_literal (CD_HTTP_ERROR, CD_HTTP_ERROR_NOT_FOUND, "no such recording");
+  else if (expires == NULL || signature == NULL ||
+           !g_ascii_string_to_unsigned (expires, 10, 0, G_MAXINT64, &at, NULL) ||
+           (gint64) at > now + LINK_TTL_S + 60)
+    error = g_error_new_literal (CD_AUTH_ERROR, CD_AUTH_ERROR_FORBIDDEN,
+                                 "the link is not valid (it needs expires and signature, as "
+                                 "the link endpoint made them)");
+  else if ((gint64) at < now)
+    error = g_error_new_literal (CD_AUTH_ERROR, CD_AUTH_ERROR_FORBIDDEN,
+                                 "the link has expired: ask for a new one");
+  else {
+    message = link_message (company, recording, (gint64) at);
+    if (!cd_keyring_check_link (api->keyring, message, signature))
+      error = g_error_new_literal (CD_AUTH_ERROR, CD_AUTH_ERROR_FORBIDDEN,
+                                   "the link is not valid (its signature does not match)");
+  }
+  if (error == NULL)
+    return TRUE;
+  if (error->domain == CD_AUTH_ERROR)
+    cd_api_respond_auth_error (request, error);
+  else
+    cd_http_respond_problem (request->msg, request->request_id, error);
+  return FALSE;
+}
+
+static void
+handle_audio (CdHttpRequest *request, gpointer user_data)
+{
+  CdApi *api = user_data;
+  const char *expires = request->query ? g_hash_table_lookup (request->query, "expires") : NULL;
+  const char *signature = request->query ? g_hash_table_lookup (request->query, "signature") : NULL;
+  g_autoptr (CdJwtClaims) claims = NULL;
+  CdApiCall *call;
+  CdPgScope scope = { .company_id = g_hash_table_lookup (request->params, "id") };
+
+  if (expires || signature) {
+    /* a signed link: it alone says who may listen */
+    if (!link_is_good (api, request, expires, signature))
+      return;
+    call = cd_api_call_new (api, request);
+  } else {
+    claims = guard (api, request, TRUE);
+    if (claims == NULL)
+      return;
+    call = cd_api_call_start (api, request, g_steal_pointer (&claims));
+    scope = cd_api_scope_of (call->caller);
+  }
+  if (api->keyring == NULL || api->blobs == NULL) {
+    cd_api_call_respond_problem (call, CD_HTTP_ERROR_UNAVAILABLE,
+                                 "this server has no storage for recordings");
+    return;
+  }
   {
     const char *params[] = { g_hash_table_lookup (request->params, "id"),
                              g_hash_table_lookup (request->params, "recording_id") };
@@ -188,6 +323,9 @@ cd_api_recordings_register (CdApi *api, CdHttpServer *server, GError **error)
   return cd_http_server_add_route (server, "POST",
                                    "/api/v1/companies/{company_id}/calls/{call_id}/recording",
                                    handle_control, api, error) &&
+         cd_http_server_add_route (server, "POST",
+                                   "/api/v1/companies/{id}/recordings/{recording_id}/link",
+                                   handle_link, api, error) &&
          cd_http_server_add_route (server, "GET", "/api/v1/companies/{id}/recordings", handle_list,
                                    api, error) &&
          cd_http_server_add_route (server, "GET",

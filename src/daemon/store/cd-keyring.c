@@ -19,7 +19,8 @@ G_DEFINE_QUARK (cd - keyring - error - quark, cd_keyring_error)
 struct _CdKeyring {
   GObject parent_instance;
   CdPgPool *pool;
-  guint8 *master; /* sodium_malloc'ed */
+  guint8 *master;   /* sodium_malloc'ed */
+  guint8 *link_key; /* sodium_malloc'ed: signs links, derived from the master key */
   char master_id[17];
   GHashTable *keys; /* "COMPANY/VERSION" and "COMPANY/0" (newest) -> CdCompanyKey */
 };
@@ -344,6 +345,7 @@ cd_keyring_finalize (GObject *object)
 
   g_hash_table_unref (self->keys);
   sodium_free (self->master);
+  sodium_free (self->link_key);
   g_clear_object (&self->pool);
   G_OBJECT_CLASS (cd_keyring_parent_class)->finalize (object);
 }
@@ -358,6 +360,8 @@ static void
 cd_keyring_init (CdKeyring *self)
 {
   self->master = sodium_malloc (CD_SEAL_KEY_BYTES);
+  self->link_key = sodium_malloc (crypto_auth_KEYBYTES);
+  g_assert (self->link_key != NULL);
   g_assert (self->master != NULL);
   self->keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify) cd_company_key_unref);
@@ -380,5 +384,37 @@ cd_keyring_new (CdPgPool *pool, const guint8 master[CD_SEAL_KEY_BYTES])
   sodium_memzero (&h, sizeof h);
   for (gsize i = 0; i < sizeof id; i++)
     g_snprintf (self->master_id + 2 * i, 3, "%02x", id[i]);
+  {
+    /* every daemon of one database has the master key, so each makes and
+     * checks the same links */
+    static const char link_context[] = "calldocker link key";
+
+    crypto_generichash (self->link_key, crypto_auth_KEYBYTES, (const guint8 *) link_context,
+                        sizeof link_context, master, CD_SEAL_KEY_BYTES);
+  }
   return self;
+}
+
+char *
+cd_keyring_sign_link (CdKeyring *self, const char *message)
+{
+  guint8 mac[crypto_auth_BYTES];
+  char hex[crypto_auth_BYTES * 2 + 1];
+
+  crypto_auth (mac, (const guint8 *) message, strlen (message), self->link_key);
+  sodium_bin2hex (hex, sizeof hex, mac, sizeof mac);
+  return g_strdup (hex);
+}
+
+gboolean
+cd_keyring_check_link (CdKeyring *self, const char *message, const char *signature)
+{
+  guint8 mac[crypto_auth_BYTES];
+  gsize got = 0;
+
+  if (signature == NULL || strlen (signature) != crypto_auth_BYTES * 2 ||
+      sodium_hex2bin (mac, sizeof mac, signature, strlen (signature), NULL, &got, NULL) != 0 ||
+      got != sizeof mac)
+    return FALSE;
+  return crypto_auth_verify (mac, (const guint8 *) message, strlen (message), self->link_key) == 0;
 }

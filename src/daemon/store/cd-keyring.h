@@ -47,6 +47,11 @@ CdKeyring *cd_keyring_new (CdPgPool *pool, const guint8 master[CD_SEAL_KEY_BYTES
 /* The master key's public fingerprint (16 hex digits): what the database
  * records beside each key it wrapped. */
 const char *cd_keyring_get_master_id (CdKeyring *self);
+/* Links (short-lived signed URLs): the signature of @message (64 hex
+ * digits, HMAC-SHA-512/256 under a key derived from the master key), and
+ * whether @signature is @message's. */
+char *cd_keyring_sign_link (CdKeyring *self, const char *message);
+gboolean cd_keyring_check_link (CdKeyring *self, const char *message, const char *signature);
 /* @company_id's key of @version, or its newest (made on first use) when
  * @version is 0. */
 void cd_keyring_get_async (CdKeyring *self, const char *company_id, guint32 version,
