@@ -800,10 +800,10 @@ test_retention (void)
       strstr (daemon_proc->err->str, "retention: deleted 1 recordings and 1 voicemails"));
 }
 
-/* A company that records every call: the call is recorded from when the
- * agent answers to its end, without anyone asking. */
+/* A call (into @queue, or none) that is recorded from when the agent
+ * answers to its end, without anyone asking. */
 static void
-test_company_records_every_call (void)
+expect_recorded_without_asking (const char *queue)
 {
   CdTestPeer *agent, *visitor;
   g_autofree char *call_id = NULL;
@@ -814,16 +814,16 @@ test_company_records_every_call (void)
   g_autofree char *left = NULL, *right = NULL;
   gsize frames = 0;
 
-  g_assert_cmpuint (patch_company ("{\"record_calls\":true}"), ==, 200);
   agent = cd_test_peer_start_argv (
       "calldocker-agent", daemon_proc->base_url, NULL,
       (const char *const[]){ "--email", "agent1@rec.test", "--password-file", password_file,
                              "--tone", "880", "--calls", "1", "--timeout", "60", "--quiet", NULL });
   cd_test_sleep (1000);
-  visitor = cd_test_peer_start_argv ("calldocker-visitor", daemon_proc->base_url, NULL,
-                                     (const char *const[]){ "--company", company, "--origin",
-                                                            ORIGIN, "--tone", "440", "--hold", "5",
-                                                            "--timeout", "60", "--quiet", NULL });
+  visitor = cd_test_peer_start_argv (
+      "calldocker-visitor", daemon_proc->base_url, NULL,
+      (const char *const[]){ "--company", company, "--origin", ORIGIN, "--tone", "440", "--hold",
+                             "5", "--timeout", "60", "--quiet", queue ? "--queue" : NULL, queue,
+                             NULL });
   call_id = connected_call (30000);
   /* recorded already: asking again is refused */
   recording_in (call_id, "recording", 10000);
@@ -846,7 +846,46 @@ test_company_records_every_call (void)
   g_test_message ("left: %s; right: %s", left, right);
   g_assert_nonnull (strstr (left, "440 440"));
   g_assert_nonnull (strstr (right, "880 880"));
+}
+
+/* A company that records every call. */
+static void
+test_company_records_every_call (void)
+{
+  g_assert_cmpuint (patch_company ("{\"record_calls\":true}"), ==, 200);
+  expect_recorded_without_asking (NULL);
   g_assert_cmpuint (patch_company ("{\"record_calls\":false}"), ==, 200);
+}
+
+/* A queue that records its calls (the company does not). */
+static void
+test_queue_records_its_calls (void)
+{
+  g_autofree char *queues = g_strdup_printf ("companies/%s/queues", company);
+  g_autofree char *agent_token = cd_test_login (daemon_proc->base_url, "agent1@rec.test", PASSWORD);
+  g_autofree char *agent_id = cd_test_user_id (agent_token);
+  g_autofree char *members_path = NULL, *members = NULL, *queue_path = NULL;
+  g_autoptr (JsonObject) queue = NULL;
+
+  g_assert_cmpuint (request ("POST", admin_token, queues, "{\"name\":\"Bad\",\"record\":\"yes\"}",
+                             NULL, NULL, NULL),
+                    ==, 422);
+  {
+    g_autoptr (GBytes) body = NULL;
+
+    g_assert_cmpuint (request ("POST", admin_token, queues,
+                               "{\"name\":\"Recorded\",\"record\":true}", NULL, &body, NULL),
+                      ==, 201);
+    queue =
+        cd_json_parse_object (g_bytes_get_data (body, NULL), g_bytes_get_size (body), NULL, NULL);
+  }
+  g_assert_true (json_object_get_boolean_member (queue, "record"));
+  queue_path = g_strdup_printf ("%s/%s", queues, json_object_get_string_member (queue, "id"));
+  members_path = g_strdup_printf ("%s/members", queue_path);
+  members = g_strdup_printf ("{\"members\":{\"%s\":1}}", agent_id);
+  g_assert_cmpuint (request ("PUT", admin_token, members_path, members, NULL, NULL, NULL), ==, 204);
+  expect_recorded_without_asking (json_object_get_string_member (queue, "id"));
+  g_assert_cmpuint (request ("DELETE", admin_token, queue_path, NULL, NULL, NULL, NULL), ==, 204);
 }
 
 static gboolean
@@ -993,6 +1032,7 @@ main (int argc, char **argv)
   g_test_add_func ("/recordings/folder-unwritable", test_folder_unwritable);
   g_test_add_func ("/recordings/disk-full", test_disk_full);
   g_test_add_func ("/recordings/company-records-every-call", test_company_records_every_call);
+  g_test_add_func ("/recordings/queue-records-its-calls", test_queue_records_its_calls);
   /* last: they stop the daemon and start another */
   g_test_add_func ("/recordings/killed-daemon-partial", test_killed_daemon_partial);
   g_test_add_func ("/recordings/s3-down-then-back", test_s3_down_then_back);

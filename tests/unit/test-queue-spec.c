@@ -39,6 +39,7 @@ test_defaults (void)
   g_assert_cmpint (q->when_closed.action, ==, CD_QUEUE_ACTION_HANGUP);
   g_assert_cmpint (q->when_full.action, ==, CD_QUEUE_ACTION_HANGUP);
   g_assert_false (q->has_overflow);
+  g_assert_false (q->record);
 }
 
 static void
@@ -54,7 +55,7 @@ test_full (void)
       "\"announce_every_s\":45,\"when_closed\":{\"action\":\"voicemail\"},\"when_full\":{"
       "\"action\":"
       "\"hangup\",\"message\":\"Please call again later.\"},\"overflow\":{\"after_s\":120,"
-      "\"action\":\"queue\",\"queue_id\":\"" OTHER_QUEUE "\"}}",
+      "\"action\":\"queue\",\"queue_id\":\"" OTHER_QUEUE "\"},\"record\":true}",
       &error);
   g_autoptr (CdQueueSpec) raise =
       parse ("{\"name\":\"Q\",\"overflow\":{\"after_s\":60,\"action\":\"priority\",\"raise_by\":3},"
@@ -79,6 +80,7 @@ test_full (void)
   g_assert_cmpuint (q->max_wait_s, ==, 600);
   g_assert_cmpuint (q->max_length, ==, 25);
   g_assert_cmpuint (q->wrap_up_s, ==, 30);
+  g_assert_true (q->record);
   g_assert_cmpuint (q->announce_every_s, ==, 45);
   g_assert_cmpint (q->when_closed.action, ==, CD_QUEUE_ACTION_VOICEMAIL);
   g_assert_cmpint (q->when_full.action, ==, CD_QUEUE_ACTION_HANGUP);
@@ -106,7 +108,7 @@ test_refused (void)
     { "{\"name\":\"Q\",\"colour\":\"red\"}",
       "\"colour\" is not a field (name, strategy, skills, languages, rule, business_hours, "
       "ring_timeout_s, max_wait_s, max_length, wrap_up_s, announce_every_s, when_closed, "
-      "when_full, overflow)" },
+      "when_full, overflow, record)" },
     { "{\"name\":\"Q\",\"strategy\":\"longest_idle\"}",
       "strategy: one of ring-all, round-robin, longest-idle, fewest-calls, random, skills-based" },
     { "{\"name\":\"Q\",\"strategy\":\"skills-based\"}",
@@ -141,6 +143,10 @@ test_refused (void)
     { "{\"name\":\"Q\",\"max_length\":-1}", "max_length: a whole number from 0 to 10000" },
     { "{\"name\":\"Q\",\"wrap_up_s\":true}", "wrap_up_s: a whole number from 0 to 3600" },
     { "{\"name\":\"Q\",\"announce_every_s\":5}", "announce_every_s: 0 (never) or from 15 to 3600" },
+    { "{\"name\":\"Q\",\"record\":\"yes\"}",
+      "record: true (its calls are recorded once answered) or false" },
+    { "{\"name\":\"Q\",\"record\":1}",
+      "record: true (its calls are recorded once answered) or false" },
     { "{\"name\":\"Q\",\"when_closed\":\"voicemail\"}", "when_closed: an object with an action" },
     { "{\"name\":\"Q\",\"when_closed\":{\"action\":\"transfer\"}}",
       "when_closed.action: \"hangup\", \"voicemail\" or \"queue\", not \"transfer\"" },

@@ -40,6 +40,7 @@ static const CdField queue_fields[] = {
   { "when_closed", CD_FIELD_OBJECT, FALSE, 1, 3 },
   { "when_full", CD_FIELD_OBJECT, FALSE, 1, 3 },
   { "overflow", CD_FIELD_OBJECT, FALSE, 1, 4 },
+  { "record", CD_FIELD_BOOL, FALSE, 0, 0 },
 };
 
 static const CdField members_fields[] = {

@@ -261,21 +261,10 @@ CdQueueSpec *
 cd_queue_spec_parse (JsonObject *object, GError **error)
 {
   static const char *const fields[] = {
-    "name",
-    "strategy",
-    "skills",
-    "languages",
-    "rule",
-    "business_hours",
-    "ring_timeout_s",
-    "max_wait_s",
-    "max_length",
-    "wrap_up_s",
-    "announce_every_s",
-    "when_closed",
-    "when_full",
-    "overflow",
-    NULL,
+    "name",       "strategy",       "skills",           "languages",
+    "rule",       "business_hours", "ring_timeout_s",   "max_wait_s",
+    "max_length", "wrap_up_s",      "announce_every_s", "when_closed",
+    "when_full",  "overflow",       "record",           NULL,
   };
   g_autoptr (CdQueueSpec) spec = g_new0 (CdQueueSpec, 1);
   JsonNode *node;
@@ -344,6 +333,14 @@ cd_queue_spec_parse (JsonObject *object, GError **error)
   if (spec->announce_every_s > 0 && spec->announce_every_s < 15) {
     invalid (error, "announce_every_s: 0 (never) or from 15 to 3600");
     return NULL;
+  }
+  node = json_object_get_member (object, "record");
+  if (node && !JSON_NODE_HOLDS_NULL (node)) {
+    if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN) {
+      invalid (error, "record: true (its calls are recorded once answered) or false");
+      return NULL;
+    }
+    spec->record = json_node_get_boolean (node);
   }
   node = json_object_get_member (object, "when_closed");
   if (node && !parse_fallback (node, "when_closed", FALSE, &spec->when_closed, error))

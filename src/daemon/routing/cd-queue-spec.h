@@ -53,6 +53,7 @@ typedef struct {
   CdQueueFallback when_closed, when_full;
   gboolean has_overflow;
   CdQueueFallback overflow;
+  gboolean record; /* its calls recorded once an agent answers */
 } CdQueueSpec;
 
 /* Fields left out take their defaults (docs/routing.md). */

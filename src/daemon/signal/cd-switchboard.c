@@ -2418,16 +2418,26 @@ on_record_setting (GObject *source, GAsyncResult *result, gpointer user_data)
     g_message ("call %s: not recorded: %s", call->id, start_error->message);
 }
 
-/* Connected to an agent: recorded from here when the company records
- * every call (settings.record_calls). */
+/* Connected to an agent: recorded from here when its queue records its
+ * calls, or the company every call (settings.record_calls). */
 static void
 maybe_record (Call *call)
 {
   CdPgScope scope = { .company_id = call->company_id };
   const char *params[] = { call->company_id };
+  QueueEntry *e = queue_of (call);
 
   if (call->board->recorder == NULL || call->board->api->pool == NULL)
     return;
+  if (e && e->roster->spec->record) {
+    g_autoptr (GError) error = NULL;
+
+    if (call->pipeline && !cd_call_pipeline_is_call_recorded (call->pipeline) &&
+        !cd_call_recorder_start (call->board->recorder, call->pipeline, call->company_id, call->id,
+                                 call->agent ? call->agent->user_id : NULL, &error))
+      g_message ("call %s: not recorded: %s", call->id, error->message);
+    return;
+  }
   cd_pg_pool_query_scoped_async (call->board->api->pool, &scope,
                                  "SELECT coalesce((settings->>'record_calls')::boolean, false)"
                                  " FROM companies WHERE id = $1",
