@@ -462,6 +462,92 @@ test_signed_link (void)
   }
 }
 
+/* A recorded call transferred (@mode: blind, or warm: consulted first) to
+ * another agent: the recording goes on, and its right channel follows the
+ * call from the first agent (880 Hz) to the second (660 Hz). */
+static void
+transfer_followed (const char *mode)
+{
+  g_autofree char *agent2_token =
+      cd_test_login (daemon_proc->base_url, "agent2@rec.test", PASSWORD);
+  g_autofree char *agent2_id = cd_test_user_id (agent2_token);
+  g_autofree char *to = g_strdup_printf ("agent:%s", agent2_id);
+  CdTestPeer *second = NULL;
+  CdTestPeer *first = cd_test_peer_start_argv (
+      "calldocker-agent", daemon_proc->base_url, NULL,
+      (const char *const[]){ "--email",          "agent1@rec.test",
+                             "--password-file",  password_file,
+                             "--tone",           "880",
+                             "--calls",          "1",
+                             "--transfer-to",    to,
+                             "--transfer-mode",  mode,
+                             "--transfer-after", g_str_equal (mode, "warm") ? "3" : "5",
+                             "--complete-after", "3",
+                             "--timeout",        "60",
+                             "--quiet",          NULL });
+  CdTestPeer *visitor = NULL;
+  g_autofree char *call_id = NULL;
+  g_autofree char *audio_path = NULL;
+  g_autoptr (JsonObject) done = NULL;
+  g_autoptr (GBytes) audio = NULL;
+  g_autofree gint16 *pcm = NULL;
+  g_autofree char *left = NULL, *right = NULL;
+  gsize frames = 0;
+  gint64 t0;
+
+  cd_test_sleep (1000);
+  /* only the first is there when the call comes */
+  visitor = cd_test_peer_start_argv ("calldocker-visitor", daemon_proc->base_url, NULL,
+                                     (const char *const[]){ "--company", company, "--origin",
+                                                            ORIGIN, "--tone", "440", "--hold", "16",
+                                                            "--timeout", "60", "--quiet", NULL });
+  call_id = connected_call (30000);
+  t0 = g_get_monotonic_time ();
+  /* the second comes once the first has the call */
+  second = cd_test_peer_start_argv (
+      "calldocker-agent", daemon_proc->base_url, NULL,
+      (const char *const[]){ "--email", "agent2@rec.test", "--password-file", password_file,
+                             "--tone", "660", "--calls", "1", "--timeout", "60", "--quiet", NULL });
+  g_assert_cmpuint (control (call_id, "start"), ==, 202);
+  recording_in (call_id, "recording", 10000);
+  /* the first agent hands the call over 5 s after answering (warm: 3 s,
+   * and 3 s of consulting) */
+  sleep_until (t0 + 12 * G_USEC_PER_SEC);
+  g_assert_cmpuint (control (call_id, "stop"), ==, 202);
+  done = recording_in (call_id, "complete", 15000);
+  cd_test_peer_wait (visitor, 60000);
+  cd_test_peer_wait (first, 60000);
+  cd_test_peer_wait (second, 60000);
+  cd_test_peer_free (visitor);
+  cd_test_peer_free (first);
+  cd_test_peer_free (second);
+  audio_path = g_strdup_printf ("companies/%s/recordings/%s/audio", company,
+                                json_object_get_string_member (done, "id"));
+  g_assert_cmpuint (request ("GET", admin_token, audio_path, NULL, NULL, &audio, NULL), ==, 200);
+  pcm = cd_test_decode_ogg (audio, 2, &frames);
+  left = cd_test_seconds_of (pcm, frames, 2, 0);
+  right = cd_test_seconds_of (pcm, frames, 2, 1);
+  g_test_message ("decodes to %.3f s; left: %s; right: %s", frames / 48000.0, left, right);
+  g_assert_cmpfloat (frames / 48000.0, >, 10.0);
+  g_assert_true (g_str_has_prefix (right, "880 880"));
+  g_assert_true (g_str_has_suffix (right, "660 660"));
+  g_assert_null (strstr (right, "440"));
+  g_assert_null (strstr (left, "880"));
+  g_assert_null (strstr (left, "660"));
+}
+
+static void
+test_blind_transfer_followed (void)
+{
+  transfer_followed ("blind");
+}
+
+static void
+test_warm_transfer_followed (void)
+{
+  transfer_followed ("warm");
+}
+
 /* Another company's admin: the recording is not there for them. */
 static void
 test_other_company (void)
@@ -1017,7 +1103,7 @@ main (int argc, char **argv)
   daemon_env[1] = g_strdup_printf ("CALLDOCKER_BLOBS_DIR=%s", blobs);
   daemon_proc = cd_test_daemon_spawn (state, NULL, daemon_env);
   cd_test_daemon_wait_ready (daemon_proc, 60000);
-  company = cd_test_seed_company (state, "rec", ORIGIN, 1, PASSWORD);
+  company = cd_test_seed_company (state, "rec", ORIGIN, 2, PASSWORD);
   other_company = cd_test_seed_company (state, "other", "https://other.test", 1, PASSWORD);
   admin_token = cd_test_login (daemon_proc->base_url, "admin@rec.test", PASSWORD);
   other_token = cd_test_login (daemon_proc->base_url, "admin@other.test", PASSWORD);
@@ -1027,6 +1113,8 @@ main (int argc, char **argv)
   g_test_add_func ("/recordings/stored-sealed", test_stored_sealed);
   g_test_add_func ("/recordings/tampered-refused", test_tampered_refused);
   g_test_add_func ("/recordings/signed-link", test_signed_link);
+  g_test_add_func ("/recordings/blind-transfer-followed", test_blind_transfer_followed);
+  g_test_add_func ("/recordings/warm-transfer-followed", test_warm_transfer_followed);
   g_test_add_func ("/recordings/other-company", test_other_company);
   g_test_add_func ("/recordings/bad-requests", test_bad_requests);
   g_test_add_func ("/recordings/folder-unwritable", test_folder_unwritable);

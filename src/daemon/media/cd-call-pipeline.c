@@ -124,9 +124,14 @@ struct _CdCallPipeline {
   gboolean ivr;        /* the IVR has the visitor: prompts or silence, no tone */
   Branch *recording;   /* the visitor recorded (voicemail) */
   struct _RecordingShared *recording_shared;
-  Branch *call_recording;          /* the call recorded (both parties, sealed) */
-  GstElement *call_recording_sink; /* its cdsealsink (the branch holds it) */
-  guint call_recordings;           /* recordings made, for their names */
+  Branch *call_recording;                /* the call recorded (both parties, sealed) */
+  GstElement *call_recording_sink;       /* its cdsealsink (the branch holds it) */
+  guint call_recordings;                 /* recordings made, for their names */
+  GstPad *call_recording_agent_pad;      /* the interleave's input for the agent's channel */
+  GstElement *call_recording_agent_feed; /* the queue feeding it now, or NULL */
+  CdLegRole call_recording_agent_role;   /* whose leg that queue takes */
+  guint call_recording_agent_gen;        /* and which party of that slot */
+  guint call_recording_follows;          /* agents followed, for the queues' names */
   struct _RecordingShared *call_recording_shared;
   guint prompts; /* prompts played, for their ids and names */
   gboolean failed;
@@ -1489,10 +1494,19 @@ cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, G
 
     /* requested in order: the visitor's pad is channel 0, the agent's 1 */
     isink = gst_element_request_pad_simple (interleave, "sink_%u");
+    if (parties[i] == CD_LEG_AGENT) {
+      g_set_object (&self->call_recording_agent_pad, isink);
+      self->call_recording_agent_role = CD_LEG_AGENT;
+      self->call_recording_agent_feed = NULL;
+    }
     if (leg->webrtc == NULL || leg->tee == NULL)
       continue;
     ensure_decoded (self, leg);
     feeds[i] = add_crossing_queue (self, b, qname);
+    if (parties[i] == CD_LEG_AGENT) {
+      self->call_recording_agent_feed = feeds[i];
+      self->call_recording_agent_gen = leg->gen;
+    }
     qsrc = gst_element_get_static_pad (feeds[i], "src");
     if (gst_pad_link (qsrc, isink) != GST_PAD_LINK_OK)
       g_error ("call %s: cannot record the %s", self->call_id, leg->name);
@@ -1517,6 +1531,89 @@ cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char *path, G
       g_error ("call %s: cannot record the call", self->call_id);
   self->call_recording = b;
   return TRUE;
+}
+
+/* An agent's queue that no longer feeds the recording: what still comes
+ * out of it (until its leg goes) is dropped, so it is never "not linked". */
+static GstPadProbeReturn
+on_left_feed (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  return GST_PAD_PROBE_DROP;
+}
+
+typedef struct {
+  GstPad *input; /* the interleave's agent input */
+  GstPad *next;  /* the new queue's source */
+} Follow;
+
+static void
+follow_free (gpointer data)
+{
+  Follow *f = data;
+
+  gst_object_unref (f->input);
+  gst_object_unref (f->next);
+  g_free (f);
+}
+
+/* The old queue is between buffers: from now on the new one feeds the
+ * agent's channel (in the old queue's streaming thread, or at once). */
+static GstPadProbeReturn
+on_old_feed_idle (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  Follow *f = user_data;
+
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_DATA_DOWNSTREAM, on_left_feed, NULL, NULL);
+  gst_pad_unlink (pad, f->input);
+  if (gst_pad_link (f->next, f->input) != GST_PAD_LINK_OK)
+    g_message ("the recording cannot follow the call to its new agent");
+  return GST_PAD_PROBE_REMOVE;
+}
+
+/**
+ * cd_call_pipeline_record_agent_leg:
+ *
+ * The call's recording follows the agent into @role's leg (a transfer):
+ * the right channel takes that leg's audio from now on, in the same
+ * input of the interleave, so the file keeps its two channels and its
+ * time. Nothing when the call is not recorded or already follows @role.
+ */
+void
+cd_call_pipeline_record_agent_leg (CdCallPipeline *self, CdLegRole role)
+{
+  Leg *leg;
+  GstElement *feed;
+  g_autofree char *qname = NULL;
+  g_autoptr (GstPad) next = NULL;
+
+  g_return_if_fail (role == CD_LEG_AGENT || role == CD_LEG_AGENT_2);
+  leg = &self->legs[role];
+  if (self->call_recording == NULL || self->call_recording_agent_pad == NULL ||
+      leg->webrtc == NULL || leg->tee == NULL || self->stopped ||
+      (role == self->call_recording_agent_role && self->call_recording_agent_feed &&
+       leg->gen == self->call_recording_agent_gen))
+    return;
+  ensure_decoded (self, leg);
+  qname = g_strdup_printf ("call-record-%u-%s-%u", self->call_recordings, leg->name,
+                           ++self->call_recording_follows);
+  feed = add_crossing_queue (self, self->call_recording, qname);
+  gst_element_sync_state_with_parent (feed);
+  next = gst_element_get_static_pad (feed, "src");
+  if (self->call_recording_agent_feed) {
+    g_autoptr (GstPad) old = gst_element_get_static_pad (self->call_recording_agent_feed, "src");
+    Follow *f = g_new0 (Follow, 1);
+
+    f->input = gst_object_ref (self->call_recording_agent_pad);
+    f->next = gst_object_ref (next);
+    gst_pad_add_probe (old, GST_PAD_PROBE_TYPE_IDLE, on_old_feed_idle, f, follow_free);
+  } else if (gst_pad_link (next, self->call_recording_agent_pad) != GST_PAD_LINK_OK) {
+    g_message ("call %s: the recording cannot take the new agent's audio", self->call_id);
+  }
+  self->call_recording_agent_feed = feed;
+  self->call_recording_agent_role = role;
+  self->call_recording_agent_gen = leg->gen;
+  if (!link_from_tee (self->call_recording, leg->pcm, feed))
+    g_message ("call %s: the recording cannot take the new agent's audio", self->call_id);
 }
 
 /* Pauses (silence of the same length) or resumes the call's recording. */
@@ -1577,6 +1674,8 @@ cd_call_pipeline_stop_call_recording_async (CdCallPipeline *self, GAsyncReadyCal
   }
   g_object_get (stop->sink, "location", &stop->path, NULL);
   self->call_recording_sink = NULL;
+  g_clear_object (&self->call_recording_agent_pad);
+  self->call_recording_agent_feed = NULL;
   stop->shared = g_steal_pointer (&self->call_recording_shared);
   stop->removal = removal_new (self);
   removal_take_branch (stop->removal, g_steal_pointer (&self->call_recording), TRUE, FALSE);
@@ -2414,6 +2513,7 @@ cd_call_pipeline_finalize (GObject *object)
   g_clear_pointer (&self->recording_shared, recording_shared_release);
   g_clear_pointer (&self->call_recording, branch_free);
   g_clear_pointer (&self->call_recording_shared, recording_shared_release);
+  g_clear_object (&self->call_recording_agent_pad);
   g_ptr_array_unref (self->branches);
   /* (stop handed them to the teardown) */
   g_ptr_array_unref (self->removals);

@@ -88,6 +88,7 @@ gboolean cd_call_pipeline_start_call_recording (CdCallPipeline *self, const char
                                                 GError **error);
 void cd_call_pipeline_pause_call_recording (CdCallPipeline *self, gboolean paused);
 gboolean cd_call_pipeline_is_call_recorded (CdCallPipeline *self);
+void cd_call_pipeline_record_agent_leg (CdCallPipeline *self, CdLegRole role);
 void cd_call_pipeline_stop_call_recording_async (CdCallPipeline *self, GAsyncReadyCallback callback,
                                                  gpointer user_data);
 gboolean cd_call_pipeline_stop_call_recording_finish (CdCallPipeline *self, GAsyncResult *result,

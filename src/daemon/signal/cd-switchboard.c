@@ -2389,7 +2389,11 @@ on_pipeline_leg_connected (CdCallPipeline *pipeline, int leg, gpointer user_data
     set_state (call, CALL_CONNECTED, NULL);
     apply_call_hearing (call);
     send_state (call, call->agent_session, NULL, NULL);
-    maybe_record (call);
+    /* recorded already (a transfer): the recording follows the new agent */
+    if (call->pipeline && cd_call_pipeline_is_call_recorded (call->pipeline))
+      cd_call_pipeline_record_agent_leg (call->pipeline, call->agent_leg);
+    else
+      maybe_record (call);
   }
 }
 
@@ -3178,6 +3182,8 @@ consult_completes (Call *call)
                            now_us ());
   call->agent->calls_taken++;
   apply_call_hearing (call);
+  if (call->pipeline)
+    cd_call_pipeline_record_agent_leg (call->pipeline, call->agent_leg);
   send_named_state (call, call->visitor, "connected", NULL);
   /* the target now has the call */
   send_named_state (call, call->agent_session, "connected", "transfer-completed");

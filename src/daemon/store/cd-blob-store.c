@@ -138,6 +138,17 @@ cd_blob_key_is_valid (const char *key)
   return TRUE;
 }
 
+gboolean
+cd_blob_task_refuses_key (GTask *task, const char *key)
+{
+  if (cd_blob_key_is_valid (key))
+    return FALSE;
+  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_FILENAME, "not a blob key: %.100s",
+                           key);
+  g_object_unref (task);
+  return TRUE;
+}
+
 char *
 cd_blob_store_local_path (CdBlobStore *self, const char *key)
 {
@@ -507,12 +518,8 @@ cd_blob_store_commit_async (CdBlobStore *self, const char *key, CdBlobCommitFlag
   GTask *task = g_task_new (self, cancellable, callback, user_data);
 
   g_task_set_source_tag (task, cd_blob_store_commit_async);
-  if (!cd_blob_key_is_valid (key)) {
-    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_FILENAME,
-                             "not a blob key: %.100s", key);
-    g_object_unref (task);
+  if (cd_blob_task_refuses_key (task, key))
     return;
-  }
   if (self->s3 == NULL) {
     g_signal_emit (self, signals[SIGNAL_STORED], 0, key);
     g_task_return_boolean (task, TRUE);
@@ -594,12 +601,8 @@ cd_blob_store_read_async (CdBlobStore *self, const char *key, GCancellable *canc
   g_autoptr (GFile) file = NULL;
 
   g_task_set_source_tag (task, cd_blob_store_read_async);
-  if (!cd_blob_key_is_valid (key)) {
-    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_FILENAME,
-                             "not a blob key: %.100s", key);
-    g_object_unref (task);
+  if (cd_blob_task_refuses_key (task, key))
     return;
-  }
   g_task_set_task_data (task, g_strdup (key), g_free);
   path = cd_blob_store_local_path (self, key);
   file = g_file_new_for_path (path);
@@ -659,12 +662,8 @@ cd_blob_store_delete_async (CdBlobStore *self, const char *key, GCancellable *ca
   GTask *task = g_task_new (self, cancellable, callback, user_data);
 
   g_task_set_source_tag (task, cd_blob_store_delete_async);
-  if (!cd_blob_key_is_valid (key)) {
-    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_FILENAME,
-                             "not a blob key: %.100s", key);
-    g_object_unref (task);
+  if (cd_blob_task_refuses_key (task, key))
     return;
-  }
   /* no upload of it after this */
   if (self->active && g_str_equal (self->active->key, key))
     self->active_deleted = TRUE;

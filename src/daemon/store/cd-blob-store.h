@@ -43,6 +43,9 @@ void cd_blob_store_set_metrics (CdBlobStore *self, CdMetrics *metrics);
  * of them empty, "." or "..", the first not beginning with '_' (the
  * store's own). */
 gboolean cd_blob_key_is_valid (const char *key);
+/* When @key is not one: @task returns G_IO_ERROR_INVALID_FILENAME and is
+ * unreferenced, and TRUE. */
+gboolean cd_blob_task_refuses_key (GTask *task, const char *key);
 /* The file a writer fills for @key (the local backend keeps it there; the
  * S3 backend's spool). */
 char *cd_blob_store_local_path (CdBlobStore *self, const char *key);

@@ -683,11 +683,8 @@ cd_s3_put_file_async (CdS3 *self, const char *key, const char *path, GCancellabl
   Put *p = g_new0 (Put, 1);
 
   g_task_set_source_tag (task, cd_s3_put_file_async);
-  if (!cd_blob_key_is_valid (key)) {
+  if (cd_blob_task_refuses_key (task, key)) {
     g_free (p);
-    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_FILENAME,
-                             "not a blob key: %.100s", key);
-    g_object_unref (task);
     return;
   }
   p->key = g_strdup (key);
@@ -725,12 +722,8 @@ cd_s3_get_async (CdS3 *self, const char *key, GCancellable *cancellable,
   g_autofree char *what = g_strdup_printf ("GET %s", key);
 
   g_task_set_source_tag (task, cd_s3_get_async);
-  if (!cd_blob_key_is_valid (key)) {
-    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_FILENAME,
-                             "not a blob key: %.100s", key);
-    g_object_unref (task);
+  if (cd_blob_task_refuses_key (task, key))
     return;
-  }
   send_request (self, build (self, "GET", key, NULL, NULL, NULL), what, cancellable, on_got, task);
 }
 
@@ -763,12 +756,8 @@ cd_s3_delete_async (CdS3 *self, const char *key, GCancellable *cancellable,
   g_autofree char *what = g_strdup_printf ("DELETE %s", key);
 
   g_task_set_source_tag (task, cd_s3_delete_async);
-  if (!cd_blob_key_is_valid (key)) {
-    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_FILENAME,
-                             "not a blob key: %.100s", key);
-    g_object_unref (task);
+  if (cd_blob_task_refuses_key (task, key))
     return;
-  }
   send_request (self, build (self, "DELETE", key, NULL, NULL, NULL), what, cancellable, on_deleted,
                 task);
 }
