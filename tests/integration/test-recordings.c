@@ -813,6 +813,8 @@ test_retention (void)
                            "UPDATE recordings SET started_at = now() - interval '31 days',"
                            " ended_at = now() - interval '31 days' WHERE id = $1",
                            params, 1);
+
+    g_assert_cmpstr (PQcmdTuples (res), ==, "1");
   }
   {
     const char *params[] = { vm_id, company, vm_key };
@@ -822,6 +824,8 @@ test_retention (void)
         " size_bytes, ended_by, key_version, created_at) VALUES ($1, $2, gen_random_uuid(),"
         " 'v-old', $3, 1000, 4, 'silence', 1, now() - interval '40 days')",
         params, 3);
+
+    g_assert_cmpstr (PQcmdTuples (res), ==, "1");
   }
   g_assert_cmpint (g_mkdir_with_parents (vm_dir, 0700), ==, 0);
   g_assert_true (g_file_set_contents (vm_file, "seal", 4, NULL));
