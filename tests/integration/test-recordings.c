@@ -158,6 +158,37 @@ recording_in (const char *call_id, const char *want, guint timeout_ms)
   g_assert_not_reached ();
 }
 
+/* Whether the second-by-second frequencies in @seconds (cd_test_seconds_of)
+ * start (@from_end FALSE) or end with @n seconds within 15 Hz of @hz. */
+static gboolean
+seconds_near (const char *seconds, gboolean from_end, guint n, double hz)
+{
+  g_auto (GStrv) values = g_strsplit (seconds, " ", -1);
+  guint len = g_strv_length (values);
+
+  if (len < n)
+    return FALSE;
+  for (guint i = 0; i < n; i++) {
+    const char *v = values[from_end ? len - 1 - i : i];
+
+    if (fabs (g_ascii_strtod (v, NULL) - hz) > 15)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* How many of the seconds in @seconds are within 15 Hz of @hz. */
+static guint
+seconds_near_count (const char *seconds, double hz)
+{
+  g_auto (GStrv) values = g_strsplit (seconds, " ", -1);
+  guint n = 0;
+
+  for (guint i = 0; values[i]; i++)
+    n += fabs (g_ascii_strtod (values[i], NULL) - hz) <= 15;
+  return n;
+}
+
 static void
 sleep_until (gint64 t)
 {
@@ -462,25 +493,6 @@ test_signed_link (void)
   }
 }
 
-/* Whether the second-by-second frequencies in @seconds (cd_test_seconds_of)
- * start (@from_end FALSE) or end with @n seconds within 15 Hz of @hz. */
-static gboolean
-seconds_near (const char *seconds, gboolean from_end, guint n, double hz)
-{
-  g_auto (GStrv) values = g_strsplit (seconds, " ", -1);
-  guint len = g_strv_length (values);
-
-  if (len < n)
-    return FALSE;
-  for (guint i = 0; i < n; i++) {
-    const char *v = values[from_end ? len - 1 - i : i];
-
-    if (fabs (g_ascii_strtod (v, NULL) - hz) > 15)
-      return FALSE;
-  }
-  return TRUE;
-}
-
 /* A recorded call transferred (@mode: blind, or warm: consulted first) to
  * another agent: the recording goes on, and its right channel follows the
  * call from the first agent (880 Hz) to the second (660 Hz). */
@@ -677,7 +689,7 @@ test_killed_daemon_partial (void)
   g_assert_cmpfloat (fabs (decoded_s - recorded_s), <=, 3.0);
   g_assert_cmpfloat (
       fabs (decoded_s - json_object_get_int_member (recovered, "duration_ms") / 1000.0), <=, 0.1);
-  g_assert_true (g_str_has_prefix (left, "440 440"));
+  g_assert_true (seconds_near (left, FALSE, 2, 440));
 }
 
 /* A recording with the S3 backend while the endpoint is down: the call
@@ -803,7 +815,7 @@ test_s3_down_then_back (void)
   pcm = cd_test_decode_ogg (from_bucket, 2, &frames);
   left = cd_test_seconds_of (pcm, frames, 2, 0);
   g_test_message ("decodes to %.3f s; left: %s", frames / 48000.0, left);
-  g_assert_true (g_str_has_prefix (left, "440 440"));
+  g_assert_true (seconds_near (left, FALSE, 2, 440));
   s3_recording_id = g_strdup (json_object_get_string_member (done, "id"));
 }
 
@@ -968,8 +980,8 @@ expect_recorded_without_asking (const char *queue)
   left = cd_test_seconds_of (pcm, frames, 2, 0);
   right = cd_test_seconds_of (pcm, frames, 2, 1);
   g_test_message ("left: %s; right: %s", left, right);
-  g_assert_nonnull (strstr (left, "440 440"));
-  g_assert_nonnull (strstr (right, "880 880"));
+  g_assert_cmpuint (seconds_near_count (left, 440), >=, 2);
+  g_assert_cmpuint (seconds_near_count (right, 880), >=, 2);
 }
 
 /* A company that records every call. */
