@@ -3,6 +3,7 @@
 #include "cd-test-s3.h"
 
 #include "cd-test-harness.h"
+#include "store/cd-s3.h"
 
 #include <string.h>
 
@@ -73,6 +74,25 @@ cd_test_s3_restart (CdTestS3 *s3)
   g_assert_false (s3->running);
   run_script ("start-s3.sh", s3->dir, p, &out);
   s3->running = TRUE;
+}
+
+GBytes *
+cd_test_s3_object (CdTestS3 *s3, const char *key)
+{
+  CdS3Config config = { s3->endpoint,   s3->bucket,           s3->region, s3->access_key,
+                        s3->secret_key, CD_S3_MIN_PART_BYTES, 10 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CdS3) client = cd_s3_new (&config, &error);
+  g_autoptr (GAsyncResult) result = NULL;
+  GBytes *got;
+
+  g_assert_no_error (error);
+  cd_s3_get_async (client, key, NULL, cd_test_capture, &result);
+  cd_test_wait_result (&result, 20000);
+  got = cd_s3_get_finish (client, result, &error);
+  if (got == NULL)
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  return got;
 }
 
 void

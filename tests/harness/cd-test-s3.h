@@ -25,6 +25,9 @@ CdTestS3 *cd_test_s3_start (const char *dir, guint port);
 void cd_test_s3_stop (CdTestS3 *s3);
 /* Starts it again on the same folder and port: the data is still there. */
 void cd_test_s3_restart (CdTestS3 *s3);
+/* What the bucket holds at @key, read through the daemon's own S3 client;
+ * NULL when there is no such object (any other error fails the test). */
+GBytes *cd_test_s3_object (CdTestS3 *s3, const char *key);
 /* Stops it and removes its folder. */
 void cd_test_s3_free (CdTestS3 *s3);
 

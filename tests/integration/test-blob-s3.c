@@ -70,17 +70,7 @@ put (CdBlobStore *store, const char *key, GBytes *data, CdBlobCommitFlags flags)
 static GBytes *
 in_bucket (const char *key)
 {
-  g_autoptr (CdS3) s3 = client (NULL);
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GError) error = NULL;
-  GBytes *got;
-
-  cd_s3_get_async (s3, key, NULL, cd_test_capture, &result);
-  cd_test_wait_result (&result, 20000);
-  got = cd_s3_get_finish (s3, result, &error);
-  if (got == NULL)
-    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
-  return got;
+  return cd_test_s3_object (server, key);
 }
 
 /* The object's ETag, asked with curl's own SigV4 (a second signer): an
